@@ -1,0 +1,363 @@
+"""Criteria and what judges them: attestations, waivers, sign-offs, and the scorecards they produce."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from readiness.projects.vocabulary import Dimension, Stage, choices_check
+
+
+class Kind(models.TextChoices):
+    METRIC = "metric"
+    DRIFT = "drift"
+    ATTESTATION = "attestation"
+
+
+class Severity(models.TextChoices):
+    BLOCKER = "blocker"
+    ADVISORY = "advisory"
+
+
+class AppliesFrom(models.TextChoices):
+    """The lowest target stage at which a criterion applies."""
+
+    PILOT = Stage.PILOT.value
+    PRODUCTION = Stage.PRODUCTION.value
+
+
+class Aggregation(models.TextChoices):
+    LATEST = "latest"
+    MEAN = "mean"
+    MIN = "min"
+    MAX = "max"
+    SUM = "sum"
+    COUNT = "count"
+    P50 = "p50"
+    P90 = "p90"
+    P95 = "p95"
+    P99 = "p99"
+
+
+class Op(models.TextChoices):
+    GTE = ">="
+    LTE = "<="
+
+
+class DriftMethod(models.TextChoices):
+    PSI = "psi"
+    KS = "ks"
+
+
+KEY_PATTERN = r"^[a-z][a-z0-9_]{0,79}$"
+METRIC_PATTERN = r"^[a-z][a-z0-9_.:]{0,99}$"
+WINDOW_PATTERN = r"^[1-9][0-9]{0,4}[mhd]$"
+
+
+class CriterionDefinition(models.Model):
+    """The fields that define a check; shared by a project's criteria and a template's criteria."""
+
+    key = models.CharField(max_length=80, validators=[RegexValidator(KEY_PATTERN)])
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    dimension = models.CharField(max_length=16, choices=Dimension.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.BLOCKER)
+    stage = models.CharField(max_length=16, choices=AppliesFrom.choices, default=AppliesFrom.PILOT)
+    remediation = models.TextField(blank=True)
+    # metric and drift
+    metric = models.CharField(max_length=100, blank=True, validators=[RegexValidator(METRIC_PATTERN)])
+    labels = models.JSONField(default=dict, blank=True)
+    window = models.CharField(max_length=8, blank=True, validators=[RegexValidator(WINDOW_PATTERN)])
+    # metric
+    aggregation = models.CharField(max_length=8, choices=Aggregation.choices, blank=True)
+    op = models.CharField(max_length=2, choices=Op.choices, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    warn_threshold = models.FloatField(null=True, blank=True)
+    min_samples = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    # drift
+    method = models.CharField(max_length=8, choices=DriftMethod.choices, blank=True)
+    reference_start = models.DateTimeField(null=True, blank=True)
+    reference_end = models.DateTimeField(null=True, blank=True)
+    # attestation
+    evidence_required = models.BooleanField(default=False)
+    valid_for_days = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(3650)]
+    )
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.dimension}, {self.kind})"
+
+    @classmethod
+    def definition_constraints(cls, prefix: str) -> list[models.BaseConstraint]:
+        return [
+            models.CheckConstraint(condition=choices_check("dimension", Dimension), name=f"{prefix}_dimension_valid"),
+            models.CheckConstraint(condition=choices_check("kind", Kind), name=f"{prefix}_kind_valid"),
+            models.CheckConstraint(condition=choices_check("severity", Severity), name=f"{prefix}_severity_valid"),
+            models.CheckConstraint(condition=choices_check("stage", AppliesFrom), name=f"{prefix}_stage_valid"),
+            models.CheckConstraint(
+                condition=~Q(kind=Kind.METRIC)
+                | (~Q(metric="") & Q(aggregation__in=Aggregation.values) & Q(op__in=Op.values)
+                   & Q(threshold__isnull=False) & ~Q(window="")),
+                name=f"{prefix}_metric_complete",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=Kind.DRIFT)
+                | (~Q(metric="") & Q(method__in=DriftMethod.values) & ~Q(window="")
+                   & Q(reference_start__isnull=False) & Q(reference_end__isnull=False)
+                   & Q(reference_start__lt=F("reference_end"))),
+                name=f"{prefix}_drift_complete",
+            ),
+        ]
+
+
+# --- Templates ------------------------------------------------------------------------------------
+
+
+class Template(models.Model):
+    """A named, versioned set of criteria definitions that can be applied to projects."""
+
+    key = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    version = models.PositiveIntegerField(default=1)
+    builtin = models.BooleanField(default=False, help_text="Loaded from Readiness's own data files.")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (v{self.version})"
+
+
+class TemplateCriterion(CriterionDefinition):
+    template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="criteria")
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["template", "position", "id"]
+        verbose_name_plural = "template criteria"
+        constraints = [
+            models.UniqueConstraint(fields=["template", "key"], name="template_criterion_key_unique"),
+            *CriterionDefinition.definition_constraints("template_criterion"),
+        ]
+
+
+class AppliedTemplate(models.Model):
+    """Which version of a template a project's criteria were copied from."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="applied_templates")
+    template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="applications")
+    version = models.PositiveIntegerField()
+    applied_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", "template"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "template"], name="applied_template_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template.key} v{self.version}"
+
+
+# --- Criteria and what judges them ----------------------------------------------------------------
+
+
+class Criterion(CriterionDefinition):
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="criteria")
+    position = models.PositiveIntegerField(default=0)
+    source_template = models.ForeignKey(
+        Template, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Explicitly marked not applicable, with the reason (PRODUCT.md §1 "not_applicable").
+    not_applicable_reason = models.TextField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", "position", "id"]
+        verbose_name_plural = "criteria"
+        constraints = [
+            models.UniqueConstraint(fields=["project", "key"], name="criterion_key_unique_per_project"),
+            *CriterionDefinition.definition_constraints("criterion"),
+        ]
+
+
+class Attestation(models.Model):
+    """A person (or, through a token, a system) states that a criterion holds, with evidence."""
+
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="attestations")
+    attested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    token = models.ForeignKey(
+        "projects.ProjectToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Made by an automated system through the API: worth 1 point in the ML Test Score, not 0.5.
+    automated = models.BooleanField(default=False)
+    evidence_url = models.URLField(max_length=500, blank=True)
+    note = models.TextField(blank=True)
+    attested_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["criterion", "-attested_at", "-id"]
+        indexes = [models.Index(fields=["criterion", "-attested_at"])]
+        constraints = [
+            # Someone must stand behind every attestation: a person or a project token.
+            models.CheckConstraint(
+                condition=Q(attested_by__isnull=False) | Q(token__isnull=False) | Q(automated=False),
+                name="attestation_has_author",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.criterion.key} attested {self.attested_at:%Y-%m-%d}"
+
+    @property
+    def by(self) -> str:
+        if self.attested_by is not None:
+            return self.attested_by.get_username()
+        if self.token is not None:
+            return f"token:{self.token.name}"
+        return "unknown"
+
+
+MAX_WAIVER_DAYS = 90
+
+
+class WaiverQuerySet(models.QuerySet["Waiver"]):
+    def active(self, at: datetime) -> WaiverQuerySet:
+        return self.filter(status=Waiver.Status.APPROVED, expires_at__gt=at)
+
+
+class Waiver(models.Model):
+    """A time-boxed exemption of one criterion; it wins over every other status while active."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="waivers")
+    reason = models.TextField()
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    objects = WaiverQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "approved", "rejected"]), name="waiver_status_valid"
+            ),
+            # Nobody approves their own waiver (PRODUCT.md §1).
+            models.CheckConstraint(
+                condition=Q(approved_by__isnull=True) | ~Q(approved_by=F("requested_by")),
+                name="waiver_approver_not_requester",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="approved") | Q(approved_by__isnull=False),
+                name="waiver_approved_has_approver",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"waiver of {self.criterion.key} ({self.display_status})"
+
+    def is_active(self, at: datetime) -> bool:
+        return self.status == self.Status.APPROVED and at < self.expires_at
+
+    @property
+    def display_status(self) -> str:
+        """pending, approved, rejected, or expired once past ``expires_at``."""
+        if self.status != self.Status.REJECTED and timezone.now() >= self.expires_at:
+            return "expired"
+        return self.status
+
+    @staticmethod
+    def latest_allowed_expiry(requested_at: datetime) -> datetime:
+        return requested_at + timedelta(days=MAX_WAIVER_DAYS)
+
+
+class SignOff(models.Model):
+    """The responsible person declares a dimension done, bound to its results at that moment."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="signoffs")
+    dimension = models.CharField(max_length=16, choices=Dimension.choices)
+    signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    signed_at = models.DateTimeField(default=timezone.now)
+    note = models.TextField(blank=True)
+    # The dimension digest (criterion statuses) it was given on; when it differs, the sign-off is stale.
+    digest = models.CharField(max_length=64)
+    scorecard = models.ForeignKey(
+        "scoring.Scorecard", on_delete=models.PROTECT, related_name="signoffs", null=True, blank=True
+    )
+
+    class Meta:
+        ordering = ["project", "dimension", "-signed_at", "-id"]
+        indexes = [models.Index(fields=["project", "dimension", "-signed_at"])]
+        constraints = [
+            models.CheckConstraint(condition=choices_check("dimension", Dimension), name="signoff_dimension_valid"),
+            # One sign-off per dimension per scorecard: signing twice on the same results adds nothing.
+            models.UniqueConstraint(fields=["scorecard", "dimension"], name="signoff_once_per_scorecard"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug}/{self.dimension} signed by {self.signed_by} {self.signed_at:%Y-%m-%d}"
+
+
+class Decision(models.TextChoices):
+    GO = "go"
+    NO_GO = "no_go"
+
+
+class Scorecard(models.Model):
+    """An immutable snapshot of one evaluation. Stored when its digest changes, and daily."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="scorecards")
+    target = models.CharField(max_length=16, choices=AppliesFrom.choices)
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    computed_at = models.DateTimeField(default=timezone.now)
+    digest = models.CharField(max_length=64)
+    # The full scorecard JSON of PRODUCT.md §3, as the API serves it.
+    payload = models.JSONField()
+    # The previous scorecard's decision, when this one changed it (a decision change event).
+    previous_decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)
+
+    class Meta:
+        ordering = ["-computed_at", "-id"]
+        get_latest_by = "computed_at"
+        indexes = [models.Index(fields=["project", "-computed_at"], name="scorecard_project_latest")]
+        constraints = [
+            models.CheckConstraint(condition=choices_check("decision", Decision), name="scorecard_decision_valid"),
+            models.CheckConstraint(condition=choices_check("target", AppliesFrom), name="scorecard_target_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug} {self.decision} for {self.target} at {self.computed_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_decision_change(self) -> bool:
+        return bool(self.previous_decision) and self.previous_decision != self.decision
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        # Scorecards are history: the app never edits one (only retention may delete old ones).
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValueError("Scorecards are immutable snapshots")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]

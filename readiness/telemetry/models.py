@@ -1,0 +1,67 @@
+"""Data coming in: metric points (pushed or probed) and the health-check targets that probe them."""
+
+from __future__ import annotations
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class MetricPoint(models.Model):
+    """One observation of one metric of one project.
+
+    The id is a bigserial, so among points with the same ``ts`` the last received has the highest id
+    (the tie rule of ``latest`` in PRODUCT.md §3).
+    """
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=100)
+    ts = models.DateTimeField()
+    value = models.FloatField()
+    labels = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        # Every windowed aggregation is "this project, this metric, ts in (now - window, now]": one
+        # range scan of this index. Labels are filtered on the rows the range returns.
+        indexes = [models.Index(fields=["project", "metric", "ts"], name="metricpoint_window")]
+
+    def __str__(self) -> str:
+        return f"{self.metric}={self.value} @ {self.ts:%Y-%m-%d %H:%M:%S}"
+
+
+class HealthCheck(models.Model):
+    """A scheduled HTTP probe of a project's service; each probe writes health.up and
+    health.latency_ms points labelled with the target's name."""
+
+    class Method(models.TextChoices):
+        GET = "GET"
+        HEAD = "HEAD"
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="health_checks")
+    name = models.CharField(max_length=100)
+    url = models.URLField(max_length=500)
+    method = models.CharField(max_length=4, choices=Method.choices, default=Method.GET)
+    expected_status = models.PositiveSmallIntegerField(default=200)
+    expected_body_contains = models.CharField(max_length=200, blank=True)
+    timeout = models.FloatField(default=5.0, validators=[MinValueValidator(0.1)])
+    # At least 30 s: probing faster adds load on model services without changing what a 24h or 30d
+    # availability window says.
+    interval = models.PositiveIntegerField(default=60, validators=[MinValueValidator(30)])
+    enabled = models.BooleanField(default=True)
+    next_probe_at = models.DateTimeField(default=timezone.now)
+    last_probe_at = models.DateTimeField(null=True, blank=True)
+    last_up = models.BooleanField(null=True, blank=True)
+    last_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="healthcheck_name_unique_per_project"),
+            models.CheckConstraint(condition=Q(interval__gte=30), name="healthcheck_interval_min_30s"),
+            models.CheckConstraint(condition=Q(timeout__gt=0), name="healthcheck_timeout_positive"),
+            models.CheckConstraint(condition=Q(method__in=["GET", "HEAD"]), name="healthcheck_method_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.url})"
