@@ -87,7 +87,11 @@ else:
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": VAR_DIR / "readiness.sqlite3",
         # Web, worker and beat share the file: wait on a lock rather than fail with "database is locked".
-        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        },
     }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -112,7 +116,14 @@ LOGIN_URL = "/admin/login/"
 # --- Celery ---------------------------------------------------------------------------------------
 _broker_url = env_str("CELERY_BROKER_URL")
 if _broker_url:
-    if not _broker_url.split("://", 1)[0] in {"redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem"}:
+    if _broker_url.split("://", 1)[0] not in {
+        "redis",
+        "rediss",
+        "amqp",
+        "amqps",
+        "pyamqp",
+        "filesystem",
+    }:
         raise ImproperlyConfiguredEnv(
             f"CELERY_BROKER_URL: expected redis://, amqp:// or filesystem://, got {_broker_url!r}"
         )
@@ -143,6 +154,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Periodic jobs, defined here and copied into django-celery-beat's tables, where admins tune them.
+CELERY_BEAT_SCHEDULE = {
+    "evaluate-active-projects": {
+        "task": "scoring.evaluate_active_projects",
+        # Five minutes: the shortest windows are 15m, so a moving window is re-judged several times
+        # before it could flip a decision, while a portfolio of thousands stays a light load.
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
+}
 
 # --- Email ----------------------------------------------------------------------------------------
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")

@@ -15,7 +15,11 @@ class AuditEntry(models.Model):
     # Who acted when it was not a person: "token:<name>", "import", "system".
     actor_label = models.CharField(max_length=150)
     project = models.ForeignKey(
-        "projects.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+        "projects.Project",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_entries",
     )
     action = models.CharField(max_length=64)  # e.g. "criterion.update", "waiver.approve"
     object_type = models.CharField(max_length=64)

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 
 from readiness.projects.vocabulary import (
@@ -26,7 +25,9 @@ if TYPE_CHECKING:
 class Team(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="readiness_teams", blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="readiness_teams", blank=True
+    )
 
     class Meta:
         ordering = ["slug"]
@@ -83,7 +84,9 @@ class Project(models.Model):
     class Meta:
         ordering = ["slug"]
         constraints = [
-            models.CheckConstraint(condition=choices_check("stage", Stage), name="project_stage_valid"),
+            models.CheckConstraint(
+                condition=choices_check("stage", Stage), name="project_stage_valid"
+            ),
             models.CheckConstraint(
                 condition=choices_check("risk_tier", RiskTier), name="project_risk_tier_valid"
             ),
@@ -139,7 +142,7 @@ class TokenScope(models.TextChoices):
     ATTEST = "attest"
 
 
-TOKEN_PREFIX = "rdy_"
+TOKEN_PREFIX = "rdy_"  # noqa: S105 -- a public prefix, not a secret
 
 
 def hash_token_secret(secret: str) -> str:
@@ -155,7 +158,12 @@ class ProjectTokenQuerySet(models.QuerySet["ProjectToken"]):
     def for_secret(self, secret: str) -> ProjectToken | None:
         if not secret.startswith(TOKEN_PREFIX):
             return None
-        return self.usable().select_related("project").filter(hashed_secret=hash_token_secret(secret)).first()
+        return (
+            self.usable()
+            .select_related("project")
+            .filter(hashed_secret=hash_token_secret(secret))
+            .first()
+        )
 
 
 class ProjectToken(models.Model):
@@ -179,7 +187,9 @@ class ProjectToken(models.Model):
     class Meta:
         ordering = ["project", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="token_name_unique_per_project"),
+            models.UniqueConstraint(
+                fields=["project", "name"], name="token_name_unique_per_project"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -71,7 +71,9 @@ class CriterionDefinition(models.Model):
     stage = models.CharField(max_length=16, choices=AppliesFrom.choices, default=AppliesFrom.PILOT)
     remediation = models.TextField(blank=True)
     # metric and drift
-    metric = models.CharField(max_length=100, blank=True, validators=[RegexValidator(METRIC_PATTERN)])
+    metric = models.CharField(
+        max_length=100, blank=True, validators=[RegexValidator(METRIC_PATTERN)]
+    )
     labels = models.JSONField(default=dict, blank=True)
     window = models.CharField(max_length=8, blank=True, validators=[RegexValidator(WINDOW_PATTERN)])
     # metric
@@ -99,21 +101,39 @@ class CriterionDefinition(models.Model):
     @classmethod
     def definition_constraints(cls, prefix: str) -> list[models.BaseConstraint]:
         return [
-            models.CheckConstraint(condition=choices_check("dimension", Dimension), name=f"{prefix}_dimension_valid"),
-            models.CheckConstraint(condition=choices_check("kind", Kind), name=f"{prefix}_kind_valid"),
-            models.CheckConstraint(condition=choices_check("severity", Severity), name=f"{prefix}_severity_valid"),
-            models.CheckConstraint(condition=choices_check("stage", AppliesFrom), name=f"{prefix}_stage_valid"),
+            models.CheckConstraint(
+                condition=choices_check("dimension", Dimension), name=f"{prefix}_dimension_valid"
+            ),
+            models.CheckConstraint(
+                condition=choices_check("kind", Kind), name=f"{prefix}_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=choices_check("severity", Severity), name=f"{prefix}_severity_valid"
+            ),
+            models.CheckConstraint(
+                condition=choices_check("stage", AppliesFrom), name=f"{prefix}_stage_valid"
+            ),
             models.CheckConstraint(
                 condition=~Q(kind=Kind.METRIC)
-                | (~Q(metric="") & Q(aggregation__in=Aggregation.values) & Q(op__in=Op.values)
-                   & Q(threshold__isnull=False) & ~Q(window="")),
+                | (
+                    ~Q(metric="")
+                    & Q(aggregation__in=Aggregation.values)
+                    & Q(op__in=Op.values)
+                    & Q(threshold__isnull=False)
+                    & ~Q(window="")
+                ),
                 name=f"{prefix}_metric_complete",
             ),
             models.CheckConstraint(
                 condition=~Q(kind=Kind.DRIFT)
-                | (~Q(metric="") & Q(method__in=DriftMethod.values) & ~Q(window="")
-                   & Q(reference_start__isnull=False) & Q(reference_end__isnull=False)
-                   & Q(reference_start__lt=F("reference_end"))),
+                | (
+                    ~Q(metric="")
+                    & Q(method__in=DriftMethod.values)
+                    & ~Q(window="")
+                    & Q(reference_start__isnull=False)
+                    & Q(reference_end__isnull=False)
+                    & Q(reference_start__lt=F("reference_end"))
+                ),
                 name=f"{prefix}_drift_complete",
             ),
         ]
@@ -129,7 +149,9 @@ class Template(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1)
-    builtin = models.BooleanField(default=False, help_text="Loaded from Readiness's own data files.")
+    builtin = models.BooleanField(
+        default=False, help_text="Loaded from Readiness's own data files."
+    )
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -147,7 +169,9 @@ class TemplateCriterion(CriterionDefinition):
         ordering = ["template", "position", "id"]
         verbose_name_plural = "template criteria"
         constraints = [
-            models.UniqueConstraint(fields=["template", "key"], name="template_criterion_key_unique"),
+            models.UniqueConstraint(
+                fields=["template", "key"], name="template_criterion_key_unique"
+            ),
             *CriterionDefinition.definition_constraints("template_criterion"),
         ]
 
@@ -155,7 +179,9 @@ class TemplateCriterion(CriterionDefinition):
 class AppliedTemplate(models.Model):
     """Which version of a template a project's criteria were copied from."""
 
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="applied_templates")
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="applied_templates"
+    )
     template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="applications")
     version = models.PositiveIntegerField()
     applied_at = models.DateTimeField(default=timezone.now)
@@ -174,7 +200,9 @@ class AppliedTemplate(models.Model):
 
 
 class Criterion(CriterionDefinition):
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="criteria")
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="criteria"
+    )
     position = models.PositiveIntegerField(default=0)
     source_template = models.ForeignKey(
         Template, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -187,7 +215,9 @@ class Criterion(CriterionDefinition):
         ordering = ["project", "position", "id"]
         verbose_name_plural = "criteria"
         constraints = [
-            models.UniqueConstraint(fields=["project", "key"], name="criterion_key_unique_per_project"),
+            models.UniqueConstraint(
+                fields=["project", "key"], name="criterion_key_unique_per_project"
+            ),
             *CriterionDefinition.definition_constraints("criterion"),
         ]
 
@@ -214,7 +244,9 @@ class Attestation(models.Model):
         constraints = [
             # Someone must stand behind every attestation: a person or a project token.
             models.CheckConstraint(
-                condition=Q(attested_by__isnull=False) | Q(token__isnull=False) | Q(automated=False),
+                condition=Q(attested_by__isnull=False)
+                | Q(token__isnull=False)
+                | Q(automated=False),
                 name="attestation_has_author",
             ),
         ]
@@ -249,7 +281,9 @@ class Waiver(models.Model):
 
     criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="waivers")
     reason = models.TextField()
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     requested_at = models.DateTimeField(default=timezone.now)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     approved_by = models.ForeignKey(
@@ -264,7 +298,8 @@ class Waiver(models.Model):
         ordering = ["-requested_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["pending", "approved", "rejected"]), name="waiver_status_valid"
+                condition=Q(status__in=["pending", "approved", "rejected"]),
+                name="waiver_status_valid",
             ),
             # Nobody approves their own waiver (PRODUCT.md §1).
             models.CheckConstraint(
@@ -298,24 +333,36 @@ class Waiver(models.Model):
 class SignOff(models.Model):
     """The responsible person declares a dimension done, bound to its results at that moment."""
 
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="signoffs")
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="signoffs"
+    )
     dimension = models.CharField(max_length=16, choices=Dimension.choices)
-    signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     signed_at = models.DateTimeField(default=timezone.now)
     note = models.TextField(blank=True)
     # The dimension digest (criterion statuses) it was given on; when it differs, the sign-off is stale.
     digest = models.CharField(max_length=64)
     scorecard = models.ForeignKey(
-        "scoring.Scorecard", on_delete=models.PROTECT, related_name="signoffs", null=True, blank=True
+        "scoring.Scorecard",
+        on_delete=models.PROTECT,
+        related_name="signoffs",
+        null=True,
+        blank=True,
     )
 
     class Meta:
         ordering = ["project", "dimension", "-signed_at", "-id"]
         indexes = [models.Index(fields=["project", "dimension", "-signed_at"])]
         constraints = [
-            models.CheckConstraint(condition=choices_check("dimension", Dimension), name="signoff_dimension_valid"),
+            models.CheckConstraint(
+                condition=choices_check("dimension", Dimension), name="signoff_dimension_valid"
+            ),
             # One sign-off per dimension per scorecard: signing twice on the same results adds nothing.
-            models.UniqueConstraint(fields=["scorecard", "dimension"], name="signoff_once_per_scorecard"),
+            models.UniqueConstraint(
+                fields=["scorecard", "dimension"], name="signoff_once_per_scorecard"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -330,7 +377,9 @@ class Decision(models.TextChoices):
 class Scorecard(models.Model):
     """An immutable snapshot of one evaluation. Stored when its digest changes, and daily."""
 
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="scorecards")
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="scorecards"
+    )
     target = models.CharField(max_length=16, choices=AppliesFrom.choices)
     decision = models.CharField(max_length=8, choices=Decision.choices)
     computed_at = models.DateTimeField(default=timezone.now)
@@ -342,22 +391,28 @@ class Scorecard(models.Model):
 
     class Meta:
         ordering = ["-computed_at", "-id"]
-        get_latest_by = "computed_at"
-        indexes = [models.Index(fields=["project", "-computed_at"], name="scorecard_project_latest")]
+        get_latest_by = ["computed_at", "id"]
+        indexes = [
+            models.Index(fields=["project", "-computed_at"], name="scorecard_project_latest")
+        ]
         constraints = [
-            models.CheckConstraint(condition=choices_check("decision", Decision), name="scorecard_decision_valid"),
-            models.CheckConstraint(condition=choices_check("target", AppliesFrom), name="scorecard_target_valid"),
+            models.CheckConstraint(
+                condition=choices_check("decision", Decision), name="scorecard_decision_valid"
+            ),
+            models.CheckConstraint(
+                condition=choices_check("target", AppliesFrom), name="scorecard_target_valid"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.project.slug} {self.decision} for {self.target} at {self.computed_at:%Y-%m-%d %H:%M}"
-
-    @property
-    def is_decision_change(self) -> bool:
-        return bool(self.previous_decision) and self.previous_decision != self.decision
 
     def save(self, *args: object, **kwargs: object) -> None:
         # Scorecards are history: the app never edits one (only retention may delete old ones).
         if self.pk is not None and not kwargs.get("force_insert"):
             raise ValueError("Scorecards are immutable snapshots")
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def is_decision_change(self) -> bool:
+        return bool(self.previous_decision) and self.previous_decision != self.decision

@@ -38,7 +38,9 @@ class HealthCheck(models.Model):
         GET = "GET"
         HEAD = "HEAD"
 
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="health_checks")
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="health_checks"
+    )
     name = models.CharField(max_length=100)
     url = models.URLField(max_length=500)
     method = models.CharField(max_length=4, choices=Method.choices, default=Method.GET)
@@ -57,10 +59,16 @@ class HealthCheck(models.Model):
     class Meta:
         ordering = ["project", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="healthcheck_name_unique_per_project"),
-            models.CheckConstraint(condition=Q(interval__gte=30), name="healthcheck_interval_min_30s"),
+            models.UniqueConstraint(
+                fields=["project", "name"], name="healthcheck_name_unique_per_project"
+            ),
+            models.CheckConstraint(
+                condition=Q(interval__gte=30), name="healthcheck_interval_min_30s"
+            ),
             models.CheckConstraint(condition=Q(timeout__gt=0), name="healthcheck_timeout_positive"),
-            models.CheckConstraint(condition=Q(method__in=["GET", "HEAD"]), name="healthcheck_method_valid"),
+            models.CheckConstraint(
+                condition=Q(method__in=["GET", "HEAD"]), name="healthcheck_method_valid"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -82,7 +82,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-computed_at', '-id'],
-                'get_latest_by': 'computed_at',
+                'get_latest_by': ['computed_at', 'id'],
             },
         ),
         migrations.CreateModel(

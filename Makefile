@@ -1,0 +1,48 @@
+# The two commands of the README. Both work on a fresh machine with only Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: run test install install-dev lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Install only when pyproject.toml changed since the last install.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## make run: install, migrate the embedded SQLite database, load the demo portfolio, and start web,
+## Celery worker and beat together.
+run: install
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py readiness_templates
+	$(BIN)/python manage.py readiness_demo
+	@echo
+	@echo "Readiness is starting on http://127.0.0.1:$(PORT)/  (demo login printed above)"
+	@echo
+	PORT=$(PORT) $(BIN)/honcho start
+
+## make test: install the dev extra and run the whole suite (SQLite and a file-system broker unless
+## DATABASE_URL and CELERY_BROKER_URL point elsewhere).
+test: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf var/*.sqlite3* var/broker var/celerybeat-schedule*

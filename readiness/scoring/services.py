@@ -1,0 +1,324 @@
+"""Workflows of scoring: evaluate and store scorecards, and the actions people and pipelines take on
+criteria (attest, waive, mark not applicable, sign off). Each action is audit-logged and re-evaluates
+the project at once (PRODUCT.md §3 "Act")."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import URLValidator
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from readiness.audit.services import audit_record, audit_snapshot
+from readiness.projects.models import OWNER_FIELDS, Project, ProjectToken
+from readiness.scoring import engine
+from readiness.scoring.inputs import evaluation_input
+from readiness.scoring.models import (
+    MAX_WAIVER_DAYS,
+    Attestation,
+    Criterion,
+    Kind,
+    Scorecard,
+    SignOff,
+    Waiver,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+# Even when nothing changes, one scorecard a day per active project keeps the trend lines continuous.
+DAILY_SNAPSHOT = timedelta(days=1)
+
+
+class ActionConflict(Exception):
+    """The action contradicts the current state (HTTP 409), e.g. signing off a failing dimension."""
+
+
+def project_for_evaluation(project_id: int) -> Project:
+    return Project.objects.select_related("team", *OWNER_FIELDS.values()).get(pk=project_id)
+
+
+def scorecard_compute(
+    *, project: Project, target: str | None = None, now: datetime | None = None
+) -> engine.Scorecard:
+    """Evaluate the project now without storing anything (``?target=`` on the fly)."""
+    if target is not None and target not in ("pilot", "production"):
+        raise ValidationError(
+            {"target": f"unknown target {target!r}; expected pilot or production"}
+        )
+    return engine.evaluate(
+        evaluation_input(project=project, target=target, now=now or timezone.now())
+    )
+
+
+def scorecard_refresh(*, project: Project, now: datetime | None = None) -> Scorecard:
+    """Evaluate the project for its default target and store a scorecard when the digest changed
+    (or the newest one is a day old). Returns the newest stored scorecard."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        # Lock the project row: two workers evaluating one project at once would both see the old
+        # digest and store two identical scorecards, or record one decision change twice.
+        locked = (
+            Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True)
+        )
+        list(locked)
+        project = project_for_evaluation(project.pk)
+        result = scorecard_compute(project=project, now=now)
+        latest = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id").first()
+        if (
+            latest is not None
+            and latest.digest == result.digest
+            and now - latest.computed_at < DAILY_SNAPSHOT
+        ):
+            return latest
+        return Scorecard.objects.create(
+            project=project,
+            target=result.target,
+            decision=result.decision,
+            computed_at=now,
+            digest=result.digest,
+            payload=result.to_json(),
+            previous_decision=latest.decision if latest is not None else "",
+        )
+
+
+def latest_scorecard(*, project: Project) -> Scorecard:
+    """The newest stored scorecard, evaluating the project first if it has none yet."""
+    latest = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id").first()
+    return latest if latest is not None else scorecard_refresh(project=project)
+
+
+# --- Actions --------------------------------------------------------------------------------------
+
+
+def _require_responsible(
+    *, criterion_or_dimension: Criterion | str, project: Project, by: AbstractBaseUser
+) -> None:
+    dimension = (
+        criterion_or_dimension
+        if isinstance(criterion_or_dimension, str)
+        else criterion_or_dimension.dimension
+    )
+    if not project.may_act_in(by, dimension):
+        raise PermissionDenied(f"only the {dimension} responsible person or an admin may do this")
+
+
+def criterion_save(
+    *,
+    criterion: Criterion,
+    actor: AbstractBaseUser | None,
+    created: bool,
+    before: dict[str, Any] | None,
+    actor_label: str | None = None,
+) -> None:
+    """Record a criterion edit (made by the admin console or an import) and re-evaluate."""
+    audit_record(
+        action="criterion.create" if created else "criterion.update",
+        instance=criterion,
+        actor=actor,
+        actor_label=actor_label,
+        project=criterion.project,
+        before=before,
+        after=audit_snapshot(criterion),
+    )
+    scorecard_refresh(project=criterion.project)
+
+
+def attestation_create(
+    *,
+    criterion: Criterion,
+    by: AbstractBaseUser | None = None,
+    token: ProjectToken | None = None,
+    evidence_url: str = "",
+    note: str = "",
+) -> Attestation:
+    """A person (the responsible one) or a pipeline (a token with ``attest``) states a criterion holds.
+    Through a token the attestation is ``automated``: it counts 1 point in the ML Test Score."""
+    project = criterion.project
+    if token is not None:
+        if token.project_id != project.pk or not token.has_scope("attest") or token.is_revoked:
+            raise PermissionDenied("this token may not attest criteria of this project")
+    elif by is not None:
+        _require_responsible(criterion_or_dimension=criterion, project=project, by=by)
+    else:
+        raise PermissionDenied("an attestation needs a person or a token")
+    if criterion.kind != Kind.ATTESTATION:
+        raise ValidationError(
+            {"criterion": f"{criterion.key} is a {criterion.kind} criterion, not an attestation"}
+        )
+    if evidence_url:
+        try:
+            URLValidator(schemes=["http", "https"])(evidence_url)
+        except ValidationError:
+            raise ValidationError({"evidence_url": "must be an http(s) URL"}) from None
+    elif criterion.evidence_required:
+        raise ValidationError({"evidence_url": f"{criterion.key} requires an evidence link"})
+    with transaction.atomic():
+        attestation = Attestation.objects.create(
+            criterion=criterion,
+            attested_by=by if token is None else None,
+            token=token,
+            automated=token is not None,
+            evidence_url=evidence_url,
+            note=note,
+        )
+        audit_record(
+            action="attestation.create",
+            instance=attestation,
+            actor=by,
+            actor_label=f"token:{token.name}" if token is not None else None,
+            project=project,
+            after=audit_snapshot(attestation),
+        )
+    scorecard_refresh(project=project)
+    return attestation
+
+
+def waiver_request(
+    *,
+    criterion: Criterion,
+    by: AbstractBaseUser,
+    reason: str,
+    expires_at: datetime,
+    now: datetime | None = None,
+) -> Waiver:
+    project = criterion.project
+    if not (by.is_staff or project.is_member(by)):
+        raise PermissionDenied("only members of the project's team may request waivers")
+    now = now or timezone.now()
+    errors: dict[str, str] = {}
+    if not reason.strip():
+        errors["reason"] = "a reason is required"
+    if expires_at <= now:
+        errors["expires_at"] = "must be in the future"
+    elif expires_at > Waiver.latest_allowed_expiry(now):
+        errors["expires_at"] = f"a waiver lasts at most {MAX_WAIVER_DAYS} days"
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        waiver = Waiver.objects.create(
+            criterion=criterion,
+            reason=reason.strip(),
+            requested_by=by,
+            requested_at=now,
+            expires_at=expires_at,
+        )
+        audit_record(
+            action="waiver.request",
+            instance=waiver,
+            actor=by,
+            project=project,
+            after=audit_snapshot(waiver),
+        )
+    return waiver
+
+
+def _waiver_decide(*, waiver: Waiver, by: AbstractBaseUser, status: str) -> Waiver:
+    criterion = waiver.criterion
+    if waiver.requested_by_id == by.pk:
+        raise PermissionDenied("nobody approves or rejects their own waiver")
+    _require_responsible(criterion_or_dimension=criterion, project=criterion.project, by=by)
+    now = timezone.now()
+    if status == Waiver.Status.APPROVED and waiver.expires_at <= now:
+        raise ValidationError({"expires_at": "this waiver has already expired"})
+    with transaction.atomic():
+        before = audit_snapshot(waiver)
+        # Conditional update: two reviewers clicking at once decide the waiver exactly once.
+        changed = Waiver.objects.filter(pk=waiver.pk, status=Waiver.Status.PENDING).update(
+            status=status, approved_by=by, decided_at=now
+        )
+        if not changed:
+            raise ActionConflict(
+                f"this waiver is already {Waiver.objects.get(pk=waiver.pk).status}"
+            )
+        waiver.refresh_from_db()
+        audit_record(
+            action=f"waiver.{'approve' if status == Waiver.Status.APPROVED else 'reject'}",
+            instance=waiver,
+            actor=by,
+            project=criterion.project,
+            before=before,
+            after=audit_snapshot(waiver),
+        )
+    scorecard_refresh(project=criterion.project)
+    return waiver
+
+
+def waiver_approve(*, waiver: Waiver, by: AbstractBaseUser) -> Waiver:
+    return _waiver_decide(waiver=waiver, by=by, status=Waiver.Status.APPROVED)
+
+
+def waiver_reject(*, waiver: Waiver, by: AbstractBaseUser) -> Waiver:
+    return _waiver_decide(waiver=waiver, by=by, status=Waiver.Status.REJECTED)
+
+
+def criterion_mark_not_applicable(
+    *, criterion: Criterion, by: AbstractBaseUser, reason: str
+) -> Criterion:
+    _require_responsible(criterion_or_dimension=criterion, project=criterion.project, by=by)
+    if not reason.strip():
+        raise ValidationError({"reason": "a reason is required"})
+    return _criterion_set_not_applicable(criterion=criterion, by=by, reason=reason.strip())
+
+
+def criterion_clear_not_applicable(*, criterion: Criterion, by: AbstractBaseUser) -> Criterion:
+    _require_responsible(criterion_or_dimension=criterion, project=criterion.project, by=by)
+    return _criterion_set_not_applicable(criterion=criterion, by=by, reason=None)
+
+
+def _criterion_set_not_applicable(
+    *, criterion: Criterion, by: AbstractBaseUser, reason: str | None
+) -> Criterion:
+    before = {"not_applicable_reason": criterion.not_applicable_reason}
+    with transaction.atomic():
+        criterion.not_applicable_reason = reason
+        criterion.updated_at = timezone.now()
+        criterion.save(update_fields=["not_applicable_reason", "updated_at"])
+        audit_record(
+            action="criterion.not_applicable" if reason else "criterion.applicable",
+            instance=criterion,
+            actor=by,
+            project=criterion.project,
+            before=before,
+            after={"not_applicable_reason": reason},
+        )
+    scorecard_refresh(project=criterion.project)
+    return criterion
+
+
+def signoff_create(
+    *, project: Project, dimension: str, by: AbstractBaseUser, note: str = ""
+) -> SignOff:
+    """The responsible person declares a dimension done, bound to its current results."""
+    if dimension not in OWNER_FIELDS:
+        raise ValidationError({"dimension": f"unknown dimension {dimension!r}"})
+    _require_responsible(criterion_or_dimension=dimension, project=project, by=by)
+    current = scorecard_refresh(project=project)
+    result = scorecard_compute(project=project)
+    dim = result.dimensions[dimension]
+    if dim.status == "fail":
+        raise ActionConflict(f"{dimension} is failing; nobody signs off what is failing")
+    try:
+        with transaction.atomic():
+            signoff = SignOff.objects.create(
+                project=project,
+                dimension=dimension,
+                signed_by=by,
+                note=note,
+                digest=dim.digest,
+                scorecard=current,
+            )
+            audit_record(
+                action="signoff.create",
+                instance=signoff,
+                actor=by,
+                project=project,
+                after=audit_snapshot(signoff),
+            )
+    except IntegrityError:
+        raise ActionConflict(f"{dimension} is already signed off on these results") from None
+    scorecard_refresh(project=project)
+    return signoff

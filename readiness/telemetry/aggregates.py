@@ -1,0 +1,105 @@
+"""Windowed aggregates of metric points, computed in SQL.
+
+On PostgreSQL every aggregation, percentiles included (``percentile_cont``: linear interpolation between
+closest ranks, as numpy's default), runs in the database. SQLite has no ``percentile_cont``, so there
+the window's values are read and numpy interpolates the same way: the same results on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from django.db import connection
+from django.db.models import Aggregate, Avg, Count, FloatField, Max, Min, QuerySet, Sum
+
+from readiness.telemetry.models import MetricPoint
+
+PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+SIMPLE: dict[str, type[Aggregate]] = {"mean": Avg, "min": Min, "max": Max, "sum": Sum}
+AGGREGATIONS = ("latest", "mean", "min", "max", "sum", "count", *PERCENTILES)
+
+
+@dataclass(frozen=True)
+class WindowAggregate:
+    value: float | None
+    count: int
+    as_of: datetime | None  # ts of the newest point in the window
+
+
+class PercentileCont(Aggregate):
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(%(percentile)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: str, percentile: float) -> None:
+        super().__init__(expression, percentile=float(percentile))
+
+
+def window_points(
+    *,
+    project_id: int,
+    metric: str,
+    start: datetime,
+    end: datetime,
+    labels: Mapping[str, str] | None = None,
+) -> QuerySet[MetricPoint]:
+    """The points of the window ``start < ts <= end`` (PRODUCT.md §1), filtered by exact labels."""
+    qs = MetricPoint.objects.filter(project_id=project_id, metric=metric, ts__gt=start, ts__lte=end)
+    for key, value in (labels or {}).items():
+        # Keys are validated as [a-z_][a-z0-9_]* on the way in, so they are safe as lookup paths.
+        qs = qs.filter(**{f"labels__{key}": value})
+    return qs
+
+
+def window_aggregate(
+    *,
+    project_id: int,
+    metric: str,
+    aggregation: str,
+    start: datetime,
+    end: datetime,
+    labels: Mapping[str, str] | None = None,
+) -> WindowAggregate:
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {aggregation!r}")
+    points = window_points(
+        project_id=project_id, metric=metric, start=start, end=end, labels=labels
+    )
+    if aggregation == "latest":
+        # Newest ts wins; among equal ts the last received (highest id).
+        newest = points.order_by("-ts", "-id").values_list("value", "ts").first()
+        count = points.count() if newest else 0
+        return WindowAggregate(newest[0] if newest else None, count, newest[1] if newest else None)
+    columns: dict[str, Aggregate] = {"n": Count("id"), "as_of": Max("ts")}
+    if aggregation in SIMPLE:
+        columns["value"] = SIMPLE[aggregation]("value")
+    elif aggregation in PERCENTILES and connection.vendor == "postgresql":
+        columns["value"] = PercentileCont("value", PERCENTILES[aggregation])
+    row = points.aggregate(**columns)
+    count = int(row["n"])
+    if count == 0:
+        return WindowAggregate(None, 0, None)
+    if aggregation == "count":
+        value: float | None = float(count)
+    elif "value" in row:
+        value = None if row["value"] is None else float(row["value"])
+    else:
+        values = np.fromiter(points.values_list("value", flat=True), dtype=float)
+        value = float(np.percentile(values, PERCENTILES[aggregation] * 100, method="linear"))
+    return WindowAggregate(value, count, row["as_of"])
+
+
+def window_values(
+    *,
+    project_id: int,
+    metric: str,
+    start: datetime,
+    end: datetime,
+    labels: Mapping[str, str] | None = None,
+) -> np.ndarray:
+    """All values of a window, for distribution comparisons (drift)."""
+    qs = window_points(project_id=project_id, metric=metric, start=start, end=end, labels=labels)
+    return np.fromiter(qs.values_list("value", flat=True), dtype=float)
