@@ -111,7 +111,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 LOGIN_URL = "/admin/login/"
+# A metrics push may carry up to 5 MiB of JSON (PRODUCT.md §3); larger bodies get 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- Celery ---------------------------------------------------------------------------------------
 _broker_url = env_str("CELERY_BROKER_URL")
@@ -164,6 +167,13 @@ CELERY_BEAT_SCHEDULE = {
         # before it could flip a decision, while a portfolio of thousands stays a light load.
         "schedule": 300.0,
         "options": {"expires": 290},
+    },
+    "sweep-ingest-batches": {
+        "task": "telemetry.sweep_batches",
+        # 30 s (PRODUCT.md §4): with the one-minute grace before a batch counts as lost, every
+        # acknowledged batch is re-enqueued within 90 s of broker and workers being back.
+        "schedule": 30.0,
+        "options": {"expires": 25},
     },
 }
 

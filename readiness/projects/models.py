@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from readiness.projects.vocabulary import (
@@ -25,9 +27,7 @@ if TYPE_CHECKING:
 class Team(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
-    members = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, related_name="readiness_teams", blank=True
-    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="readiness_teams", blank=True)
 
     class Meta:
         ordering = ["slug"]
@@ -78,15 +78,16 @@ class Project(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     stage_changed_at = models.DateTimeField(default=timezone.now)
+    # Set when a re-evaluation is queued and cleared when it starts: a burst of pushes flips it once,
+    # so the burst costs one evaluation, not one per batch.
+    evaluation_pending = models.BooleanField(default=False, editable=False)
 
     objects = ProjectQuerySet.as_manager()
 
     class Meta:
         ordering = ["slug"]
         constraints = [
-            models.CheckConstraint(
-                condition=choices_check("stage", Stage), name="project_stage_valid"
-            ),
+            models.CheckConstraint(condition=choices_check("stage", Stage), name="project_stage_valid"),
             models.CheckConstraint(
                 condition=choices_check("risk_tier", RiskTier), name="project_risk_tier_valid"
             ),
@@ -142,6 +143,7 @@ class TokenScope(models.TextChoices):
     ATTEST = "attest"
 
 
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 TOKEN_PREFIX = "rdy_"  # noqa: S105 -- a public prefix, not a secret
 
 
@@ -158,12 +160,7 @@ class ProjectTokenQuerySet(models.QuerySet["ProjectToken"]):
     def for_secret(self, secret: str) -> ProjectToken | None:
         if not secret.startswith(TOKEN_PREFIX):
             return None
-        return (
-            self.usable()
-            .select_related("project")
-            .filter(hashed_secret=hash_token_secret(secret))
-            .first()
-        )
+        return self.usable().select_related("project").filter(hashed_secret=hash_token_secret(secret)).first()
 
 
 class ProjectToken(models.Model):
@@ -187,9 +184,7 @@ class ProjectToken(models.Model):
     class Meta:
         ordering = ["project", "name"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["project", "name"], name="token_name_unique_per_project"
-            ),
+            models.UniqueConstraint(fields=["project", "name"], name="token_name_unique_per_project"),
         ]
 
     def __str__(self) -> str:
@@ -202,6 +197,17 @@ class ProjectToken(models.Model):
     def set_secret(self, secret: str) -> None:
         self.hashed_secret = hash_token_secret(secret)
         self.hint = secret[: len(TOKEN_PREFIX) + 4]
+
+    def touch(self) -> None:
+        """Record use, at most once a minute: a write per request would turn every metrics push
+        into two writes and make one hot row a point of lock contention."""
+        now = timezone.now()
+        if self.last_used_at is not None and now - self.last_used_at < LAST_USED_RESOLUTION:
+            return
+        ProjectToken.objects.filter(pk=self.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+        ).update(last_used_at=now)
+        self.last_used_at = now
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

@@ -10,6 +10,8 @@ from readiness.scoring.services import scorecard_refresh
 
 @shared_task(name="scoring.project_evaluate")
 def project_evaluate(project_id: int) -> str | None:
+    # Clear the coalescing flag before evaluating: data arriving during this evaluation queues another.
+    Project.objects.filter(pk=project_id, evaluation_pending=True).update(evaluation_pending=False)
     project = Project.objects.filter(pk=project_id).first()
     if project is None:  # deleted since it was enqueued
         return None

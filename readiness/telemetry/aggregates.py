@@ -65,9 +65,7 @@ def window_aggregate(
 ) -> WindowAggregate:
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {aggregation!r}")
-    points = window_points(
-        project_id=project_id, metric=metric, start=start, end=end, labels=labels
-    )
+    points = window_points(project_id=project_id, metric=metric, start=start, end=end, labels=labels)
     if aggregation == "latest":
         # Newest ts wins; among equal ts the last received (highest id).
         newest = points.order_by("-ts", "-id").values_list("value", "ts").first()

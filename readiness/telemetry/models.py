@@ -38,9 +38,7 @@ class HealthCheck(models.Model):
         GET = "GET"
         HEAD = "HEAD"
 
-    project = models.ForeignKey(
-        "projects.Project", on_delete=models.CASCADE, related_name="health_checks"
-    )
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="health_checks")
     name = models.CharField(max_length=100)
     url = models.URLField(max_length=500)
     method = models.CharField(max_length=4, choices=Method.choices, default=Method.GET)
@@ -59,17 +57,60 @@ class HealthCheck(models.Model):
     class Meta:
         ordering = ["project", "name"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["project", "name"], name="healthcheck_name_unique_per_project"
-            ),
-            models.CheckConstraint(
-                condition=Q(interval__gte=30), name="healthcheck_interval_min_30s"
-            ),
+            models.UniqueConstraint(fields=["project", "name"], name="healthcheck_name_unique_per_project"),
+            models.CheckConstraint(condition=Q(interval__gte=30), name="healthcheck_interval_min_30s"),
             models.CheckConstraint(condition=Q(timeout__gt=0), name="healthcheck_timeout_positive"),
-            models.CheckConstraint(
-                condition=Q(method__in=["GET", "HEAD"]), name="healthcheck_method_valid"
-            ),
+            models.CheckConstraint(condition=Q(method__in=["GET", "HEAD"]), name="healthcheck_method_valid"),
         ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.url})"
+
+
+class IngestBatch(models.Model):
+    """One accepted push: the outbox between the API's 202 and the metric table.
+
+    The API stores the validated points here (already encoded as PostgreSQL COPY rows) and commits
+    before answering 202, so an acknowledged batch survives a broker outage, a worker crash and a
+    restart. A worker applies it exactly once: it locks the row, copies the rows into MetricPoint and
+    marks the batch done in the same transaction.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+
+    id = models.UUIDField(primary_key=True)
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
+    token = models.ForeignKey(
+        "projects.ProjectToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    body_sha256 = models.CharField(max_length=64)
+    accepted = models.PositiveIntegerField()
+    # Tab-separated COPY rows (metric, ts, value, labels); cleared once applied.
+    rows = models.BinaryField(null=True, blank=True)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["received_at"]
+        indexes = [
+            # The sweeper's and the drain's question: which batches are still pending, oldest first.
+            models.Index(fields=["received_at"], condition=Q(state="pending"), name="ingestbatch_pending"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="ingestbatch_idempotency_key_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "done"]), name="ingestbatch_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.id} ({self.accepted} points, {self.state})"

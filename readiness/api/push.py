@@ -1,0 +1,135 @@
+"""``POST /api/v1/metrics``: the ingestion fast path (PRODUCT.md §3 "Push metrics").
+
+Deliberately lean: no DRF parser or serializer per point (``readiness.telemetry.push`` validates a
+10,000-point batch in one loop), the token read once, and one INSERT + COMMIT before the 202.
+"""
+
+from __future__ import annotations
+
+import orjson
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from readiness.api.errors import error_response
+from readiness.api.tokens import bearer_secret, token_from_request
+from readiness.telemetry.push import MAX_BODY_BYTES, PushInvalid
+from readiness.telemetry.services import IdempotencyConflict, batch_ingest
+
+# How long a client should wait before retrying while the database is unreachable.
+RETRY_AFTER_SECONDS = "5"
+MAX_IDEMPOTENCY_KEY = 200
+
+_accepted = inline_serializer(
+    "PushAccepted", {"batch_id": serializers.UUIDField(), "accepted": serializers.IntegerField()}
+)
+
+
+class MetricsPushView(APIView):
+    authentication_classes = ()
+    permission_classes = ()
+    parser_classes = ()
+
+    @extend_schema(
+        operation_id="metrics_push",
+        summary="Push metric points (1 to 10,000 per request, all-or-nothing)",
+        request={"application/json": OpenApiTypes.OBJECT},
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+        ],
+        examples=[
+            OpenApiExample(
+                "Two points",
+                value={
+                    "points": [
+                        {
+                            "metric": "latency_ms",
+                            "value": 182.5,
+                            "ts": "2026-11-22T10:00:00Z",
+                            "labels": {"model_version": "7"},
+                        },
+                        {"metric": "accuracy", "value": 0.931},
+                    ]
+                },
+                request_only=True,
+            )
+        ],
+        responses={
+            202: _accepted,
+            400: OpenApiResponse(description="invalid body; details list every bad point"),
+            401: OpenApiResponse(description="no or unknown token"),
+            403: OpenApiResponse(description="the token lacks metrics:write"),
+            409: OpenApiResponse(description="Idempotency-Key reused with a different body"),
+            413: OpenApiResponse(description="body over 5 MiB"),
+            415: OpenApiResponse(description="Content-Type is not application/json"),
+            503: OpenApiResponse(description="database unreachable; retry after Retry-After seconds"),
+        },
+    )
+    def post(self, request: Request) -> HttpResponse:
+        try:
+            return metrics_push(request._request)
+        except (OperationalError, InterfaceError):
+            # Never a 202 that is not durable: without the database, ask the client to come back.
+            return error_response(
+                503,
+                "unavailable",
+                "the database is unreachable; nothing was stored, retry later",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
+
+
+def metrics_push(request: HttpRequest) -> HttpResponse:
+    if bearer_secret(request) is None:
+        return error_response(
+            401,
+            "unauthenticated",
+            "send Authorization: Bearer <project token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    token = token_from_request(request)
+    if token is None:
+        return error_response(
+            401, "unauthenticated", "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    if not token.has_scope("metrics:write"):
+        return error_response(403, "forbidden", "this token lacks the metrics:write scope")
+    content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json":
+        return error_response(415, "unsupported_media_type", "Content-Type must be application/json")
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > MAX_BODY_BYTES:
+        return error_response(413, "too_large", "a push may carry at most 5 MiB of body")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return error_response(413, "too_large", "a push may carry at most 5 MiB of body")
+    if len(body) > MAX_BODY_BYTES:
+        return error_response(413, "too_large", "a push may carry at most 5 MiB of body")
+    key = request.META.get("HTTP_IDEMPOTENCY_KEY")
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        return error_response(400, "invalid", "Idempotency-Key must be 1 to 200 characters")
+    try:
+        batch, _ = batch_ingest(project=token.project, body=body, idempotency_key=key, token=token)
+    except PushInvalid as exc:
+        return error_response(400, "invalid", exc.message, exc.details)
+    except IdempotencyConflict as exc:
+        return error_response(409, "conflict", str(exc))
+    return HttpResponse(
+        orjson.dumps({"batch_id": str(batch.id), "accepted": batch.accepted}),
+        status=202,
+        content_type="application/json",
+    )

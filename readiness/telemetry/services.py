@@ -1,0 +1,199 @@
+"""The ingestion pipeline: accept a push durably, apply it to the metric table exactly once.
+
+API  --validate-->  IngestBatch (committed)  --202-->  client
+                          |  on commit: enqueue  (the sweeper re-enqueues what the broker lost)
+worker: lock pending batches (SKIP LOCKED) -> COPY rows into MetricPoint -> mark done, one transaction
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import orjson
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from readiness.projects.models import Project, ProjectToken
+from readiness.telemetry.models import IngestBatch, MetricPoint
+from readiness.telemetry.push import parse_push
+
+log = logging.getLogger(__name__)
+
+# How many pending batches one worker applies in one transaction: amortises the commit across a burst
+# of small pushes while bounding the memory a run of 10,000-point batches can take.
+APPLY_MAX_BATCHES = 20
+APPLY_MAX_POINTS = 50_000
+# A batch not applied after this long is presumed lost by the broker or a dead worker.
+SWEEP_AFTER = timedelta(minutes=1)
+SWEEP_LIMIT = 1_000
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different body (HTTP 409)."""
+
+
+def _safely(enqueue: Callable[[], object], what: str) -> None:
+    # Runs after commit: the batch is already durable, so a broker outage must not fail the request.
+    # The sweeper re-enqueues whatever could not be enqueued here.
+    try:
+        enqueue()
+    except Exception:
+        log.warning("could not enqueue %s; the sweeper will pick it up", what, exc_info=True)
+
+
+def batch_ingest(
+    *,
+    project: Project,
+    body: bytes,
+    idempotency_key: str | None = None,
+    token: ProjectToken | None = None,
+    now: datetime | None = None,
+) -> tuple[IngestBatch, bool]:
+    """Validate and store a push; returns the batch and whether it is new (False: an idempotent replay)."""
+    from readiness.telemetry.tasks import batch_process
+
+    now = now or timezone.now()
+    digest = hashlib.sha256(body).hexdigest()
+    if idempotency_key is not None:
+        replay = _replay(project=project, key=idempotency_key, digest=digest)
+        if replay is not None:
+            return replay, False
+    parsed = parse_push(body, now=now)
+    batch = IngestBatch(
+        id=uuid.uuid4(),
+        project=project,
+        token=token,
+        idempotency_key=idempotency_key,
+        body_sha256=digest,
+        accepted=parsed.count,
+        rows=parsed.rows,
+        received_at=now,
+    )
+    try:
+        with transaction.atomic():
+            batch.save(force_insert=True)
+            transaction.on_commit(
+                lambda: _safely(lambda: batch_process.apply_async((str(batch.id),), retry=False), "batch")
+            )
+    except IntegrityError:
+        # Two requests with one key raced; the loser answers like a replay (or a conflict).
+        replay = _replay(project=project, key=idempotency_key or "", digest=digest)
+        if replay is None:
+            raise
+        return replay, False
+    return batch, True
+
+
+def _replay(*, project: Project, key: str, digest: str) -> IngestBatch | None:
+    earlier = (
+        IngestBatch.objects.filter(project=project, idempotency_key=key)
+        .only("id", "accepted", "body_sha256")
+        .first()
+    )
+    if earlier is not None and earlier.body_sha256 != digest:
+        raise IdempotencyConflict("this Idempotency-Key was used with a different body")
+    return earlier
+
+
+def batches_apply(*, first: uuid.UUID | str | None = None) -> int:
+    """Apply pending batches (``first`` first, then the oldest others) in one transaction.
+
+    Exactly once: the batches are locked FOR UPDATE SKIP LOCKED and re-checked as pending, so two
+    workers never apply one batch twice; the points and the ``done`` mark commit together, so a worker
+    killed mid-copy leaves the batch pending for a retry, with nothing half-applied.
+    Returns the number of points applied.
+    """
+    with transaction.atomic():
+        pending = IngestBatch.objects.filter(state=IngestBatch.State.PENDING)
+        if connection.features.has_select_for_update_skip_locked:
+            pending = pending.select_for_update(skip_locked=True, of=("self",))
+        claimed: list[IngestBatch] = []
+        if first is not None:
+            claimed.extend(pending.filter(pk=first).only("id", "project_id", "accepted", "rows"))
+        points = sum(b.accepted for b in claimed)
+        if points < APPLY_MAX_POINTS:
+            for batch in (
+                pending.exclude(pk__in=[b.pk for b in claimed])
+                .order_by("received_at")
+                .only("id", "project_id", "accepted")[:APPLY_MAX_BATCHES]
+            ):
+                if points + batch.accepted > APPLY_MAX_POINTS and claimed:
+                    break
+                claimed.append(batch)
+                points += batch.accepted
+        if not claimed:
+            return 0
+        rows_by_batch = dict(
+            IngestBatch.objects.filter(pk__in=[b.pk for b in claimed]).values_list("id", "rows")
+        )
+        _copy_points([(b.project_id, bytes(rows_by_batch[b.pk])) for b in claimed])
+        IngestBatch.objects.filter(pk__in=[b.pk for b in claimed]).update(
+            state=IngestBatch.State.DONE, rows=None, processed_at=timezone.now()
+        )
+        for project_id in {b.project_id for b in claimed}:
+            evaluation_request(project_id=project_id)
+    return points
+
+
+def _copy_points(batches: list[tuple[int, bytes]]) -> None:
+    if connection.vendor == "postgresql":
+        # COPY is PostgreSQL's bulk path: one statement streams every row, no per-row parse or plan.
+        with connection.cursor() as cursor:
+            sql = "COPY telemetry_metricpoint (project_id, metric, ts, value, labels) FROM STDIN"
+            with cursor.cursor.copy(sql) as copy:
+                for project_id, rows in batches:
+                    prefix = f"{project_id}\t".encode()
+                    copy.write(b"".join(prefix + line for line in rows.splitlines(keepends=True)))
+        return
+    # Elsewhere (the embedded SQLite default) an executemany of the same rows.
+    objects = []
+    for project_id, rows in batches:
+        for line in io.BytesIO(rows):
+            metric, ts, value, labels = line.decode().rstrip("\n").split("\t")
+            objects.append(
+                MetricPoint(
+                    project_id=project_id,
+                    metric=metric,
+                    ts=datetime.fromisoformat(ts),
+                    value=float(value),
+                    labels=orjson.loads(labels.replace("\\\\", "\\")),
+                )
+            )
+    MetricPoint.objects.bulk_create(objects, batch_size=2_000)
+
+
+def batches_sweep(*, now: datetime | None = None) -> int:
+    """Re-enqueue batches still pending a minute after they were accepted (broker was down, worker
+    died). Returns how many were re-enqueued."""
+    from readiness.telemetry.tasks import batch_process
+
+    cutoff = (now or timezone.now()) - SWEEP_AFTER
+    stale = list(
+        IngestBatch.objects.filter(state=IngestBatch.State.PENDING, received_at__lt=cutoff)
+        .order_by("received_at")
+        .values_list("id", flat=True)[:SWEEP_LIMIT]
+    )
+    for batch_id in stale:
+        batch_process.apply_async((str(batch_id),), retry=False)
+    return len(stale)
+
+
+def evaluation_request(*, project_id: int, delay: float = 1.0) -> bool:
+    """Queue one re-evaluation of a project, coalescing bursts: only the request that flips
+    ``evaluation_pending`` enqueues; the rest ride along. Returns whether this call enqueued."""
+    from readiness.scoring.tasks import project_evaluate
+
+    flipped = Project.objects.filter(pk=project_id, evaluation_pending=False).update(evaluation_pending=True)
+    if flipped:
+        transaction.on_commit(
+            lambda: _safely(
+                lambda: project_evaluate.apply_async((project_id,), countdown=delay, retry=False),
+                "evaluation",
+            )
+        )
+    return bool(flipped)

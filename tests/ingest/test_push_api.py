@@ -1,0 +1,192 @@
+"""``POST /api/v1/metrics`` over HTTP: status codes, error shape, all-or-nothing, idempotency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from readiness.projects.models import ProjectToken
+from readiness.projects.services import token_create, token_revoke
+from readiness.telemetry.models import IngestBatch, MetricPoint
+from readiness.telemetry.services import batches_apply
+from tests.conftest import Cast
+from tests.factories import ProjectFactory
+
+URL = "/api/v1/metrics"
+POINTS = {
+    "points": [
+        {"metric": "latency_ms", "value": 182.5, "labels": {"model_version": "7"}},
+        {"metric": "accuracy", "value": 0.931},
+    ]
+}
+
+
+@pytest.fixture
+def secret(cast: Cast) -> str:
+    return token_create(project=cast.project, name="ci", scopes=["metrics:write"])[1]
+
+
+def push(client: Client, body: Any, secret: str | None, **headers: str) -> Any:
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    if secret is not None:
+        headers["authorization"] = f"Bearer {secret}"
+    headers.setdefault("content_type", "application/json")
+    content_type = headers.pop("content_type")
+    return client.post(URL, raw, content_type=content_type, headers=headers)
+
+
+def error_code(response: Any) -> str:
+    return response.json()["error"]["code"]
+
+
+def test_push_is_accepted_with_202_and_stored_once_applied(client: Client, cast: Cast, secret: str) -> None:
+    response = push(client, POINTS, secret)
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 2
+    batch = IngestBatch.objects.get(pk=response.json()["batch_id"])
+    assert batch.state == "pending" and batch.project == cast.project
+    assert batches_apply(first=batch.pk) == 2
+    assert sorted(MetricPoint.objects.filter(project=cast.project).values_list("metric", "value")) == [
+        ("accuracy", 0.931),
+        ("latency_ms", 182.5),
+    ]
+    assert MetricPoint.objects.get(metric="latency_ms").labels == {"model_version": "7"}
+    assert batches_apply(first=batch.pk) == 0  # exactly once
+    assert MetricPoint.objects.count() == 2
+
+
+def test_one_bad_point_rejects_the_whole_batch_with_details(client: Client, cast: Cast, secret: str) -> None:
+    body = {"points": [{"metric": "ok", "value": 1}, {"metric": "ok", "value": "high"}]}
+    response = push(client, body, secret)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid" and error["message"]
+    assert error["details"] == [{"index": 1, "field": "value", "message": "must be a number"}]
+    assert not IngestBatch.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"not json", b'{"points": [{"metric": "m", "value": NaN}]}', b'{"points": []}', b"{}"],
+)
+def test_invalid_bodies_get_400_and_store_nothing(client: Client, secret: str, raw: bytes) -> None:
+    response = push(client, raw, secret)
+    assert response.status_code == 400 and error_code(response) == "invalid"
+    assert not IngestBatch.objects.exists()
+
+
+def test_anonymous_push_gets_401(client: Client, cast: Cast) -> None:
+    response = push(client, POINTS, None)
+    assert response.status_code == 401 and error_code(response) == "unauthenticated"
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_unknown_and_revoked_tokens_get_401(client: Client, cast: Cast, secret: str) -> None:
+    assert push(client, POINTS, "rdy_not-a-real-token").status_code == 401
+    token_revoke(token=ProjectToken.objects.get(name="ci"))
+    assert push(client, POINTS, secret).status_code == 401
+    assert not IngestBatch.objects.exists()
+
+
+def test_a_token_without_metrics_write_gets_403(client: Client, cast: Cast) -> None:
+    _, read_only = token_create(project=cast.project, name="reader", scopes=["scorecard:read", "attest"])
+    response = push(client, POINTS, read_only)
+    assert response.status_code == 403 and error_code(response) == "forbidden"
+
+
+def test_a_logged_in_person_without_a_token_gets_401(client: Client, cast: Cast) -> None:
+    client.force_login(cast.admin)
+    assert push(client, POINTS, None).status_code == 401
+
+
+def test_points_land_in_the_tokens_own_project(client: Client, cast: Cast) -> None:
+    other = ProjectFactory()
+    _, other_secret = token_create(project=other, name="ci", scopes=["metrics:write"])
+    batch_id = push(client, POINTS, other_secret).json()["batch_id"]
+    batches_apply(first=batch_id)
+    assert not MetricPoint.objects.filter(project=cast.project).exists()
+    assert MetricPoint.objects.filter(project=other).count() == 2
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
+)
+def test_a_body_that_is_not_declared_json_gets_415(client: Client, secret: str, content_type: str) -> None:
+    response = push(client, POINTS, secret, content_type=content_type)
+    assert response.status_code == 415 and error_code(response) == "unsupported_media_type"
+
+
+def test_json_with_a_charset_is_accepted(client: Client, secret: str) -> None:
+    assert push(client, POINTS, secret, content_type="application/json; charset=utf-8").status_code == 202
+
+
+def test_a_body_over_5_mib_gets_413(client: Client, secret: str) -> None:
+    padding = "x" * 200
+    point = {"metric": "m", "value": 1.0, "labels": {f"k{i}": padding for i in range(10)}}
+    raw = orjson.dumps({"points": [point] * 2_600})
+    assert len(raw) > 5 * 1024 * 1024
+    response = push(client, raw, secret)
+    assert response.status_code == 413 and error_code(response) == "too_large"
+    assert not IngestBatch.objects.exists()
+
+
+def test_a_wrong_method_gets_405(client: Client, secret: str) -> None:
+    response = client.get(URL, headers={"authorization": f"Bearer {secret}"})
+    assert response.status_code == 405
+
+
+def test_replaying_an_idempotency_key_returns_the_same_batch(client: Client, secret: str) -> None:
+    first = push(client, POINTS, secret, idempotency_key="run-42")
+    again = push(client, POINTS, secret, idempotency_key="run-42")
+    assert first.status_code == again.status_code == 202
+    assert first.json() == again.json()
+    assert IngestBatch.objects.count() == 1
+
+
+def test_an_idempotency_key_with_another_body_gets_409(client: Client, secret: str) -> None:
+    push(client, POINTS, secret, idempotency_key="run-42")
+    response = push(client, {"points": [{"metric": "m", "value": 2}]}, secret, idempotency_key="run-42")
+    assert response.status_code == 409 and error_code(response) == "conflict"
+    assert IngestBatch.objects.count() == 1
+
+
+def test_idempotency_keys_are_scoped_to_the_project(client: Client, cast: Cast, secret: str) -> None:
+    _, other_secret = token_create(project=ProjectFactory(), name="ci", scopes=["metrics:write"])
+    push(client, POINTS, secret, idempotency_key="run-42")
+    assert (
+        push(
+            client, {"points": [{"metric": "m", "value": 2}]}, other_secret, idempotency_key="run-42"
+        ).status_code
+        == 202
+    )
+    assert IngestBatch.objects.count() == 2
+
+
+def test_an_overlong_idempotency_key_gets_400(client: Client, secret: str) -> None:
+    assert push(client, POINTS, secret, idempotency_key="k" * 201).status_code == 400
+
+
+def test_a_push_costs_a_bounded_number_of_queries(client: Client, secret: str) -> None:
+    push(client, POINTS, secret)  # the first use also records last_used_at
+    with CaptureQueriesContext(connection) as queries:
+        assert (
+            push(
+                client, {"points": [{"metric": "m", "value": float(i)} for i in range(1000)]}, secret
+            ).status_code
+            == 202
+        )
+    # token lookup, batch insert (plus savepoint bookkeeping): never one query per point
+    assert len(queries) <= 5
+
+
+def test_applying_a_batch_requests_one_coalesced_evaluation(client: Client, cast: Cast, secret: str) -> None:
+    for _ in range(3):
+        push(client, POINTS, secret)
+    assert batches_apply() == 6  # the drain applies every pending batch in one transaction
+    cast.project.refresh_from_db()
+    assert cast.project.evaluation_pending is True
