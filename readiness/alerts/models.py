@@ -11,9 +11,7 @@ class Channel(models.Model):
         EMAIL = "email"
         WEBHOOK = "webhook"
 
-    project = models.ForeignKey(
-        "projects.Project", on_delete=models.CASCADE, related_name="channels"
-    )
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="channels")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     # webhook: the URL; email: unused (see ``to``).
     url = models.URLField(max_length=500, blank=True)
@@ -24,9 +22,7 @@ class Channel(models.Model):
     class Meta:
         ordering = ["project", "kind", "id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(kind__in=["email", "webhook"]), name="channel_kind_valid"
-            ),
+            models.CheckConstraint(condition=Q(kind__in=["email", "webhook"]), name="channel_kind_valid"),
         ]
 
     def __str__(self) -> str:

@@ -66,13 +66,9 @@ def token_create(
     if not name or len(name) > 100:
         raise ValidationError({"name": "a token name of 1 to 100 characters is required"})
     if ProjectToken.objects.filter(project=project, name=name).exists():
-        raise ValidationError(
-            {"name": f"project {project.slug} already has a token named {name!r}"}
-        )
+        raise ValidationError({"name": f"project {project.slug} already has a token named {name!r}"})
     secret = ProjectToken.new_secret()
-    token = ProjectToken(
-        project=project, name=name, scopes=sorted(set(scopes)), created_by=created_by
-    )
+    token = ProjectToken(project=project, name=name, scopes=sorted(set(scopes)), created_by=created_by)
     token.set_secret(secret)
     with transaction.atomic():
         token.save()

@@ -71,9 +71,7 @@ class CriterionDefinition(models.Model):
     stage = models.CharField(max_length=16, choices=AppliesFrom.choices, default=AppliesFrom.PILOT)
     remediation = models.TextField(blank=True)
     # metric and drift
-    metric = models.CharField(
-        max_length=100, blank=True, validators=[RegexValidator(METRIC_PATTERN)]
-    )
+    metric = models.CharField(max_length=100, blank=True, validators=[RegexValidator(METRIC_PATTERN)])
     labels = models.JSONField(default=dict, blank=True)
     window = models.CharField(max_length=8, blank=True, validators=[RegexValidator(WINDOW_PATTERN)])
     # metric
@@ -104,9 +102,7 @@ class CriterionDefinition(models.Model):
             models.CheckConstraint(
                 condition=choices_check("dimension", Dimension), name=f"{prefix}_dimension_valid"
             ),
-            models.CheckConstraint(
-                condition=choices_check("kind", Kind), name=f"{prefix}_kind_valid"
-            ),
+            models.CheckConstraint(condition=choices_check("kind", Kind), name=f"{prefix}_kind_valid"),
             models.CheckConstraint(
                 condition=choices_check("severity", Severity), name=f"{prefix}_severity_valid"
             ),
@@ -149,9 +145,7 @@ class Template(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1)
-    builtin = models.BooleanField(
-        default=False, help_text="Loaded from Readiness's own data files."
-    )
+    builtin = models.BooleanField(default=False, help_text="Loaded from Readiness's own data files.")
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -169,9 +163,7 @@ class TemplateCriterion(CriterionDefinition):
         ordering = ["template", "position", "id"]
         verbose_name_plural = "template criteria"
         constraints = [
-            models.UniqueConstraint(
-                fields=["template", "key"], name="template_criterion_key_unique"
-            ),
+            models.UniqueConstraint(fields=["template", "key"], name="template_criterion_key_unique"),
             *CriterionDefinition.definition_constraints("template_criterion"),
         ]
 
@@ -200,9 +192,7 @@ class AppliedTemplate(models.Model):
 
 
 class Criterion(CriterionDefinition):
-    project = models.ForeignKey(
-        "projects.Project", on_delete=models.CASCADE, related_name="criteria"
-    )
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="criteria")
     position = models.PositiveIntegerField(default=0)
     source_template = models.ForeignKey(
         Template, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -215,9 +205,7 @@ class Criterion(CriterionDefinition):
         ordering = ["project", "position", "id"]
         verbose_name_plural = "criteria"
         constraints = [
-            models.UniqueConstraint(
-                fields=["project", "key"], name="criterion_key_unique_per_project"
-            ),
+            models.UniqueConstraint(fields=["project", "key"], name="criterion_key_unique_per_project"),
             *CriterionDefinition.definition_constraints("criterion"),
         ]
 
@@ -244,9 +232,7 @@ class Attestation(models.Model):
         constraints = [
             # Someone must stand behind every attestation: a person or a project token.
             models.CheckConstraint(
-                condition=Q(attested_by__isnull=False)
-                | Q(token__isnull=False)
-                | Q(automated=False),
+                condition=Q(attested_by__isnull=False) | Q(token__isnull=False) | Q(automated=False),
                 name="attestation_has_author",
             ),
         ]
@@ -281,9 +267,7 @@ class Waiver(models.Model):
 
     criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="waivers")
     reason = models.TextField()
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     requested_at = models.DateTimeField(default=timezone.now)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     approved_by = models.ForeignKey(
@@ -333,13 +317,9 @@ class Waiver(models.Model):
 class SignOff(models.Model):
     """The responsible person declares a dimension done, bound to its results at that moment."""
 
-    project = models.ForeignKey(
-        "projects.Project", on_delete=models.CASCADE, related_name="signoffs"
-    )
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="signoffs")
     dimension = models.CharField(max_length=16, choices=Dimension.choices)
-    signed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
+    signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     signed_at = models.DateTimeField(default=timezone.now)
     note = models.TextField(blank=True)
     # The dimension digest (criterion statuses) it was given on; when it differs, the sign-off is stale.
@@ -360,9 +340,7 @@ class SignOff(models.Model):
                 condition=choices_check("dimension", Dimension), name="signoff_dimension_valid"
             ),
             # One sign-off per dimension per scorecard: signing twice on the same results adds nothing.
-            models.UniqueConstraint(
-                fields=["scorecard", "dimension"], name="signoff_once_per_scorecard"
-            ),
+            models.UniqueConstraint(fields=["scorecard", "dimension"], name="signoff_once_per_scorecard"),
         ]
 
     def __str__(self) -> str:
@@ -377,9 +355,7 @@ class Decision(models.TextChoices):
 class Scorecard(models.Model):
     """An immutable snapshot of one evaluation. Stored when its digest changes, and daily."""
 
-    project = models.ForeignKey(
-        "projects.Project", on_delete=models.CASCADE, related_name="scorecards"
-    )
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="scorecards")
     target = models.CharField(max_length=16, choices=AppliesFrom.choices)
     decision = models.CharField(max_length=8, choices=Decision.choices)
     computed_at = models.DateTimeField(default=timezone.now)
@@ -392,9 +368,7 @@ class Scorecard(models.Model):
     class Meta:
         ordering = ["-computed_at", "-id"]
         get_latest_by = ["computed_at", "id"]
-        indexes = [
-            models.Index(fields=["project", "-computed_at"], name="scorecard_project_latest")
-        ]
+        indexes = [models.Index(fields=["project", "-computed_at"], name="scorecard_project_latest")]
         constraints = [
             models.CheckConstraint(
                 condition=choices_check("decision", Decision), name="scorecard_decision_valid"

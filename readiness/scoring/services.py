@@ -46,12 +46,8 @@ def scorecard_compute(
 ) -> engine.Scorecard:
     """Evaluate the project now without storing anything (``?target=`` on the fly)."""
     if target is not None and target not in ("pilot", "production"):
-        raise ValidationError(
-            {"target": f"unknown target {target!r}; expected pilot or production"}
-        )
-    return engine.evaluate(
-        evaluation_input(project=project, target=target, now=now or timezone.now())
-    )
+        raise ValidationError({"target": f"unknown target {target!r}; expected pilot or production"})
+    return engine.evaluate(evaluation_input(project=project, target=target, now=now or timezone.now()))
 
 
 def scorecard_refresh(*, project: Project, now: datetime | None = None) -> Scorecard:
@@ -61,9 +57,7 @@ def scorecard_refresh(*, project: Project, now: datetime | None = None) -> Score
     with transaction.atomic():
         # Lock the project row: two workers evaluating one project at once would both see the old
         # digest and store two identical scorecards, or record one decision change twice.
-        locked = (
-            Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True)
-        )
+        locked = Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True)
         list(locked)
         project = project_for_evaluation(project.pk)
         result = scorecard_compute(project=project, now=now)
@@ -231,9 +225,7 @@ def _waiver_decide(*, waiver: Waiver, by: AbstractBaseUser, status: str) -> Waiv
             status=status, approved_by=by, decided_at=now
         )
         if not changed:
-            raise ActionConflict(
-                f"this waiver is already {Waiver.objects.get(pk=waiver.pk).status}"
-            )
+            raise ActionConflict(f"this waiver is already {Waiver.objects.get(pk=waiver.pk).status}")
         waiver.refresh_from_db()
         audit_record(
             action=f"waiver.{'approve' if status == Waiver.Status.APPROVED else 'reject'}",
@@ -255,9 +247,7 @@ def waiver_reject(*, waiver: Waiver, by: AbstractBaseUser) -> Waiver:
     return _waiver_decide(waiver=waiver, by=by, status=Waiver.Status.REJECTED)
 
 
-def criterion_mark_not_applicable(
-    *, criterion: Criterion, by: AbstractBaseUser, reason: str
-) -> Criterion:
+def criterion_mark_not_applicable(*, criterion: Criterion, by: AbstractBaseUser, reason: str) -> Criterion:
     _require_responsible(criterion_or_dimension=criterion, project=criterion.project, by=by)
     if not reason.strip():
         raise ValidationError({"reason": "a reason is required"})
@@ -289,9 +279,7 @@ def _criterion_set_not_applicable(
     return criterion
 
 
-def signoff_create(
-    *, project: Project, dimension: str, by: AbstractBaseUser, note: str = ""
-) -> SignOff:
+def signoff_create(*, project: Project, dimension: str, by: AbstractBaseUser, note: str = "") -> SignOff:
     """The responsible person declares a dimension done, bound to its current results."""
     if dimension not in OWNER_FIELDS:
         raise ValidationError({"dimension": f"unknown dimension {dimension!r}"})
