@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "readiness.projects",
     "readiness.audit",
@@ -92,6 +93,8 @@ else:
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL;",
         },
+        # A file, not memory: tests that run a worker in a subprocess must see the same database.
+        "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
     }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -191,12 +194,31 @@ if not env_str("EMAIL_HOST"):
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # The bearer scheme first: its WWW-Authenticate header makes an anonymous call a 401, not a 403.
+    # Session writes keep Django's CSRF check (DRF enforces it for session-authenticated requests).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "readiness.api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["readiness.api.permissions.IsCaller"],
+    # JSON only (PRODUCT.md §3): another Content-Type is a 415, and no browsable HTML API.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "readiness.api.exceptions.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Readiness API",
-    "DESCRIPTION": "Push metrics, read scorecards and ask the deploy gate.",
+    "DESCRIPTION": "Push metrics, read scorecards and ask the deploy gate. Errors are "
+    '`{"error": {"code", "message", "details"}}`.',
     "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the drf-spectacular-sidecar package, served as our own static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # validatorUrl: null stops Swagger UI from sending the schema to validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
 }
 
 # --- Readiness ------------------------------------------------------------------------------------

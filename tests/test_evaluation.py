@@ -239,3 +239,10 @@ def test_prohibited_tier_is_never_go(cast: Cast) -> None:
     scorecard = scorecard_refresh(project=cast.project)
     assert scorecard.decision == "no_go"
     assert scorecard.payload["blockers"][0]["status"] == "prohibited"
+
+
+def test_signing_off_twice_on_the_same_results_is_a_conflict(cast: Cast, frozen: object) -> None:
+    signoff_create(project=cast.project, dimension="product", by=cast.product)
+    with pytest.raises(ActionConflict, match="already signed off"):
+        signoff_create(project=cast.project, dimension="product", by=cast.product)
+    assert SignOff.objects.filter(dimension="product").count() == 1

@@ -324,9 +324,10 @@ class SignOff(models.Model):
     note = models.TextField(blank=True)
     # The dimension digest (criterion statuses) it was given on; when it differs, the sign-off is stale.
     digest = models.CharField(max_length=64)
+    # The scorecard it was given on; SET_NULL so retention (or deleting a project) is never blocked.
     scorecard = models.ForeignKey(
         "scoring.Scorecard",
-        on_delete=models.PROTECT,
+        on_delete=models.SET_NULL,
         related_name="signoffs",
         null=True,
         blank=True,

@@ -289,6 +289,8 @@ def signoff_create(*, project: Project, dimension: str, by: AbstractBaseUser, no
     dim = result.dimensions[dimension]
     if dim.status == "fail":
         raise ActionConflict(f"{dimension} is failing; nobody signs off what is failing")
+    if dim.signoff.state == "valid":
+        raise ActionConflict(f"{dimension} is already signed off on these results")
     try:
         with transaction.atomic():
             signoff = SignOff.objects.create(

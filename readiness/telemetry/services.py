@@ -31,6 +31,9 @@ APPLY_MAX_POINTS = 50_000
 # A batch not applied after this long is presumed lost by the broker or a dead worker.
 SWEEP_AFTER = timedelta(minutes=1)
 SWEEP_LIMIT = 1_000
+# On the request path: one immediate reconnect (a pooled connection may be stale after a broker
+# restart), never a wait; the sweeper catches anything this misses.
+PUBLISH_ONCE = {"retry": True, "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0}}
 
 
 class IdempotencyConflict(Exception):
@@ -78,7 +81,7 @@ def batch_ingest(
         with transaction.atomic():
             batch.save(force_insert=True)
             transaction.on_commit(
-                lambda: _safely(lambda: batch_process.apply_async((str(batch.id),), retry=False), "batch")
+                lambda: _safely(lambda: batch_process.apply_async((str(batch.id),), **PUBLISH_ONCE), "batch")
             )
     except IntegrityError:
         # Two requests with one key raced; the loser answers like a replay (or a conflict).
@@ -179,7 +182,7 @@ def batches_sweep(*, now: datetime | None = None) -> int:
         .values_list("id", flat=True)[:SWEEP_LIMIT]
     )
     for batch_id in stale:
-        batch_process.apply_async((str(batch_id),), retry=False)
+        batch_process.delay(str(batch_id))
     return len(stale)
 
 
@@ -192,7 +195,7 @@ def evaluation_request(*, project_id: int, delay: float = 1.0) -> bool:
     if flipped:
         transaction.on_commit(
             lambda: _safely(
-                lambda: project_evaluate.apply_async((project_id,), countdown=delay, retry=False),
+                lambda: project_evaluate.apply_async((project_id,), countdown=delay, **PUBLISH_ONCE),
                 "evaluation",
             )
         )

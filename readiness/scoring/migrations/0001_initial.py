@@ -94,7 +94,7 @@ class Migration(migrations.Migration):
                 ('note', models.TextField(blank=True)),
                 ('digest', models.CharField(max_length=64)),
                 ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='signoffs', to='projects.project')),
-                ('scorecard', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='signoffs', to='scoring.scorecard')),
+                ('scorecard', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='signoffs', to='scoring.scorecard')),
                 ('signed_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={

@@ -1,0 +1,544 @@
+"""Templates, criteria and what judges them in the admin console (PRODUCT.md §5 "/admin/").
+
+Writes go through scoring's services, so a change made here is audit-logged and re-evaluates the project
+exactly like one made through the pages or the API. Sign-offs and scorecards are history: read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Count, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from readiness.audit.admin import ReadOnlyModelAdmin, pretty_json
+from readiness.audit.services import audit_record, audit_snapshot
+from readiness.scoring.models import (
+    Attestation,
+    Criterion,
+    Kind,
+    Scorecard,
+    SignOff,
+    Template,
+    TemplateCriterion,
+    Waiver,
+)
+from readiness.scoring.services import (
+    ActionConflict,
+    attestation_create,
+    criterion_save,
+    scorecard_refresh,
+    waiver_approve,
+    waiver_reject,
+)
+
+# --- Criterion definitions (shared by project criteria and template criteria) ----------------------
+
+# The fields each kind needs. The database enforces the same rule (CriterionDefinition's check
+# constraints); checking it here names the missing field instead of a violated constraint.
+REQUIRED_BY_KIND: dict[str, tuple[str, ...]] = {
+    Kind.METRIC: ("metric", "aggregation", "op", "threshold", "window"),
+    Kind.DRIFT: ("metric", "method", "window", "reference_start", "reference_end"),
+}
+
+DEFINITION_FIELDSETS: tuple[tuple[str | None, dict[str, Any]], ...] = (
+    (
+        None,
+        {
+            "fields": (
+                ("key", "position"),
+                "title",
+                "description",
+                ("dimension", "kind"),
+                ("severity", "stage"),
+                "remediation",
+            )
+        },
+    ),
+    (
+        "Measurement (metric and drift criteria)",
+        {
+            "description": "Metric criteria use the aggregation, op and thresholds; drift criteria "
+            "use the method, the reference period and the threshold.",
+            "fields": (
+                ("metric", "window"),
+                "labels",
+                ("aggregation", "op"),
+                ("threshold", "warn_threshold", "min_samples"),
+                ("method", "reference_start", "reference_end"),
+            ),
+        },
+    ),
+    ("Attestation criteria", {"fields": (("evidence_required", "valid_for_days"),)}),
+)
+
+
+class CriterionDefinitionForm(forms.ModelForm):
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # A JSON field emptied in the form would be NULL, which the column refuses.
+        if "labels" in self.fields and cleaned.get("labels") is None:
+            cleaned["labels"] = {}
+        if "not_applicable_reason" in self.fields:
+            # NULL means applicable; an empty text area must not mark a criterion not applicable.
+            cleaned["not_applicable_reason"] = (cleaned.get("not_applicable_reason") or "").strip() or None
+        kind = cleaned.get("kind")
+        for name in REQUIRED_BY_KIND.get(kind, ()):
+            if name in self.fields:
+                if not self.has_error(name) and cleaned.get(name) in (None, ""):
+                    self.add_error(name, f"A {kind} criterion needs a {name}.")
+            elif getattr(self.instance, name) in (None, ""):
+                # The compact inline lacks drift fields: those criteria are edited on their own page.
+                self.add_error(None, f"A {kind} criterion needs a {name}: add it from the Criteria page.")
+        start, end = cleaned.get("reference_start"), cleaned.get("reference_end")
+        if kind == Kind.DRIFT and start and end and start >= end:
+            self.add_error("reference_end", "The reference period must end after it starts.")
+        return cleaned
+
+
+# --- Templates -------------------------------------------------------------------------------------
+
+
+class TemplateCriterionInline(admin.StackedInline):
+    model = TemplateCriterion
+    form = CriterionDefinitionForm
+    fieldsets = DEFINITION_FIELDSETS
+    extra = 0
+
+
+def _template_state(template_pk: int) -> dict[str, Any]:
+    template = Template.objects.get(pk=template_pk)
+    return {
+        "template": audit_snapshot(template),
+        "criteria": {c.key: audit_snapshot(c) for c in template.criteria.all()},
+    }
+
+
+def _template_diff(
+    before: dict[str, Any] | None, after: dict[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Keep the template and only the criteria that were added, changed or removed."""
+    if before is None:
+        return None, after
+    keys = before["criteria"].keys() | after["criteria"].keys()
+    changed = sorted(k for k in keys if before["criteria"].get(k) != after["criteria"].get(k))
+    return (
+        {"template": before["template"], "criteria": {k: before["criteria"].get(k) for k in changed}},
+        {"template": after["template"], "criteria": {k: after["criteria"].get(k) for k in changed}},
+    )
+
+
+@admin.register(Template)
+class TemplateAdmin(admin.ModelAdmin):
+    list_display = ("key", "name", "version", "builtin", "criteria_count", "updated_at")
+    list_filter = ("builtin",)
+    search_fields = ("key", "name", "description")
+    fields = ("key", "name", "description", "version", "builtin", "updated_at")
+    # Built-in templates come from Readiness's data files; the refresh command owns that flag.
+    readonly_fields = ("builtin", "updated_at")
+    inlines = [TemplateCriterionInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Template]:
+        return super().get_queryset(request).annotate(criteria_count=Count("criteria"))
+
+    @admin.display(description="criteria", ordering="criteria_count")
+    def criteria_count(self, obj: Template) -> int:
+        return obj.criteria_count
+
+    def has_delete_permission(self, request: HttpRequest, obj: Template | None = None) -> bool:
+        # A built-in template would come back with the next refresh; edit it instead.
+        if obj is not None and obj.builtin:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Template, form: Any, change: bool) -> None:
+        # The state before the save, for the audit entry written once the inline criteria are saved.
+        obj._audit_before = _template_state(obj.pk) if change else None  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        template = form.instance
+        if change and not (form.has_changed() or any(fs.has_changed() for fs in formsets)):
+            return
+        # Saving bumps updated_at only: versions are the data files' business (re-applying reports
+        # differences by version), so an edit here never renumbers a template.
+        template.updated_at = timezone.now()
+        Template.objects.filter(pk=template.pk).update(updated_at=template.updated_at)
+        before, after = _template_diff(template._audit_before, _template_state(template.pk))
+        audit_record(
+            action="template.update" if change else "template.create",
+            instance=template,
+            actor=request.user,
+            before=before,
+            after=after,
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Template) -> None:
+        with transaction.atomic():
+            audit_record(
+                action="template.delete",
+                instance=obj,
+                actor=request.user,
+                before=_template_state(obj.pk),
+            )
+            obj.delete()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Template]) -> None:
+        for template in queryset:
+            self.delete_model(request, template)
+
+
+# --- Criteria --------------------------------------------------------------------------------------
+
+
+class NotApplicableFilter(admin.SimpleListFilter):
+    title = "not applicable"
+    parameter_name = "not_applicable"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Criterion]) -> QuerySet[Criterion]:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(not_applicable_reason__isnull=self.value() == "no")
+        return queryset
+
+
+def _criterion_delete(*, criterion: Criterion, actor: AbstractBaseUser) -> None:
+    # Deleting a criterion is a criterion change too (PRODUCT.md §2): audited, then re-evaluated.
+    project = criterion.project
+    with transaction.atomic():
+        audit_record(
+            action="criterion.delete",
+            instance=criterion,
+            actor=actor,
+            project=project,
+            before=audit_snapshot(criterion),
+        )
+        criterion.delete()
+    scorecard_refresh(project=project)
+
+
+def criteria_formset_save(*, request: HttpRequest, formset: BaseInlineFormSet) -> None:
+    """Save a project's inline criteria one by one through ``criterion_save``, so each is audited."""
+    formset.save(commit=False)
+    changed = [obj for obj, _fields in formset.changed_objects]
+    before = {c.pk: audit_snapshot(c) for c in Criterion.objects.filter(pk__in=[c.pk for c in changed])}
+    for criterion in formset.deleted_objects:
+        _criterion_delete(criterion=criterion, actor=request.user)
+    for criterion in [*formset.new_objects, *changed]:
+        criterion.updated_at = timezone.now()
+        criterion.save()
+        criterion_save(
+            criterion=criterion,
+            actor=request.user,
+            created=criterion.pk not in before,
+            before=before.get(criterion.pk),
+        )
+    formset.save_m2m()
+
+
+class CriterionInline(admin.TabularInline):
+    """The compact view of a project's criteria; the full definition is one click away."""
+
+    model = Criterion
+    form = CriterionDefinitionForm
+    fields = (
+        "key",
+        "title",
+        "dimension",
+        "kind",
+        "severity",
+        "stage",
+        "metric",
+        "aggregation",
+        "window",
+        "op",
+        "threshold",
+        "warn_threshold",
+    )
+    extra = 0
+    show_change_link = True
+    # Deleting happens on the criterion's own page, where the admin sees the attestations and waivers
+    # that would go with it (and is refused, being unable to delete that history).
+    can_delete = False
+
+
+CRITERION_FIELDSETS = (
+    (None, {"fields": ("project", *DEFINITION_FIELDSETS[0][1]["fields"])}),
+    *DEFINITION_FIELDSETS[1:],
+    (
+        "Not applicable",
+        {
+            "description": "A reason here marks the criterion not applicable; leave empty otherwise.",
+            "fields": ("not_applicable_reason",),
+        },
+    ),
+    ("Provenance", {"fields": (("source_template", "updated_at"),)}),
+)
+
+
+@admin.register(Criterion)
+class CriterionAdmin(admin.ModelAdmin):
+    form = CriterionDefinitionForm
+    list_display = (
+        "project",
+        "key",
+        "title",
+        "dimension",
+        "kind",
+        "severity",
+        "stage",
+        "is_not_applicable",
+    )
+    list_display_links = ("key",)
+    list_filter = ("dimension", "kind", "severity", "stage", NotApplicableFilter, "project")
+    search_fields = ("key", "title", "metric", "project__slug", "project__name")
+    list_select_related = ("project",)
+    autocomplete_fields = ("project",)
+    readonly_fields = ("source_template", "updated_at")
+    fieldsets = CRITERION_FIELDSETS
+
+    @admin.display(description="N/A", boolean=True, ordering="not_applicable_reason")
+    def is_not_applicable(self, obj: Criterion) -> bool:
+        return obj.not_applicable_reason is not None
+
+    def save_model(self, request: HttpRequest, obj: Criterion, form: Any, change: bool) -> None:
+        if change and not form.has_changed():
+            return
+        before = audit_snapshot(Criterion.objects.get(pk=obj.pk)) if change else None
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)
+        criterion_save(criterion=obj, actor=request.user, created=not change, before=before)
+
+    def delete_model(self, request: HttpRequest, obj: Criterion) -> None:
+        _criterion_delete(criterion=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Criterion]) -> None:
+        for criterion in queryset.select_related("project"):
+            _criterion_delete(criterion=criterion, actor=request.user)
+
+
+# --- Attestations and waivers ----------------------------------------------------------------------
+
+
+class AttestationCriterionField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Criterion) -> str:
+        return f"{obj.project.slug} · {obj.key} — {obj.title}"
+
+
+class AttestationCreateForm(forms.ModelForm):
+    criterion = AttestationCriterionField(
+        queryset=Criterion.objects.filter(kind=Kind.ATTESTATION).select_related("project")
+    )
+
+    class Meta:
+        model = Attestation
+        fields = ("criterion", "evidence_url", "note")
+
+    def clean(self) -> dict[str, Any]:
+        # The same rules attestation_create enforces, caught here so they show on the form.
+        cleaned = super().clean()
+        criterion, url = cleaned.get("criterion"), cleaned.get("evidence_url")
+        if url and not url.startswith(("http://", "https://")):
+            self.add_error("evidence_url", "The evidence link must be an http(s) URL.")
+        elif criterion is not None and criterion.evidence_required and not url:
+            self.add_error("evidence_url", f"{criterion.key} requires an evidence link.")
+        return cleaned
+
+
+@admin.register(Attestation)
+class AttestationAdmin(admin.ModelAdmin):
+    """Attestations are evidence: an admin may add one (as themself), nobody edits or deletes one."""
+
+    list_display = ("criterion_key", "project", "by", "automated", "evidence", "attested_at")
+    list_filter = ("automated", "criterion__dimension", "criterion__project")
+    search_fields = (
+        "criterion__key",
+        "criterion__project__slug",
+        "attested_by__username",
+        "token__name",
+        "note",
+    )
+    list_select_related = ("criterion__project", "attested_by", "token")
+    date_hierarchy = "attested_at"
+    fields = ("criterion", "attested_by", "token", "automated", "evidence_url", "note", "attested_at")
+
+    @admin.display(description="criterion", ordering="criterion__key")
+    def criterion_key(self, obj: Attestation) -> str:
+        return obj.criterion.key
+
+    @admin.display(description="project", ordering="criterion__project__slug")
+    def project(self, obj: Attestation) -> str:
+        return obj.criterion.project.slug
+
+    @admin.display(description="evidence")
+    def evidence(self, obj: Attestation) -> SafeString | str:
+        if not obj.evidence_url:
+            return "—"
+        return format_html('<a href="{}" rel="noopener noreferrer">link</a>', obj.evidence_url)
+
+    def has_change_permission(self, request: HttpRequest, obj: Attestation | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Attestation | None = None) -> bool:
+        return False
+
+    def get_form(
+        self, request: HttpRequest, obj: Attestation | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        if obj is None:
+            kwargs["form"] = AttestationCreateForm
+            kwargs["fields"] = AttestationCreateForm.Meta.fields
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Attestation | None = None) -> Any:
+        return AttestationCreateForm.Meta.fields if obj is None else self.fields
+
+    def save_form(self, request: HttpRequest, form: Any, change: bool) -> Attestation:
+        data = form.cleaned_data
+        return attestation_create(
+            criterion=data["criterion"],
+            by=request.user,
+            evidence_url=data["evidence_url"],
+            note=data["note"],
+        )
+
+    def save_model(self, request: HttpRequest, obj: Attestation, form: Any, change: bool) -> None:
+        pass  # attestation_create saved it (and audit-logged it) in save_form
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass  # nothing is related, and the form never saved the object itself
+
+
+@admin.register(Waiver)
+class WaiverAdmin(admin.ModelAdmin):
+    """Waivers are requested by project members (pages, API); the console decides them in bulk."""
+
+    list_display = (
+        "criterion_key",
+        "project",
+        "status_display",
+        "requested_by",
+        "approved_by",
+        "expires_at",
+        "requested_at",
+    )
+    list_filter = ("status", "criterion__dimension", "criterion__project")
+    search_fields = ("criterion__key", "criterion__project__slug", "reason", "requested_by__username")
+    list_select_related = ("criterion__project", "requested_by", "approved_by")
+    date_hierarchy = "requested_at"
+    actions = ["approve_selected", "reject_selected"]
+
+    @admin.display(description="criterion", ordering="criterion__key")
+    def criterion_key(self, obj: Waiver) -> str:
+        return obj.criterion.key
+
+    @admin.display(description="project", ordering="criterion__project__slug")
+    def project(self, obj: Waiver) -> str:
+        return obj.criterion.project.slug
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, obj: Waiver) -> str:
+        return obj.display_status
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Waiver | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Waiver | None = None) -> bool:
+        return False
+
+    def has_decide_permission(self, request: HttpRequest) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+    @admin.action(description="Approve selected waivers", permissions=["decide"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[Waiver]) -> None:
+        self._decide(request, queryset, waiver_approve, "Approved")
+
+    @admin.action(description="Reject selected waivers", permissions=["decide"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[Waiver]) -> None:
+        self._decide(request, queryset, waiver_reject, "Rejected")
+
+    def _decide(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Waiver],
+        decide: Callable[..., Waiver],
+        verb: str,
+    ) -> None:
+        # One waiver refused (the admin's own, or already decided) does not stop the others: each
+        # decision is its own transaction inside the service.
+        decided = 0
+        for waiver in queryset.select_related("criterion__project"):
+            label = f"{waiver.criterion.project.slug} · {waiver.criterion.key}"
+            try:
+                decide(waiver=waiver, by=request.user)
+            except PermissionDenied as exc:
+                self.message_user(request, f"{label}: {exc}", messages.ERROR)
+            except ValidationError as exc:
+                self.message_user(request, f"{label}: {'; '.join(exc.messages)}", messages.ERROR)
+            except ActionConflict as exc:
+                self.message_user(request, f"{label}: {exc}", messages.ERROR)
+            else:
+                decided += 1
+        if decided:
+            noun = "waiver" if decided == 1 else "waivers"
+            self.message_user(request, f"{verb} {decided} {noun}.", messages.SUCCESS)
+
+
+# --- History ---------------------------------------------------------------------------------------
+
+
+@admin.register(SignOff)
+class SignOffAdmin(ReadOnlyModelAdmin):
+    list_display = ("project", "dimension", "signed_by", "signed_at", "scorecard_decision")
+    list_filter = ("dimension", "project")
+    search_fields = ("project__slug", "signed_by__username", "note")
+    list_select_related = ("project", "signed_by", "scorecard")
+    date_hierarchy = "signed_at"
+
+    @admin.display(description="decision when signed", ordering="scorecard__decision")
+    def scorecard_decision(self, obj: SignOff) -> str | None:
+        return obj.scorecard.get_decision_display() if obj.scorecard is not None else None
+
+
+@admin.register(Scorecard)
+class ScorecardAdmin(ReadOnlyModelAdmin):
+    list_display = ("project", "target", "decision", "computed_at", "is_decision_change")
+    list_filter = ("decision", "target", "project")
+    search_fields = ("project__slug", "project__name")
+    list_select_related = ("project",)
+    date_hierarchy = "computed_at"
+    fields = (
+        "project",
+        "target",
+        "decision",
+        "previous_decision",
+        "computed_at",
+        "digest",
+        "payload_pretty",
+    )
+    readonly_fields = ("payload_pretty",)
+
+    @admin.display(description="decision change", boolean=True)
+    def is_decision_change(self, obj: Scorecard) -> bool:
+        return obj.is_decision_change
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: Scorecard) -> SafeString:
+        return pretty_json(obj.payload)
