@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.db.models import Sum
 from django.test import Client
@@ -88,9 +89,14 @@ class RedisServer:
             return False
 
 
-def use_broker(url: str, transport_options: dict[str, object]) -> None:
+def use_broker(url: str | None, transport_options: dict[str, object]) -> None:
     """Point this process's Celery app at another broker, dropping pooled connections to the old one
-    (``app.close()`` alone keeps the producer pool, which would go on publishing to the old URL)."""
+    (``app.close()`` alone keeps the producer pool, which would go on publishing to the old URL).
+    Celery reads the CELERY_BROKER_URL environment variable before its own setting, so both change."""
+    if url is None:
+        os.environ.pop("CELERY_BROKER_URL", None)
+    else:
+        os.environ["CELERY_BROKER_URL"] = url
     app.conf.broker_url, app.conf.broker_transport_options = url, transport_options
     if app._pool is not None:
         app._pool.force_close_all()
@@ -151,10 +157,13 @@ def broker() -> Iterator[RedisServer]:
         pytest.skip("redis-server is not installed")
     server = RedisServer(free_port())
     server.start()
-    saved = (app.conf.broker_url, app.conf.broker_transport_options)
+    saved_env = os.environ.get("CELERY_BROKER_URL")
+    saved_options = app.conf.broker_transport_options
     use_broker(server.url, {})  # this process publishes to the private broker too
     yield server
-    use_broker(*saved)
+    use_broker(saved_env, saved_options)
+    if saved_env is None:
+        app.conf.broker_url = settings.CELERY_BROKER_URL
     server.stop()
 
 
