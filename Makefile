@@ -40,6 +40,10 @@ test: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## make bench: the benchmarks of docs/benchmarks.md (needs PostgreSQL and Redis, like CI).
+bench: install-dev
+	$(BIN)/python bench/ingest.py
+
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from readiness.api.errors import error_response
-from readiness.api.tokens import bearer_secret, token_from_request
+from readiness.api.tokens import bearer_secret, push_caller
 from readiness.telemetry.push import MAX_BODY_BYTES, PushInvalid
 from readiness.telemetry.services import IdempotencyConflict, batch_ingest
 
@@ -90,19 +90,20 @@ class MetricsPushView(APIView):
 
 
 def metrics_push(request: HttpRequest) -> HttpResponse:
-    if bearer_secret(request) is None:
+    secret = bearer_secret(request)
+    if secret is None:
         return error_response(
             401,
             "unauthenticated",
             "send Authorization: Bearer <project token>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    token = token_from_request(request)
+    token = push_caller(secret)
     if token is None:
         return error_response(
             401, "unauthenticated", "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"}
         )
-    if not token.has_scope("metrics:write"):
+    if "metrics:write" not in token.scopes:
         return error_response(403, "forbidden", "this token lacks the metrics:write scope")
     content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
     if content_type != "application/json":
@@ -123,13 +124,15 @@ def metrics_push(request: HttpRequest) -> HttpResponse:
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         return error_response(400, "invalid", "Idempotency-Key must be 1 to 200 characters")
     try:
-        batch, _ = batch_ingest(project=token.project, body=body, idempotency_key=key, token=token)
+        batch_id, accepted, _ = batch_ingest(
+            project_id=token.project_id, body=body, idempotency_key=key, token_id=token.token_id
+        )
     except PushInvalid as exc:
         return error_response(400, "invalid", exc.message, exc.details)
     except IdempotencyConflict as exc:
         return error_response(409, "conflict", str(exc))
     return HttpResponse(
-        orjson.dumps({"batch_id": str(batch.id), "accepted": batch.accepted}),
+        orjson.dumps({"batch_id": str(batch_id), "accepted": accepted}),
         status=202,
         content_type="application/json",
     )

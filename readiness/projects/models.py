@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -147,6 +147,18 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 TOKEN_PREFIX = "rdy_"  # noqa: S105 -- a public prefix, not a secret
 
 
+def token_touch(*, pk: int, last_used_at: datetime | None) -> datetime | None:
+    """Record a token's use, at most once a minute: a write per request would turn every metrics push
+    into two writes and make one hot row a point of lock contention. Returns the new last_used_at."""
+    now = timezone.now()
+    if last_used_at is not None and now - last_used_at < LAST_USED_RESOLUTION:
+        return last_used_at
+    ProjectToken.objects.filter(pk=pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+    ).update(last_used_at=now)
+    return now
+
+
 def hash_token_secret(secret: str) -> str:
     # Tokens are 256-bit random strings, so a fast unsalted hash is enough: there is nothing to
     # brute-force, and a lookup by hash stays one indexed query per request.
@@ -199,15 +211,7 @@ class ProjectToken(models.Model):
         self.hint = secret[: len(TOKEN_PREFIX) + 4]
 
     def touch(self) -> None:
-        """Record use, at most once a minute: a write per request would turn every metrics push
-        into two writes and make one hot row a point of lock contention."""
-        now = timezone.now()
-        if self.last_used_at is not None and now - self.last_used_at < LAST_USED_RESOLUTION:
-            return
-        ProjectToken.objects.filter(pk=self.pk).filter(
-            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
-        ).update(last_used_at=now)
-        self.last_used_at = now
+        self.last_used_at = token_touch(pk=self.pk, last_used_at=self.last_used_at)
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection
 from django.db.models import Sum
@@ -24,7 +25,7 @@ from django.test import Client
 from readiness.celery import app
 from readiness.projects.services import token_create
 from readiness.telemetry.models import IngestBatch, MetricPoint
-from readiness.telemetry.services import batches_sweep
+from readiness.telemetry.services import batches_drain, batches_sweep
 from tests.factories import ProjectFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -239,3 +240,17 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(broker: RedisSer
     sweep_as_if_a_minute_passed()
     assert wait_for(all_done, timeout=120)
     assert stored(project_id) == (len(sent), sum(sent))
+
+
+def queued_task_names(broker: RedisServer) -> list[str]:
+    client = redis.Redis.from_url(broker.url)
+    return [orjson.loads(raw)["headers"]["task"] for raw in client.lrange("celery", 0, -1)]
+
+
+def test_a_burst_of_pushes_queues_few_drains_and_one_evaluation(broker: RedisServer) -> None:
+    push_batches(count=20, size=10)
+    drains = queued_task_names(broker).count("telemetry.batches_drain")
+    assert 1 <= drains < 20  # pushes inside a scheduled drain's window ride on it
+    applied, more = batches_drain()
+    assert (applied, more) == (200, False)
+    assert queued_task_names(broker).count("scoring.project_evaluate") == 1
