@@ -29,8 +29,8 @@ from readiness.checks_as_code.plan import (
 )
 from readiness.checks_as_code.report import ImportReport, changes_text
 from readiness.checks_as_code.schema import checks_validate
-from readiness.projects.models import OWNER_FIELDS, Project, StageChange, Team
-from readiness.projects.services import project_set_stage
+from readiness.projects.models import OWNER_FIELDS, Project, Team
+from readiness.projects.services import project_create, project_set_stage
 from readiness.scoring.models import AppliedTemplate, Criterion, Template
 from readiness.scoring.templates import template_apply
 from readiness.telemetry.models import HealthCheck
@@ -179,18 +179,7 @@ class _Import:
             project = Project(slug=plan.slug, **values)
             if plan.stage:
                 project.stage = plan.stage
-            project.save()
-            # The first entry of the stage history: the portfolio counts time in stage from it.
-            StageChange.objects.create(
-                project=project, from_stage="", to_stage=project.stage, changed_at=project.created_at
-            )
-            audit_record(
-                action="project.create",
-                instance=project,
-                actor_label=self.actor_label,
-                project=project,
-                after=audit_snapshot(project),
-            )
+            project_create(project=project, actor_label=self.actor_label)
             self.report.add("created", f"project {plan.slug}", project=plan.slug)
         else:
             self.project_update(project, plan, values)

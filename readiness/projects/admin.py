@@ -24,7 +24,7 @@ from readiness.projects.models import (
     Team,
     TokenScope,
 )
-from readiness.projects.services import project_set_stage, token_create, token_revoke
+from readiness.projects.services import project_create, project_set_stage, token_create, token_revoke
 from readiness.scoring.admin import CriterionInline, criteria_formset_save
 from readiness.scoring.models import Criterion, Decision, Scorecard
 from readiness.scoring.services import scorecard_refresh
@@ -130,22 +130,7 @@ class ProjectAdmin(admin.ModelAdmin):
         # A JSON field emptied in the form is None, which the column refuses: empty means no overrides.
         obj.definitions = obj.definitions or {}
         if not change:
-            super().save_model(request, obj, form, change)
-            # The stage history starts at creation, so the first stage has a start like any other.
-            StageChange.objects.create(
-                project=obj,
-                from_stage="",
-                to_stage=obj.stage,
-                changed_at=obj.created_at,
-                changed_by=request.user,
-            )
-            audit_record(
-                action="project.create",
-                instance=obj,
-                actor=request.user,
-                project=obj,
-                after=audit_snapshot(obj),
-            )
+            project_create(project=obj, by=request.user)
             return
         stored = Project.objects.get(pk=obj.pk)
         new_stage = obj.stage

@@ -8,12 +8,37 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from readiness.audit.services import audit_record
+from readiness.audit.services import audit_record, audit_snapshot
 from readiness.projects.models import VALID_SCOPES, Project, ProjectToken, StageChange
 from readiness.projects.vocabulary import Stage
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
+
+
+def project_create(
+    *, project: Project, by: AbstractBaseUser | None = None, actor_label: str | None = None
+) -> Project:
+    """Save a new project and start its stage history, so the first stage has a start like any
+    other (the portfolio counts time in stage from it)."""
+    with transaction.atomic():
+        project.save(force_insert=True)
+        StageChange.objects.create(
+            project=project,
+            from_stage="",
+            to_stage=project.stage,
+            changed_at=project.created_at,
+            changed_by=by,
+        )
+        audit_record(
+            action="project.create",
+            instance=project,
+            actor=by,
+            actor_label=actor_label,
+            project=project,
+            after=audit_snapshot(project),
+        )
+    return project
 
 
 def project_set_stage(

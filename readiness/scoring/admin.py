@@ -11,7 +11,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, QuerySet
@@ -36,8 +35,8 @@ from readiness.scoring.models import (
 from readiness.scoring.services import (
     ActionConflict,
     attestation_create,
+    criterion_delete,
     criterion_save,
-    scorecard_refresh,
     waiver_approve,
     waiver_reject,
 )
@@ -215,28 +214,13 @@ class NotApplicableFilter(admin.SimpleListFilter):
         return queryset
 
 
-def _criterion_delete(*, criterion: Criterion, actor: AbstractBaseUser) -> None:
-    # Deleting a criterion is a criterion change too (PRODUCT.md §2): audited, then re-evaluated.
-    project = criterion.project
-    with transaction.atomic():
-        audit_record(
-            action="criterion.delete",
-            instance=criterion,
-            actor=actor,
-            project=project,
-            before=audit_snapshot(criterion),
-        )
-        criterion.delete()
-    scorecard_refresh(project=project)
-
-
 def criteria_formset_save(*, request: HttpRequest, formset: BaseInlineFormSet) -> None:
     """Save a project's inline criteria one by one through ``criterion_save``, so each is audited."""
     formset.save(commit=False)
     changed = [obj for obj, _fields in formset.changed_objects]
     before = {c.pk: audit_snapshot(c) for c in Criterion.objects.filter(pk__in=[c.pk for c in changed])}
     for criterion in formset.deleted_objects:
-        _criterion_delete(criterion=criterion, actor=request.user)
+        criterion_delete(criterion=criterion, actor=request.user)
     for criterion in [*formset.new_objects, *changed]:
         criterion.updated_at = timezone.now()
         criterion.save()
@@ -323,11 +307,11 @@ class CriterionAdmin(admin.ModelAdmin):
         criterion_save(criterion=obj, actor=request.user, created=not change, before=before)
 
     def delete_model(self, request: HttpRequest, obj: Criterion) -> None:
-        _criterion_delete(criterion=obj, actor=request.user)
+        criterion_delete(criterion=obj, actor=request.user)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Criterion]) -> None:
         for criterion in queryset.select_related("project"):
-            _criterion_delete(criterion=criterion, actor=request.user)
+            criterion_delete(criterion=criterion, actor=request.user)
 
 
 # --- Attestations and waivers ----------------------------------------------------------------------

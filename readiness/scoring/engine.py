@@ -13,17 +13,39 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
-from readiness.scoring.mltestscore import (
-    AUTOMATED_POINTS,
-    MANUAL_POINTS,
-    MLTestScore,
-    ml_test_score,
+from readiness.scoring.facts import (
+    AttestationFact,
+    CriterionSpec,
+    EvaluationInput,
+    Measurement,
+    SignOffFact,
+    WaiverFact,
 )
+from readiness.scoring.mltestscore import AUTOMATED_POINTS, MANUAL_POINTS, MLTestScore, ml_test_score
+from readiness.scoring.results import Blocker, CriterionResult, DimensionResult, Scorecard, SignOffState
+
+# The engine's whole vocabulary, importable from here: callers need not know the module split.
+__all__ = [
+    "AttestationFact",
+    "Blocker",
+    "CriterionResult",
+    "CriterionSpec",
+    "DimensionResult",
+    "EvaluationInput",
+    "MLTestScore",
+    "Measurement",
+    "Scorecard",
+    "SignOffFact",
+    "SignOffState",
+    "WaiverFact",
+    "default_target",
+    "dimension_digest",
+    "evaluate",
+    "parse_window",
+]
 
 DIMENSIONS = ("data_science", "engineering", "product", "security")
 STAGES = ("prototype", "pilot", "production", "retired")
@@ -54,167 +76,6 @@ _STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
 _HALF_POINTS = {"pass": 2, "waived": 2, "warn": 1, "fail": 0, "missing": 0}
 _WINDOW = re.compile(r"([1-9][0-9]{0,5})([mhd])")  # ≤ 6 digits keeps timedelta far from overflow
 _WINDOW_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-_CRITERION_JSON_FIELDS = (
-    *("key", "dimension", "kind", "severity", "status", "value", "threshold", "warn_threshold"),
-    *("reason", "as_of", "title", "remediation", "applies"),
-)
-
-
-# ---- input ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CriterionSpec:
-    key: str
-    dimension: str
-    kind: str  # "metric" | "drift" | "attestation"
-    title: str = ""
-    severity: str = "blocker"  # or "advisory"
-    stage: str = "pilot"  # the lowest target stage it applies at: "pilot" | "production"
-    remediation: str = ""
-    metric: str = ""
-    aggregation: str = "latest"
-    window: str = ""
-    op: str = ">="
-    threshold: float | None = None
-    warn_threshold: float | None = None
-    min_samples: int = 1
-    method: str = "psi"  # drift: "psi" | "ks"
-    evidence_required: bool = False
-    valid_for_days: int | None = None
-    not_applicable_reason: str | None = None  # explicitly marked N/A when not None
-
-
-@dataclass(frozen=True)
-class Measurement:  # the aggregate of a metric criterion's window, or a drift statistic (PSI or KS p)
-    value: float | None
-    count: int
-    as_of: datetime | None
-    reason: str | None = None  # why value is None, e.g. "only 12 reference samples"
-    unit: str = ""  # display unit, e.g. "ms"
-
-
-@dataclass(frozen=True)
-class AttestationFact:  # the newest attestation of a criterion
-    attested_at: datetime
-    by: str
-    automated: bool
-    evidence_url: str = ""
-
-
-@dataclass(frozen=True)
-class WaiverFact:
-    status: str  # "pending" | "approved" | "rejected"
-    expires_at: datetime
-    approved_by: str | None = None
-
-
-@dataclass(frozen=True)
-class SignOffFact:  # the newest sign-off of a dimension
-    by: str
-    at: datetime
-    digest: str  # dimension_digest(...) at the moment it was given
-
-
-@dataclass(frozen=True)
-class EvaluationInput:
-    project: str
-    risk_tier: str
-    stage: str
-    target: str | None  # None → default_target(stage)
-    criteria: Sequence[CriterionSpec]
-    measurements: Mapping[str, Measurement]  # by criterion key (metric and drift kinds)
-    attestations: Mapping[str, AttestationFact]  # by criterion key
-    waivers: Mapping[str, Sequence[WaiverFact]]  # by criterion key
-    signoffs: Mapping[str, SignOffFact]  # by dimension
-    owners: Mapping[str, str | None]  # dimension → username
-    now: datetime
-    require_signoff_for_pilot: bool = False
-
-
-# ---- output -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CriterionResult:
-    key: str
-    dimension: str
-    kind: str
-    severity: str
-    title: str
-    status: str
-    value: float | None
-    threshold: float | None
-    warn_threshold: float | None
-    reason: str
-    as_of: datetime | None
-    remediation: str
-    applies: bool  # False when the criterion starts at a later stage than the target
-    raw_status: str  # the status ignoring stage applicability: sign-off digests must not vary by target
-
-    def to_json(self) -> dict[str, Any]:
-        # PRODUCT.md §3 fields, then title/remediation/applies for pages; raw_status stays internal.
-        data = {name: getattr(self, name) for name in _CRITERION_JSON_FIELDS}
-        for name in ("value", "threshold", "warn_threshold"):  # a threshold of 300 is still 300.0
-            data[name] = float(data[name]) if data[name] is not None else None
-        return data | {"as_of": _iso(self.as_of)}
-
-
-@dataclass(frozen=True)
-class SignOffState:
-    state: str  # "valid" | "stale" | "missing"
-    by: str | None
-    at: datetime | None
-
-
-@dataclass(frozen=True)
-class DimensionResult:
-    status: str
-    score: float
-    signoff: SignOffState
-    digest: str  # what a sign-off given now binds to
-
-    def to_json(self) -> dict[str, Any]:
-        signoff = {"state": self.signoff.state, "by": self.signoff.by, "at": _iso(self.signoff.at)}
-        return {"status": self.status, "score": self.score, "signoff": signoff}
-
-
-@dataclass(frozen=True)
-class Blocker:
-    dimension: str | None
-    criterion: str | None
-    status: str  # a criterion status, "signoff_missing", "signoff_stale" or "prohibited"
-    reason: str
-    owner: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Scorecard:
-    project: str
-    target: str
-    decision: str  # "go" | "no_go"
-    computed_at: datetime
-    dimensions: dict[str, DimensionResult]  # in DIMENSIONS order
-    criteria: list[CriterionResult]
-    blockers: list[Blocker]
-    ml_test_score: MLTestScore | None
-    digest: str
-
-    def to_json(self) -> dict[str, Any]:
-        """The "Scorecard JSON" of PRODUCT.md §3 (the digest is stored beside it, not inside)."""
-        return {
-            "project": self.project,
-            "target": self.target,
-            "decision": self.decision,
-            "computed_at": _iso(self.computed_at),
-            "dimensions": {name: dim.to_json() for name, dim in self.dimensions.items()},
-            "criteria": [result.to_json() for result in self.criteria],
-            "blockers": [blocker.to_json() for blocker in self.blockers],
-            "ml_test_score": self.ml_test_score.to_json() if self.ml_test_score else None,
-        }
 
 
 # ---- public helpers ---------------------------------------------------------------------------
@@ -566,7 +427,3 @@ def _plural(count: int, noun: str) -> str:
 
 def _when(moment: datetime | None) -> str:
     return moment.isoformat(timespec="minutes") if moment is not None else "an unknown time"
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None

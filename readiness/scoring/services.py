@@ -121,6 +121,21 @@ def criterion_save(
     scorecard_refresh(project=criterion.project)
 
 
+def criterion_delete(*, criterion: Criterion, actor: AbstractBaseUser | None) -> None:
+    # Deleting a criterion is a criterion change too (PRODUCT.md §2): audited, then re-evaluated.
+    project = criterion.project
+    with transaction.atomic():
+        audit_record(
+            action="criterion.delete",
+            instance=criterion,
+            actor=actor,
+            project=project,
+            before=audit_snapshot(criterion),
+        )
+        criterion.delete()
+    scorecard_refresh(project=project)
+
+
 def attestation_create(
     *,
     criterion: Criterion,
