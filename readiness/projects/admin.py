@@ -25,7 +25,7 @@ from readiness.projects.models import (
     TokenScope,
 )
 from readiness.projects.services import project_create, project_set_stage, token_create, token_revoke
-from readiness.scoring.admin import CriterionInline, criteria_formset_save
+from readiness.scoring.admin.criteria import CriterionInline, criteria_formset_save
 from readiness.scoring.models import Criterion, Decision, Scorecard
 from readiness.scoring.services import scorecard_refresh
 from readiness.telemetry.admin import HealthCheckInline
