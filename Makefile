@@ -26,8 +26,9 @@ install-dev: $(VENV)/.installed-dev
 ## Celery worker and beat together.
 run: install
 	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py collectstatic --no-input -v0
 	$(BIN)/python manage.py readiness_templates
-	$(BIN)/python manage.py readiness_demo
+	$(BIN)/python manage.py readiness_demo --url http://127.0.0.1:$(PORT)
 	@echo
 	@echo "Readiness is starting on http://127.0.0.1:$(PORT)/  (demo login printed above)"
 	@echo
