@@ -134,7 +134,10 @@ if _broker_url:
             f"CELERY_BROKER_URL: expected redis://, amqp:// or filesystem://, got {_broker_url!r}"
         )
     CELERY_BROKER_URL = _broker_url
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+    # Redis redelivers a message nobody acknowledged after this long (a worker died holding it).
+    # Five minutes: above the longest task (a drain yields after 10 s) and every countdown (≤ 1 s), so
+    # nothing healthy is delivered twice; lost ingest batches come back sooner through the sweeper.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 300}
 else:
     # The embedded default: kombu's file-system transport needs no server, only a shared folder.
     _queue_dir = VAR_DIR / "broker"

@@ -24,9 +24,11 @@ from django.test import Client
 
 from readiness.celery import app
 from readiness.projects.services import token_create
+from readiness.scoring.models import Scorecard
+from readiness.scoring.services import scorecard_refresh
 from readiness.telemetry.models import IngestBatch, MetricPoint
 from readiness.telemetry.services import batches_drain, batches_sweep
-from tests.factories import ProjectFactory
+from tests.factories import MetricCriterionFactory, ProjectFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -254,3 +256,27 @@ def test_a_burst_of_pushes_queues_few_drains_and_one_evaluation(broker: RedisSer
     applied, more = batches_drain()
     assert (applied, more) == (200, False)
     assert queued_task_names(broker).count("scoring.project_evaluate") == 1
+
+
+def test_the_scorecard_reflects_pushed_data_within_seconds(worker: Worker) -> None:
+    criterion = MetricCriterionFactory(
+        project=ProjectFactory(stage="prototype"),
+        key="accuracy_floor",
+        metric="accuracy",
+        aggregation="latest",
+        op=">=",
+        threshold=0.9,
+    )
+    project = criterion.project
+    assert scorecard_refresh(project=project).decision == "no_go"  # no data yet: missing blocks
+    _, secret = token_create(project=project, name="model", scopes=["metrics:write"])
+    response = Client().post(
+        "/api/v1/metrics",
+        orjson.dumps({"points": [{"metric": "accuracy", "value": 0.95}]}),
+        content_type="application/json",
+        headers={"authorization": f"Bearer {secret}"},
+    )
+    assert response.status_code == 202
+    started = time.monotonic()
+    assert wait_for(lambda: Scorecard.objects.filter(project=project).latest().decision == "go", timeout=30)
+    assert time.monotonic() - started < 10
