@@ -44,6 +44,7 @@ test: install-dev
 ## make bench: the benchmarks of docs/benchmarks.md (needs PostgreSQL and Redis, like CI).
 bench: install-dev
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/probes.py
 
 lint: install-dev
 	$(BIN)/ruff check .

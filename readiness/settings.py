@@ -6,6 +6,7 @@ With nothing set, Readiness runs on its embedded default: SQLite and a file-syst
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -181,6 +182,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    "run-health-checks": {
+        "task": "telemetry.run_health_checks",
+        # 10 s: each target carries its own interval (>= 30 s) in next_probe_at; the tick only decides
+        # how late a due probe may start (10 s at most, a third of the shortest interval), and the next
+        # due time counts from the previous one, so the lateness does not add up. A cycle claims its
+        # targets first, so overlapping ticks never probe one target twice.
+        "schedule": 10.0,
+        # A tick still queued when the next one is due is dropped: the next tick claims the same targets.
+        "options": {"expires": 9},
+    },
 }
 
 # --- Email ----------------------------------------------------------------------------------------
@@ -229,6 +240,20 @@ SPECTACULAR_SETTINGS = {
 READINESS_STUCK_AFTER_DAYS = env_int("READINESS_STUCK_AFTER_DAYS", 60, minimum=1)
 # The base URL used in links sent by notifications.
 READINESS_BASE_URL = env_str("READINESS_BASE_URL", "http://127.0.0.1:8000")
+# Health-check probes never reach these networks (server-side request forgery), judged on the address
+# resolved at probe time: link-local, which holds the cloud metadata service (169.254.169.254), for
+# IPv4 and IPv6. Loopback and private ranges stay allowed (model services live there); the variable
+# adds networks (e.g. "127.0.0.0/8,10.0.0.0/8") and can never remove these two.
+READINESS_PROBE_DENY_NETWORKS = ["169.254.0.0/16", "fe80::/10"]
+for _network in env_list("READINESS_PROBE_DENY_NETWORKS", []):
+    try:
+        ipaddress.ip_network(_network)
+    except ValueError as exc:
+        raise ImproperlyConfiguredEnv(f"READINESS_PROBE_DENY_NETWORKS: {exc}") from None
+    READINESS_PROBE_DENY_NETWORKS.append(_network)
+# Probes in flight at once per cycle: each holds a socket for at most its timeout, so 100 keeps a
+# worker's file descriptors and a cycle of 1,000 targets well inside the beat interval.
+READINESS_PROBE_CONCURRENCY = env_int("READINESS_PROBE_CONCURRENCY", 100, minimum=1)
 
 LOGGING = {
     "version": 1,

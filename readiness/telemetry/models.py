@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -40,7 +40,8 @@ class HealthCheck(models.Model):
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="health_checks")
     name = models.CharField(max_length=100)
-    url = models.URLField(max_length=500)
+    # http(s) only: probes refuse anything else, so the admin and imports refuse it on entry too.
+    url = models.URLField(max_length=500, validators=[URLValidator(schemes=["http", "https"])])
     method = models.CharField(max_length=4, choices=Method.choices, default=Method.GET)
     expected_status = models.PositiveSmallIntegerField(default=200)
     expected_body_contains = models.CharField(max_length=200, blank=True)
