@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "readiness.scoring",
     "readiness.alerts",
     "readiness.checks_as_code",
+    "readiness.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -116,7 +117,7 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
 # A metrics push may carry up to 5 MiB of JSON (PRODUCT.md §3); larger bodies get 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from readiness.api.push import MetricsPushView
 
@@ -16,5 +15,5 @@ urlpatterns = [
     path("api/v1/metrics", MetricsPushView.as_view(), name="metrics-push"),
     # After every other api/v1/ route: it ends in a catch-all 404 in the API's error shape.
     path("api/v1/", include("readiness.api.urls")),
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", include("readiness.dashboard.urls")),
 ]

@@ -1,0 +1,88 @@
+"""The pages (PRODUCT.md §5): thin views that check access, call a selector and render.
+
+The htmx partials are named blocks of the page templates. A page ``{% extends layout %}``: the full
+layout for a normal request, a layout holding only the one block for an htmx request, so a partial is
+the page's own markup, never a copy of it, and every page still works without JavaScript.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+
+from readiness.dashboard import selectors
+from readiness.dashboard.display import DIMENSION_LABELS
+from readiness.dashboard.forms import PortfolioFilterForm
+from readiness.dashboard.scorecards import scorecard_page
+from readiness.projects.models import OWNER_FIELDS, Project, Team
+from readiness.projects.vocabulary import Stage
+
+FULL_LAYOUT = "dashboard/base.html"
+
+
+def _layout(request: HttpRequest, partial: str) -> str:
+    # htmx asks for the full page when it restores history it has no snapshot of: give it the page.
+    if request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"):
+        return partial
+    return FULL_LAYOUT
+
+
+@require_GET
+@login_required
+def portfolio(request: HttpRequest) -> TemplateResponse:
+    # One visible_to for the whole page: it costs a query (the leadership check) each time it is called.
+    visible = Project.objects.visible_to(request.user)
+    teams = list(
+        Team.objects.filter(projects__in=visible.values("pk"))
+        .distinct()
+        .order_by("name")
+        .values_list("slug", "name")
+    )
+    form = PortfolioFilterForm(request.GET, teams=teams)
+    filters, ignored = form.filters()
+    rows = selectors.portfolio_rows(projects=visible, filters=filters, now=timezone.now())
+    shown = selectors.in_stage(rows, filters.stage)
+    context = {
+        "layout": _layout(request, "dashboard/partial_results.html"),
+        "form": form,
+        "filters": filters,
+        "ignored": ignored,
+        "rows": shown,
+        "kpis": selectors.portfolio_kpis(shown),
+        "funnel": selectors.portfolio_funnel(rows),
+        "blocking_dimensions": selectors.blocking_dimensions(shown),
+        "top_blockers": selectors.with_titles(selectors.top_blockers(shown)),
+        "dimension_labels": DIMENSION_LABELS,
+        "stuck_after_days": settings.READINESS_STUCK_AFTER_DAYS,
+    }
+    response = TemplateResponse(request, "dashboard/portfolio.html", context)
+    # One URL answers with a page or a partial: caches must key on the header that chooses.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@require_GET
+@login_required
+def scorecard(request: HttpRequest, slug: str) -> TemplateResponse:
+    # Outside visible_to the project does not exist for this person (PRODUCT.md §2): 404, not 403.
+    projects = Project.objects.visible_to(request.user).select_related("team", *OWNER_FIELDS.values())
+    project = get_object_or_404(projects, slug=slug)
+    return TemplateResponse(
+        request,
+        "dashboard/scorecard.html",
+        {
+            "layout": FULL_LAYOUT,
+            "project": project,
+            "page": scorecard_page(project=project),
+            # A launch date in the past while not yet in production is worth a flag in the header.
+            "overdue": project.target_date is not None
+            and project.target_date < timezone.localdate()
+            and project.stage not in (Stage.PRODUCTION, Stage.RETIRED),
+        },
+    )

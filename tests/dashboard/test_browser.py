@@ -1,0 +1,180 @@
+"""The pages in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) against a
+live server holding the demo portfolio: log in, filter with htmx, open a scorecard, on a desktop and a
+phone, with no JavaScript error. It also refreshes the README's screenshots in docs/screenshots/.
+
+Without Chromium or Playwright the test skips on a workstation and fails in CI (``CI`` set), so CI
+can never pass by not running it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from readiness.projects.demo import DEMO_PASSWORD
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+def _browser_missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install chromium)"
+    return None
+
+
+@pytest.fixture
+def demo(transactional_db: None) -> None:
+    # Loaded before the browser starts: the ORM must not run while Playwright's event loop does.
+    # The built-in templates come from a data migration, which an earlier transactional test's
+    # flush may have wiped: refresh them first (idempotent).
+    call_command("readiness_templates", stdout=StringIO())
+    call_command("readiness_demo", stdout=StringIO())
+
+
+@pytest.fixture
+def browser(demo: None) -> Iterator[Any]:
+    missing = _browser_missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def watch_errors(page: Any, errors: list[str]) -> None:
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.set_default_timeout(10_000)
+
+
+def matrix_rows(page: Any) -> Any:
+    return page.locator("table.matrix tbody tr")
+
+
+def test_leader_filters_the_portfolio_and_opens_a_scorecard(live_server: Any, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    errors: list[str] = []
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    watch_errors(page, errors)
+
+    page.goto(f"{live_server.url}/")
+    expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
+    page.fill("#id_username", "lea")
+    page.fill("#id_password", DEMO_PASSWORD)
+    page.click("form.login__form button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    expect(page.locator("h1")).to_have_text("Portfolio")
+    everything = matrix_rows(page).count()
+    assert everything >= 10
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "portfolio.png"), full_page=True)
+
+    # Filter by a team: htmx swaps the results in place (a reload would drop the mark) and pushes
+    # the filtered URL, so the view can be bookmarked.
+    page.evaluate("window.__sameDocument = true")
+    team = page.locator("#id_team option").nth(1)
+    team_slug, team_name = team.get_attribute("value"), team.inner_text()
+    with page.expect_response(lambda r: f"team={team_slug}" in r.url and r.request.headers.get("hx-request")):
+        page.select_option("#id_team", team_slug)
+    # Empty filters stay out of the pushed URL: it is the link people share.
+    expect(page).to_have_url(f"{live_server.url}/?team={team_slug}")
+    teams = matrix_rows(page).locator(".matrix__project .muted").all_inner_texts()
+    assert 0 < len(teams) < everything
+    assert set(teams) == {team_name}
+    assert page.evaluate("window.__sameDocument") is True
+
+    # Free-text search, debounced as the person types, narrows further and joins the URL.
+    names = matrix_rows(page).locator(".matrix__project a").all_inner_texts()
+    target = names[0]
+    with page.expect_response(lambda r: "q=" in r.url and r.request.headers.get("hx-request")):
+        page.fill("#id_q", target)
+    expect(matrix_rows(page)).to_have_count(1)
+    expect(page).to_have_url(re.compile(rf"team={re.escape(team_slug)}.*q="))
+    assert page.evaluate("window.__sameDocument") is True
+
+    # A matrix cell opens the scorecard at its dimension.
+    page.locator("table.matrix td.cell a").nth(1).click()
+    page.wait_for_url(re.compile(r"/projects/[a-z0-9-]+/#engineering$"))
+    expect(page.locator("h1")).to_have_text(target)
+    expect(page.locator(".banner h2")).to_contain_text(re.compile("Go|No-go"))
+    expect(page.locator("section#engineering")).to_be_visible()
+
+    # Back returns to the filtered portfolio.
+    page.go_back()
+    expect(page).to_have_url(re.compile(rf"team={re.escape(team_slug)}"))
+    expect(matrix_rows(page)).to_have_count(1)
+
+    # The screenshot shows the no-go project with the most blockers: what a review meeting looks at.
+    page.goto(f"{live_server.url}/?decision=no_go&stage=pilot")
+    slug = _most_blocked(page)
+    page.goto(f"{live_server.url}/projects/{slug}/")
+    expect(page.locator(".banner--no_go")).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "scorecard.png"), full_page=True)
+
+    assert errors == []
+    context.close()
+
+
+def _most_blocked(page: Any) -> str:
+    rows = matrix_rows(page)
+    best, most = "", -1
+    for index in range(rows.count()):
+        row = rows.nth(index)
+        found = re.search(r"(\d+) blocker", row.locator(".matrix__decision").inner_text())
+        blockers = int(found.group(1)) if found else 0
+        if blockers > most:
+            href = row.locator(".matrix__project a").get_attribute("href")
+            best, most = href.strip("/").split("/")[-1], blockers
+    assert best, "the demo portfolio has a no-go project in pilot"
+    return best
+
+
+def test_pages_fit_a_phone_screen(live_server: Any, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    errors: list[str] = []
+    context = browser.new_context(viewport=PHONE, is_mobile=True)
+    page = context.new_page()
+    watch_errors(page, errors)
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "lea")
+    page.fill("#id_password", DEMO_PASSWORD)
+    page.click("form.login__form button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/?decision=no_go")
+    scorecard = page.locator(".matrix__project a").first.get_attribute("href")
+    for path in ("/", scorecard):
+        page.goto(f"{live_server.url}{path}")
+        expect(page.locator("h1")).to_be_visible()
+        # Nothing wider than the screen: the matrix and the blockers turn into cards on a phone.
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, path
+        if path == "/":
+            # Each card names its dimensions: the column headers are gone on a phone.
+            expect(page.locator(".cell__dim").first).to_be_visible()
+    assert errors == []
+    context.close()
