@@ -144,8 +144,9 @@ class Command(BaseCommand):
         people = ", ".join(user["username"] for user in portfolio.users)
         self.stdout.write(self.style.SUCCESS(f"Demo portfolio ready in {time.monotonic() - started:.1f} s."))
         self.stdout.write(
-            f"Log in at {url.rstrip('/')}/admin/ as admin / {password} (staff), or lea / {password} "
-            f"(leadership); the project people ({people}) use the same password."
+            f"Log in at {url.rstrip('/')}/ as lea / {password} (leadership: the portfolio) or admin / "
+            f"{password} (staff: also the admin console at /admin/); the project people ({people}) use "
+            "the same password."
         )
 
     def people(self, portfolio: Portfolio, password: str) -> None:
