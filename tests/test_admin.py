@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from readiness.alerts.models import Channel
+from readiness.alerts.models import Channel, Delivery, DeliveryAttempt, DeliveryItem, Event
 from readiness.audit.models import AuditEntry
 from readiness.audit.services import audit_record
 from readiness.projects.models import OWNER_FIELDS, Project, ProjectToken, StageChange, hash_token_secret
@@ -85,6 +85,11 @@ def one_of_each(cast: Cast) -> None:
         project=project, kind="webhook", url="https://hooks.example.com/x", last_error="HTTP 410"
     )
     Channel.objects.create(project=project, kind="email", to=["ops@example.com"])
+    # A notification: its event, its delivery to the email channel and one attempt (all read-only).
+    event = Event.objects.create(project=project, kind="decision_changed", key="decision:1", summary="no_go")
+    delivery = Delivery.objects.create(channel=Channel.objects.get(kind="email"), state="sent", attempts=1)
+    DeliveryItem.objects.create(delivery=delivery, event=event, channel=delivery.channel)
+    DeliveryAttempt.objects.create(delivery=delivery, number=1, outcome="sent")
     MetricPointFactory(project=project)
     template = Template.objects.create(key="house-rules", name="House rules")
     TemplateCriterion.objects.create(
@@ -120,6 +125,8 @@ NOT_ADDED_IN_CONSOLE = {
     "scoring_scorecard",
     "telemetry_metricpoint",
     "audit_auditentry",
+    "alerts_event",
+    "alerts_delivery",
 }
 
 

@@ -1,4 +1,5 @@
-"""Notification channels in the admin console."""
+"""Notifications in the admin console: channels (editable, with their last error), and the events and
+deliveries they produced (read-only history, with every attempt)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.core.validators import validate_email
+from django.http import HttpRequest
 from django.utils.text import Truncator
 
-from readiness.alerts.models import Channel
+from readiness.alerts.models import Channel, Delivery, DeliveryAttempt, Event
 
 
 class EmailListField(forms.CharField):
-    """Recipients typed as "a@example.com, b@example.com", stored as a JSON list."""
+    """Recipients typed as "a@example.com, b@example.com", stored as a JSON list. The addresses are
+    judged by ``Channel.clean``, the one place that knows a channel's rules."""
 
     def prepare_value(self, value: Any) -> Any:
         return ", ".join(value) if isinstance(value, list) else value
@@ -28,14 +30,6 @@ class EmailListField(forms.CharField):
         # A blank new row starts with no recipients, not an empty string: unchanged, so skipped.
         return self.to_python(data) != (initial or [])
 
-    def validate(self, value: list[str]) -> None:
-        super().validate(value)
-        for address in value:
-            try:
-                validate_email(address)
-            except forms.ValidationError:
-                raise forms.ValidationError(f"{address!r} is not an email address.") from None
-
 
 class ChannelForm(forms.ModelForm):
     to = EmailListField(
@@ -47,22 +41,13 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = Channel
-        fields = ("kind", "url", "to", "enabled")
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        kind = cleaned.get("kind")
-        if kind == Channel.Kind.WEBHOOK and not cleaned.get("url"):
-            self.add_error("url", "A webhook channel needs a URL.")
-        if kind == Channel.Kind.EMAIL and not cleaned.get("to") and not self.has_error("to"):
-            self.add_error("to", "An email channel needs at least one recipient.")
-        return cleaned
+        fields = ("kind", "url", "to", "digest", "enabled")
 
 
 class ChannelInline(admin.TabularInline):
     model = Channel
     form = ChannelForm
-    fields = ("kind", "url", "to", "enabled", "last_error")
+    fields = ("kind", "url", "to", "digest", "enabled", "last_error")
     readonly_fields = ("last_error",)
     extra = 0
     show_change_link = True
@@ -71,19 +56,101 @@ class ChannelInline(admin.TabularInline):
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
     form = ChannelForm
-    list_display = ("project", "kind", "target", "enabled", "last_error_short")
-    list_filter = ("kind", "enabled", "project")
+    list_display = ("project", "kind", "target", "digest", "enabled", "last_error_short", "last_error_at")
+    list_filter = ("kind", "enabled", "digest", "project")
     search_fields = ("url", "to", "project__slug", "last_error")
     list_select_related = ("project",)
     autocomplete_fields = ("project",)
-    fields = ("project", "kind", "url", "to", "enabled", "last_error")
-    # Written by the transport when a delivery fails for good (which also disables the channel).
-    readonly_fields = ("last_error",)
+    fields = ("project", "kind", "url", "to", "digest", "enabled", "last_error", "last_error_at")
+    # Written by sending when a delivery fails for good (which also disables the channel).
+    readonly_fields = ("last_error", "last_error_at")
 
     @admin.display(description="target")
     def target(self, obj: Channel) -> str:
-        return obj.url if obj.kind == Channel.Kind.WEBHOOK else ", ".join(obj.to)
+        return obj.target
 
     @admin.display(description="last error", ordering="last_error")
     def last_error_short(self, obj: Channel) -> str:
         return Truncator(obj.last_error).chars(80)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History written only by the notification services: viewed here, never added, edited or deleted."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ("number", "started_at", "outcome", "duration_ms", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "project",
+        "channel",
+        "digest",
+        "state",
+        "attempts",
+        "created_at",
+        "sent_at",
+        "error",
+    )
+    list_filter = ("state", "digest", "channel__kind")
+    search_fields = ("channel__project__slug", "channel__url", "last_error")
+    list_select_related = ("channel__project",)
+    date_hierarchy = "created_at"
+    fields = (
+        *("channel", "digest", "state", "attempts", "created_at", "next_attempt_at", "lease_expires_at"),
+        *("sent_at", "last_error", "event_summaries"),
+    )
+    readonly_fields = fields
+    inlines = [DeliveryAttemptInline]
+
+    @admin.display(description="project", ordering="channel__project__slug")
+    def project(self, obj: Delivery) -> str:
+        return obj.channel.project.slug
+
+    @admin.display(description="last error")
+    def error(self, obj: Delivery) -> str:
+        return Truncator(obj.last_error).chars(80)
+
+    @admin.display(description="events")
+    def event_summaries(self, obj: Delivery) -> str:
+        return "\n".join(f"{e.kind}: {e.summary}" for e in obj.events.order_by("occurred_at", "id"))
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ("occurred_at", "project", "kind", "criterion", "owner", "summary_short")
+    list_filter = ("kind", "project")
+    search_fields = ("project__slug", "criterion", "summary", "key")
+    list_select_related = ("project",)
+    date_hierarchy = "occurred_at"
+    fields = (
+        *("project", "kind", "key", "occurred_at", "scorecard", "criterion", "dimension", "owner"),
+        *("decision_before", "decision_after", "summary", "details"),
+    )
+    readonly_fields = fields
+
+    @admin.display(description="summary")
+    def summary_short(self, obj: Event) -> str:
+        return Truncator(obj.summary).chars(100)
