@@ -32,7 +32,8 @@ run: install
 	@echo
 	@echo "Readiness is starting on http://127.0.0.1:$(PORT)/  (demo login printed above)"
 	@echo
-	PORT=$(PORT) $(BIN)/honcho start
+	@# A terminal reads text logs better than JSON lines; production keeps JSON.
+	PORT=$(PORT) LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/honcho start
 
 ## make test: install the dev extra and run the whole suite (SQLite and a file-system broker unless
 ## DATABASE_URL and CELERY_BROKER_URL point elsewhere).
@@ -45,6 +46,9 @@ test: install-dev
 bench: install-dev
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/probes.py
+	$(BIN)/python bench/drift.py
+	$(BIN)/python bench/pages.py
+	$(BIN)/python bench/push_overhead.py
 
 lint: install-dev
 	$(BIN)/ruff check .

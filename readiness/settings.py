@@ -7,24 +7,39 @@ With nothing set, Readiness runs on its embedded default: SQLite and a file-syst
 from __future__ import annotations
 
 import ipaddress
+import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from readiness.env import ImproperlyConfiguredEnv, env_bool, env_int, env_list, env_str
+from readiness.security.rates import parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("READINESS_VAR_DIR") or BASE_DIR / "var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
+# Served over HTTPS (usually behind a TLS-terminating proxy): SSL redirect, HSTS, secure cookies (see
+# "Security" below). False by default so a plain-HTTP local run works with DJANGO_DEBUG=false.
+HTTPS = env_bool("DJANGO_HTTPS", False)
+# A local-only key so the embedded default starts with nothing set; production sets its own.
+INSECURE_LOCAL_SECRET = "readiness-insecure-local-key-set-DJANGO_SECRET_KEY-in-production"  # noqa: S105
 _secret = env_str("DJANGO_SECRET_KEY")
-if not _secret:
-    if not DEBUG and env_bool("DJANGO_REQUIRE_SECRET", False):
-        raise ImproperlyConfiguredEnv("DJANGO_SECRET_KEY: required in production")
-    # A local-only key so the embedded default starts with nothing set; production sets its own.
-    _secret = "readiness-insecure-local-key-set-DJANGO_SECRET_KEY-in-production"  # noqa: S105
-SECRET_KEY = _secret
+# Production (HTTPS, or DJANGO_REQUIRE_SECRET as docker-compose.yml sets) refuses to start without a
+# strong key of its own: sessions, CSRF tokens and password-reset links are signed with it, so the
+# public default would let anyone forge an admin's session.
+if not DEBUG and (HTTPS or env_bool("DJANGO_REQUIRE_SECRET", False)):
+    if not _secret or _secret == INSECURE_LOCAL_SECRET:
+        raise ImproperlyConfiguredEnv("DJANGO_SECRET_KEY: required in production (or DJANGO_SECRET_KEY_FILE)")
+    if len(_secret) < 50 or len(set(_secret)) < 5:
+        raise ImproperlyConfiguredEnv(
+            "DJANGO_SECRET_KEY: too weak for production (at least 50 characters, 5 different); generate "
+            "one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+SECRET_KEY = _secret or INSECURE_LOCAL_SECRET
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
@@ -38,6 +53,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
+    "readiness.observability",
     "readiness.projects",
     "readiness.audit",
     "readiness.telemetry",
@@ -48,14 +65,23 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: the request id and the request metrics cover everything below, the ops endpoints
+    # (/healthz, /readyz, /metrics) answer before host checks and the HTTPS redirect refuse a probe.
+    "readiness.observability.middleware.RequestContextMiddleware",
+    "readiness.observability.middleware.OpsEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "readiness.security.headers.ContentSecurityPolicyMiddleware",
+    # Before sessions and authentication: a request over its token's limit costs one Redis call.
+    "readiness.security.ratelimit.ApiRateLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes requires: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "readiness.urls"
@@ -77,6 +103,10 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------------
+# Web, worker and beat share one SQLite file: wait on a lock rather than fail with "database is locked",
+# and take the write lock when a transaction begins (a deferred transaction that reads, then writes,
+# fails at once when another process wrote in between, whatever the timeout).
+_SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
 _database_url = env_str("DATABASE_URL")
 if _database_url:
     try:
@@ -85,16 +115,18 @@ if _database_url:
         raise ImproperlyConfiguredEnv(f"DATABASE_URL: {exc}") from exc
     if not _db.get("ENGINE"):
         raise ImproperlyConfiguredEnv(f"DATABASE_URL: unsupported scheme in {_database_url!r}")
+    if _db["ENGINE"] == "django.db.backends.postgresql":
+        # A database that does not answer fails a connection in 5 s rather than hanging the request
+        # (and /readyz) for libpq's default of forever; ?connect_timeout= in the URL overrides it.
+        _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    if _db["ENGINE"] == "django.db.backends.sqlite3":
+        # A sqlite:// URL shares its file between web, worker and beat like the embedded default.
+        _db["OPTIONS"] = {**_SQLITE_OPTIONS, **_db.get("OPTIONS", {})}
 else:
     _db = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": VAR_DIR / "readiness.sqlite3",
-        # Web, worker and beat share the file: wait on a lock rather than fail with "database is locked".
-        "OPTIONS": {
-            "timeout": 20,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL;",
-        },
+        "OPTIONS": dict(_SQLITE_OPTIONS),
         # A file, not memory: tests that run a worker in a subprocess must see the same database.
         "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
     }
@@ -121,6 +153,64 @@ LOGIN_URL = "/login/"
 # A metrics push may carry up to 5 MiB of JSON (PRODUCT.md §3); larger bodies get 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
+# --- Security (docs/security.md) -------------------------------------------------------------------
+# Behind a TLS-terminating proxy Django sees plain HTTP; the proxy's X-Forwarded-Proto tells it the
+# client used HTTPS. Only with DJANGO_HTTPS: the proxy must then set (overwrite) that header.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_SSL_REDIRECT = HTTPS
+# HSTS: browsers refuse plain HTTP to this host for a year once they saw HTTPS (default one year;
+# DJANGO_HSTS_SECONDS=300 while trying HTTPS out). Sent only over HTTPS, so harmless without it.
+_hsts_seconds = env_int("DJANGO_HSTS_SECONDS", 31_536_000, minimum=0)  # validated even without HTTPS
+SECURE_HSTS_SECONDS = _hsts_seconds if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# Links to other sites carry no path (scorecard URLs name projects); same-origin keeps it for our own.
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Only our own assets (readiness/security/headers.py says why each directive is what it is).
+READINESS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'"
+)
+# Hashed, compressed static file names (cache forever, served by whitenoise) need collectstatic to
+# have run, as the Docker image does at build: on by default with HTTPS, DJANGO_STATIC_MANIFEST says.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if env_bool("DJANGO_STATIC_MANIFEST", HTTPS)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# Login throttling (readiness/security/logins.py): N failures for one username from one address lock
+# that pair for a while, on /login/ and /admin/login/.
+AUTHENTICATION_BACKENDS = [
+    "readiness.security.logins.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("READINESS_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("READINESS_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "readiness.security.logins.lockout_response"
+# The client address: REMOTE_ADDR, or with READINESS_PROXY_COUNT reverse proxies in front, the address
+# the outermost of them saw (readiness/security/logins.py, client_address).
+READINESS_PROXY_COUNT = env_int("READINESS_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "readiness.security.logins.client_address"
+
+# API rate limit per token (readiness/security/ratelimit.py): "N/s", "N/m", "N/h", "N/10s" or "off".
+# 1,200 a minute is 20 pushes a second per pipeline, each up to 10,000 points.
+try:
+    READINESS_API_RATE_LIMIT = parse_rate(env_str("READINESS_API_RATE_LIMIT") or "1200/m")
+except ValueError as exc:
+    raise ImproperlyConfiguredEnv(f"READINESS_API_RATE_LIMIT: {exc}") from None
+
 # --- Celery ---------------------------------------------------------------------------------------
 _broker_url = env_str("CELERY_BROKER_URL")
 if _broker_url:
@@ -137,9 +227,11 @@ if _broker_url:
         )
     CELERY_BROKER_URL = _broker_url
     # Redis redelivers a message nobody acknowledged after this long (a worker died holding it).
-    # Five minutes: above the longest task (a drain yields after 10 s) and every countdown (≤ 1 s), so
-    # nothing healthy is delivered twice; lost ingest batches come back sooner through the sweeper.
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 300}
+    # Fifteen minutes: above the longest hard time limit of any task (alerts.scan_expiring, 600 s) and
+    # every countdown (≤ 1 s), so nothing still running is delivered twice. What a dead worker held comes
+    # back sooner through the sweepers (ingest batches, deliveries) and the lost-request rule of
+    # evaluations; the claims make a late redelivery harmless.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 900}
 else:
     # The embedded default: kombu's file-system transport needs no server, only a shared folder.
     _queue_dir = VAR_DIR / "broker"
@@ -159,15 +251,22 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 # Results are not read back: every task writes its outcome to the database.
 CELERY_TASK_IGNORE_RESULT = True
+# No result backend, so nothing to expire: without this, beat installs a daily celery.backend_cleanup.
+CELERY_RESULT_EXPIRES = None
 # Late ack + reject on worker loss: a task whose worker dies is redelivered, not lost. Tasks are
 # idempotent (claimed with conditional updates), so redelivery never double-applies.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One message at a time per process: a long evaluation never holds others hostage in its prefetch.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's database scheduler, seeded from CELERY_BEAT_SCHEDULE below without overwriting
+# the intervals admins tune in the console (readiness/beat.py says why).
+CELERY_BEAT_SCHEDULER = "readiness.beat:CodeDefaultsScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-# Periodic jobs, defined here and copied into django-celery-beat's tables, where admins tune them.
+# Every periodic job, defined here only: beat copies each entry missing from django-celery-beat's tables
+# there, where admins see and tune it. Each entry says why its interval; each task carries its own soft
+# and hard time limits (the database scheduler cannot store them), and "expires" drops a tick still
+# queued when the next is due.
 CELERY_BEAT_SCHEDULE = {
     "evaluate-active-projects": {
         "task": "scoring.evaluate_active_projects",
@@ -192,6 +291,35 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 10.0,
         # A tick still queued when the next one is due is dropped: the next tick claims the same targets.
         "options": {"expires": 9},
+    },
+    # Notifications (readiness/alerts/).
+    "sweep-notification-deliveries": {
+        "task": "alerts.sweep_deliveries",
+        # 60 s: a delivery whose message the broker lost is re-sent within 90 s (30 s grace, then the
+        # next sweep), one whose worker died within a minute of its 2-minute lease running out.
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "scan-expiring-attestations-and-waivers": {
+        "task": "alerts.scan_expiring",
+        # Hourly: the warning comes 7 days ahead, so an hour's lateness costs nothing, and each event
+        # has a unique key, so a second scan (or a second beat) finds nothing new.
+        "schedule": 3600.0,
+        "options": {"expires": 3300},
+    },
+    "send-notification-digests": {
+        "task": "alerts.send_digests",
+        # Daily at 07:00 UTC: one summary before the European working day (and the US night's news by
+        # the morning), for channels in digest mode.
+        "schedule": crontab(minute=0, hour=7),
+        "options": {"expires": 3600},
+    },
+    "compute-drift": {
+        "task": "scoring.compute_drift",
+        # 10 minutes: drift windows are hours to days, so a run moves a 24h window by under 1% and a
+        # real shift shows within minutes of it mattering; 100 criteria cost ~2 s of one worker a run.
+        "schedule": 600.0,
+        "options": {"expires": 540},
     },
 }
 
@@ -256,9 +384,51 @@ for _network in env_list("READINESS_PROBE_DENY_NETWORKS", []):
 # worker's file descriptors and a cycle of 1,000 targets well inside the beat interval.
 READINESS_PROBE_CONCURRENCY = env_int("READINESS_PROBE_CONCURRENCY", 100, minimum=1)
 
+# The per-token API counts live in Redis so every web process shares them: the broker's Redis, or
+# READINESS_RATE_LIMIT_REDIS_URL (e.g. beside RabbitMQ). Without either, each process counts alone.
+READINESS_RATE_LIMIT_REDIS_URL = env_str("READINESS_RATE_LIMIT_REDIS_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+if READINESS_RATE_LIMIT_REDIS_URL and not READINESS_RATE_LIMIT_REDIS_URL.startswith(
+    ("redis://", "rediss://", "unix://")
+):
+    raise ImproperlyConfiguredEnv(
+        f"READINESS_RATE_LIMIT_REDIS_URL: expected redis://, rediss:// or unix://, got "
+        f"{READINESS_RATE_LIMIT_REDIS_URL!r}"
+    )
+
+# --- Observability (readiness/observability/) ------------------------------------------------------
+# /metrics answers only a scraper sending "Authorization: Bearer <this>"; empty: /metrics is a 404.
+READINESS_METRICS_TOKEN = env_str("READINESS_METRICS_TOKEN") or ""
+if READINESS_METRICS_TOKEN and len(READINESS_METRICS_TOKEN) < 16:
+    raise ImproperlyConfiguredEnv("READINESS_METRICS_TOKEN: use at least 16 characters (a random string)")
+# Read by prometheus_client itself: every process's metrics in files there, summed at each scrape.
+_multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _multiproc_dir and not (os.path.isdir(_multiproc_dir) and os.access(_multiproc_dir, os.W_OK)):
+    raise ImproperlyConfiguredEnv(f"PROMETHEUS_MULTIPROC_DIR: {_multiproc_dir!r} is not a writable folder")
+
+# Logs: one JSON object per line on stderr (LOG_FORMAT=text for a terminal), UTC timestamps, the
+# request id or the Celery task on every line (readiness/observability/logs.py).
+_log_format = (env_str("LOG_FORMAT") or "json").strip().lower()
+if _log_format not in ("json", "text"):
+    raise ImproperlyConfiguredEnv(f"LOG_FORMAT: expected json or text, got {_log_format!r}")
+_log_level = (env_str("LOG_LEVEL") or "INFO").strip().upper()
+if _log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfiguredEnv(f"LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, got {_log_level!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {"context": {"()": "readiness.observability.logs.RequestContextFilter"}},
+    "formatters": {
+        "json": {"()": "readiness.observability.logs.JsonFormatter"},
+        "text": {"()": "readiness.observability.logs.TextFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": _log_format, "filters": ["context"]},
+    },
+    "root": {"handlers": ["console"], "level": _log_level},
+    # Its start banner on every command; its lockout lines (axes.handlers, axes.signals) stay.
+    "loggers": {"axes.apps": {"level": "WARNING"}},
 }
+# Celery workers log through the same handler (JSON, with the task's id), not a root logger of their own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

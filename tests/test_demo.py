@@ -152,7 +152,9 @@ def test_demo_loaded_twice_changes_nothing(demo: DemoLoad) -> None:
 
 @pytest.mark.django_db
 def test_demo_prints_the_login_and_a_line_per_project(demo: DemoLoad) -> None:
-    assert "as lea / readiness-demo (leadership: the portfolio) or admin / readiness-demo" in demo.first_output
+    assert (
+        "as lea / readiness-demo (leadership: the portfolio) or admin / readiness-demo" in demo.first_output
+    )
     assert "/ as lea / another-secret" in demo.second_output
     assert "fraud-detector             production go     0 blockers" in demo.first_output
     assert "support-ticket-router      production no_go  2 blockers" in demo.first_output

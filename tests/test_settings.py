@@ -64,3 +64,26 @@ def test_secret_key_can_come_from_a_file(tmp_path: Path) -> None:
 def test_nothing_set_runs_on_the_embedded_default() -> None:
     result = start_with()
     assert result.returncode == 0, result.stderr
+
+
+def test_a_sqlite_url_shares_its_file_between_processes_like_the_embedded_default(tmp_path: Path) -> None:
+    # Without these options a worker's apply transaction fails with "database is locked" as soon as a
+    # web process writes a push in between (found by tests/faults on the embedded default).
+    code = "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS'])"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT,
+        env={
+            **clean,
+            "DJANGO_SETTINGS_MODULE": "readiness.settings",
+            "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    options = result.stdout.strip().splitlines()[-1]
+    assert "'transaction_mode': 'IMMEDIATE'" in options and "'timeout': 20" in options

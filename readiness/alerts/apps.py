@@ -1,9 +1,23 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
+
+
+def _count_notification_failure(sender: object, *, channel: Any, permanent: bool, **kwargs: object) -> None:
+    from readiness.observability.metrics import record_notification_failure
+
+    record_notification_failure(channel=channel.kind, permanent=permanent)
 
 
 class AlertsConfig(AppConfig):
     name = "readiness.alerts"
     label = "alerts"
     verbose_name = "Alerts: notification channels"
+
+    def ready(self) -> None:
+        # Sending knows nothing of Prometheus; the counter listens to the signal sending raises.
+        from readiness.alerts.services import notification_failed
+
+        notification_failed.connect(_count_notification_failure, dispatch_uid="count-notification-failure")

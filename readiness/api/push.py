@@ -10,7 +10,6 @@ import orjson
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -23,8 +22,16 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from readiness.api.errors import error_response
+from readiness.api.serializers import ErrorSerializer
 from readiness.api.tokens import bearer_secret, push_caller
-from readiness.telemetry.push import MAX_BODY_BYTES, PushInvalid
+from readiness.telemetry.push import (
+    MAX_BODY_BYTES,
+    MAX_LABEL_VALUE,
+    MAX_LABELS,
+    MAX_POINTS,
+    METRIC_RE,
+    PushInvalid,
+)
 from readiness.telemetry.services import IdempotencyConflict, batch_ingest
 
 # How long a client should wait before retrying while the database is unreachable.
@@ -33,6 +40,32 @@ MAX_IDEMPOTENCY_KEY = 200
 
 _accepted = inline_serializer(
     "PushAccepted", {"batch_id": serializers.UUIDField(), "accepted": serializers.IntegerField()}
+)
+# For the schema only (the view validates with readiness.telemetry.push): what a push looks like, so
+# clients and generated tests (schemathesis) know the shape of a valid body.
+_push = inline_serializer(
+    "PushInput",
+    {
+        "points": serializers.ListField(
+            min_length=1,
+            max_length=MAX_POINTS,
+            child=inline_serializer(
+                "PushPoint",
+                {
+                    "metric": serializers.RegexField(f"^{METRIC_RE.pattern}$", max_length=100),
+                    "value": serializers.FloatField(help_text="a finite number"),
+                    "ts": serializers.DateTimeField(
+                        required=False, help_text="ISO 8601 with offset; server time when absent"
+                    ),
+                    "labels": serializers.DictField(
+                        required=False,
+                        child=serializers.CharField(max_length=MAX_LABEL_VALUE),
+                        help_text=f"at most {MAX_LABELS} pairs; keys [a-z_][a-z0-9_]{{0,49}}",
+                    ),
+                },
+            ),
+        )
+    },
 )
 
 
@@ -44,7 +77,7 @@ class MetricsPushView(APIView):
     @extend_schema(
         operation_id="metrics_push",
         summary="Push metric points (1 to 10,000 per request, all-or-nothing)",
-        request={"application/json": OpenApiTypes.OBJECT},
+        request={"application/json": _push},
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
         ],
@@ -67,13 +100,19 @@ class MetricsPushView(APIView):
         ],
         responses={
             202: _accepted,
-            400: OpenApiResponse(description="invalid body; details list every bad point"),
-            401: OpenApiResponse(description="no or unknown token"),
-            403: OpenApiResponse(description="the token lacks metrics:write"),
-            409: OpenApiResponse(description="Idempotency-Key reused with a different body"),
-            413: OpenApiResponse(description="body over 5 MiB"),
-            415: OpenApiResponse(description="Content-Type is not application/json"),
-            503: OpenApiResponse(description="database unreachable; retry after Retry-After seconds"),
+            # Every refusal in the one error shape, so clients (and schemathesis) can rely on its body.
+            **{
+                status: OpenApiResponse(ErrorSerializer, description=description)
+                for status, description in {
+                    400: "invalid body; details list every bad point",
+                    401: "no or unknown token",
+                    403: "the token lacks metrics:write",
+                    409: "Idempotency-Key reused with a different body",
+                    413: "body over 5 MiB",
+                    415: "Content-Type is not application/json",
+                    503: "database unreachable; retry after Retry-After seconds",
+                }.items()
+            },
         },
     )
     def post(self, request: Request) -> HttpResponse:

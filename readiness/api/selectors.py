@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -65,17 +66,23 @@ class MetricSummary:
 
 
 def metric_summary(
-    *, project: Project, metric: str, aggregation: str, window: timedelta, now: datetime
+    *,
+    project: Project,
+    metric: str,
+    aggregation: str,
+    window: timedelta,
+    now: datetime,
+    labels: Mapping[str, str] | None = None,
 ) -> MetricSummary:
     """The aggregate of a metric over the window ``now - window < ts <= now`` (exactly what a criterion
-    would see), and a series of at most ``MAX_SERIES_POINTS`` points for a chart."""
+    with these ``labels`` would see), and a series of at most ``MAX_SERIES_POINTS`` points for a chart."""
     start = now - window
     aggregate = window_aggregate(
-        project_id=project.pk, metric=metric, aggregation=aggregation, start=start, end=now
+        project_id=project.pk, metric=metric, aggregation=aggregation, start=start, end=now, labels=labels
     )
     if aggregate.count == 0:
         return MetricSummary(value=None, count=0, series=[])
-    points = window_points(project_id=project.pk, metric=metric, start=start, end=now)
+    points = window_points(project_id=project.pk, metric=metric, start=start, end=now, labels=labels)
     if aggregate.count <= MAX_SERIES_POINTS:
         # Few enough to chart as they are: exact times and values beat bucket averages.
         raw = points.order_by("ts", "id").values_list("ts", "value")
@@ -86,18 +93,30 @@ def metric_summary(
 
 
 def _bucketed_series(*, points: QuerySet, start: datetime, window: timedelta) -> list[SeriesPoint]:
-    """Split the window into ``MAX_SERIES_POINTS`` equal buckets and average each in SQL (one GROUP BY,
-    whatever the number of points). Each point is stamped with the middle of its bucket; empty
-    buckets are left out, not zero."""
+    rows = bucket_rows(points=points, start=start, window=window).values_list("bucket", "total", "n")
+    return series_from_buckets(rows, start=start, window=window)
+
+
+def bucket_rows(*, points: QuerySet, start: datetime, window: timedelta) -> QuerySet:
+    """Split the window into ``MAX_SERIES_POINTS`` equal buckets and sum each in SQL (one GROUP BY,
+    whatever the number of points): a values queryset of ``bucket``, ``total`` and ``n``. The
+    scorecard page unions several of these into one query (readiness.dashboard.series)."""
     width = window.total_seconds() / MAX_SERIES_POINTS
     offset = Cast(EpochSeconds("ts"), FloatField()) - Value(start.timestamp(), output_field=FloatField())
-    rows = (
+    return (
         points.order_by()
         .annotate(bucket=Floor(offset / Value(width, output_field=FloatField())))
         .values("bucket")
         .annotate(total=Sum("value"), n=Count("id"))
-        .values_list("bucket", "total", "n")
     )
+
+
+def series_from_buckets(
+    rows: Iterable[tuple[float, float, int]], *, start: datetime, window: timedelta
+) -> list[SeriesPoint]:
+    """The averages of ``(bucket, total, n)`` rows, each stamped with the middle of its bucket; empty
+    buckets are left out, not zero."""
+    width = window.total_seconds() / MAX_SERIES_POINTS
     # The window is (start, end], so the bucket number is in [0, MAX_SERIES_POINTS] and reaches the
     # top only for a point exactly at the window's end (or by float rounding): clamp, then merge.
     sums: dict[int, tuple[float, int]] = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from readiness.api import views_act, views_read
 from readiness.api.exceptions import api_not_found
@@ -40,7 +40,9 @@ urlpatterns = [
     ),
     # --- Documentation ------------------------------------------------------------------------------
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file (?script), not inline: the
+    # Content-Security-Policy (script-src 'self') refuses inline scripts.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     # Last: any other URL under /api/v1/ is a 404 in the API's error shape, not an HTML page.
     re_path(r"^.*$", api_not_found),
 ]

@@ -11,6 +11,7 @@ import datetime as dt
 import difflib
 import math
 import re
+import reprlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -80,9 +81,16 @@ def in_document_order(items: list[tuple[str, str]], document: Any) -> list[tuple
     A problem about a key that is missing sorts with the mapping that misses it."""
     order: dict[str, int] = {}
     stack: list[tuple[str, Any]] = [("", document)]
+    # YAML aliases share one collection between places, or nest one in itself (`&a [*a]`): each is
+    # walked once, at its first place, so a cycle cannot loop and an alias bomb cannot explode.
+    walked: set[int] = set()
     while stack:  # depth-first, iterative: a deeply nested file must not exhaust the recursion limit
         path, value = stack.pop()
         order.setdefault(path, len(order))
+        if isinstance(value, dict | list):
+            if id(value) in walked:
+                continue
+            walked.add(id(value))
         if isinstance(value, dict):
             stack.extend(reversed([(at(path, str(k)), v) for k, v in value.items()]))
         elif isinstance(value, list):
@@ -121,9 +129,22 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
+# Bounded: a collection reached through YAML aliases may be enormous (an alias bomb) or contain itself.
+_SHOWN = reprlib.Repr()  # keyword arguments only from Python 3.12
+_SHOWN.maxlevel, _SHOWN.maxdict, _SHOWN.maxlist, _SHOWN.maxtuple = 2, 4, 4, 4
+_SHOWN.maxstring = _SHOWN.maxother = 60
+
+
 def shown(value: Any) -> str:
     """A short picture of a bad value for a message."""
-    text = repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, int) and value.bit_length() > 14_000:
+        return "an integer of more than 4,000 digits"  # Python refuses to print one over 4,300
+    if isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, dict | list | tuple):
+        text = _SHOWN.repr(value)
+    else:
+        text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -172,6 +193,16 @@ def text(
         # PostgreSQL cannot store NUL characters in text columns.
         problems.add(path, "must not contain NUL characters")
         return INVALID
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            # YAML's "\ud800" escape makes half a surrogate pair, which no database text can hold.
+            bad = exc.object[exc.start]
+            problems.add(
+                path, f"must be valid unicode: {bad!r} at character {exc.start} is half a surrogate pair"
+            )
+            return INVALID
     if not value.strip() and not blank:
         problems.add(path, "must not be empty")
         return INVALID

@@ -53,3 +53,9 @@ def document_load(text: str) -> Any:
         raise ChecksSyntaxError(message) from exc
     except yaml.YAMLError as exc:
         raise ChecksSyntaxError(f"YAML syntax error: {exc}") from exc
+    except RecursionError:
+        # PyYAML composes nested collections recursively: a few hundred levels exhaust Python's stack.
+        raise ChecksSyntaxError("YAML syntax error: the document nests too deeply") from None
+    except ValueError as exc:
+        # A constructor's own refusal, e.g. an integer of more than 4,300 digits (Python's limit).
+        raise ChecksSyntaxError(f"YAML syntax error: {exc}") from None

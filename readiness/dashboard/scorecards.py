@@ -3,7 +3,7 @@ banner, its blockers and one column per dimension.
 
 Two queries whatever the number of criteria: the scorecard (its payload holds every result) and one
 for the criteria's comparison operators and drift methods, which the payload leaves out but a reader
-needs to tell "412 vs 300" as a failure of "at most 300".
+needs to tell "412 vs 300" as a failure of "at most 300" (none when the caller passes the criteria).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from readiness.dashboard.display import (
 from readiness.projects.models import Project
 from readiness.projects.vocabulary import DIMENSION_DEFINITIONS, Dimension
 from readiness.scoring import mltestscore
-from readiness.scoring.models import Scorecard
+from readiness.scoring.models import Criterion, Scorecard
 from readiness.scoring.services import latest_scorecard
 
 # Statuses worth the reader's attention: their remediation is shown without a click.
@@ -149,13 +149,18 @@ class ScorecardPage:
         return status_symbol(self.decision)
 
 
-def scorecard_page(*, project: Project) -> ScorecardPage:
-    """``project`` comes with its owners selected (``select_related``): the page names each of them."""
+def scorecard_page(*, project: Project, criteria: list[Criterion] | None = None) -> ScorecardPage:
+    """``project`` comes with its owners selected (``select_related``): the page names each of them.
+    ``criteria``, when the caller has them already (the scorecard page reads them for its charts and
+    actions), save the query for their comparison operators."""
     scorecard = latest_scorecard(project=project)
-    comparisons = {
-        key: (op, method)
-        for key, op, method in project.criteria.order_by().values_list("key", "op", "method")
-    }
+    if criteria is not None:
+        comparisons = {criterion.key: (criterion.op, criterion.method) for criterion in criteria}
+    else:
+        comparisons = {
+            key: (op, method)
+            for key, op, method in project.criteria.order_by().values_list("key", "op", "method")
+        }
     return shape_scorecard(scorecard=scorecard, project=project, comparisons=comparisons)
 
 

@@ -1,8 +1,9 @@
 """Reads behind the portfolio page: the visible projects with their latest scorecard, and the
 aggregates leadership reads off them (KPIs, the stage funnel, top blockers).
 
-The page costs a fixed number of queries whatever the size of the portfolio: one for the projects, one
-for their latest scorecards, one for the stage history, one for blocker titles. Everything else is a
+The page costs a fixed number of queries whatever the size of the portfolio: one for the projects (with
+their weekly decisions for the readiness trend), one for their latest scorecards, one for the stage
+history, one for blocker titles. Everything else is a
 pure function over the fetched rows, so it is tested without a database.
 """
 
@@ -18,6 +19,8 @@ from django.conf import settings
 from django.db.models import Min, OuterRef, Q, QuerySet, Subquery
 
 from readiness.dashboard.display import DECISION_LABELS, DIMENSION_LABELS, STATUS_LABELS, status_symbol
+from readiness.dashboard.summaries import BlockerKey, blocker_keys, latest_summaries
+from readiness.dashboard.trend import TREND_WEEKS, trend_week_starts, weekly_decision_columns
 from readiness.projects.models import Project, StageChange
 from readiness.projects.vocabulary import Dimension, Stage
 from readiness.scoring.models import Criterion, Scorecard
@@ -28,6 +31,8 @@ _STAGE_RANK = {stage: rank for rank, stage in enumerate(FUNNEL_STAGES)}
 STUCK_STAGES = frozenset({Stage.PROTOTYPE, Stage.PILOT})
 NOT_EVALUATED = "none"
 TOP_BLOCKERS = 8
+NAMED_PER_BLOCKER = 4  # projects the page names beside each top blocker
+DIMENSIONS: tuple[str, ...] = tuple(Dimension.values)  # an enum's .values is rebuilt on every access
 
 
 @dataclass(frozen=True)
@@ -82,11 +87,22 @@ class PortfolioRow:
     computed_at: datetime | None
     cells: list[DimensionCell]
     blockers: list[dict[str, Any]]
+    # What blocks the project, each thing once (summaries.blocker_keys); worked out from ``blockers``
+    # when not given.
+    given_blocker_keys: tuple[BlockerKey, ...] | None = None
     reached_rank: int = -1  # the furthest funnel stage the project ever was in; set from the history
+    # (week start, decision of the latest scorecard as of that week's end or None), oldest week first.
+    weekly_decisions: tuple[tuple[date, str | None], ...] = ()
 
     @property
     def decision_key(self) -> str:
         return self.decision or NOT_EVALUATED
+
+    @property
+    def blocker_keys(self) -> tuple[BlockerKey, ...]:
+        if self.given_blocker_keys is not None:
+            return self.given_blocker_keys
+        return blocker_keys(self.blockers)
 
     @property
     def decision_label(self) -> str:
@@ -98,40 +114,64 @@ class PortfolioRow:
 
 
 def portfolio_rows(
-    *, projects: QuerySet[Project], filters: PortfolioFilters, now: datetime
+    *,
+    projects: QuerySet[Project],
+    filters: PortfolioFilters,
+    now: datetime,
+    trend_weeks: int = TREND_WEEKS,
 ) -> list[PortfolioRow]:
     """The ``projects`` (those the reader may see) matching the filters, retired ones included, except
     the stage filter: the funnel is *about* stages, so the caller narrows by stage (``in_stage``) after
-    computing it."""
+    computing it. Each row carries its decision at the end of each of the last ``trend_weeks`` weeks
+    (``readiness_trend``), read in the same query as the projects."""
     projects = _filtered_projects(projects=projects, filters=filters)
+    starts = trend_week_starts(now=now, weeks=trend_weeks) if trend_weeks else []
+    # The current week's decision is the latest one, already read: only the finished weeks cost a probe.
+    weeks = weekly_decision_columns(starts[:-1])
     project_rows = list(
-        projects.values(
+        projects.annotate(**weeks).values(
             *("pk", "slug", "name", "team__slug", "team__name", "stage", "risk_tier", "target_date"),
-            "stage_changed_at",
+            *("stage_changed_at", "latest_scorecard_id", "latest_digest"),
+            *weeks,
         )
     )
-    latest = _latest_scorecards(projects)
+    latest = latest_summaries(
+        digests={
+            p["latest_scorecard_id"]: p["latest_digest"] for p in project_rows if p["latest_scorecard_id"]
+        },
+        ids_query=projects.values("latest_scorecard_id"),
+    )
     reached = _reached_ranks(projects)
-    rows = [
-        _row(project, latest.get(project["pk"]), reached.get(project["pk"]), now) for project in project_rows
-    ]
+    week_starts = [start.date() for start in starts]
+    rows = []
+    for project in project_rows:
+        decisions = [project[column] for column in weeks]
+        if starts:
+            decisions.append((latest.get(project["pk"]) or {}).get("decision"))
+        weekly = tuple(zip(week_starts, decisions, strict=True))
+        rows.append(_row(project, latest.get(project["pk"]), reached.get(project["pk"]), now, weekly))
     rows.sort(key=lambda row: (row.name.casefold(), row.slug))
     return rows
 
 
 def _filtered_projects(*, projects: QuerySet[Project], filters: PortfolioFilters) -> QuerySet[Project]:
     newest = Scorecard.objects.filter(project=OuterRef("pk")).order_by("-computed_at", "-id")
-    projects = projects.annotate(latest_scorecard_id=Subquery(newest.values("id")[:1])).annotate(
-        latest_decision=Subquery(newest.values("decision")[:1])
+    projects = projects.annotate(
+        latest_scorecard_id=Subquery(newest.values("id")[:1]),
+        # What a remembered summary of that scorecard is checked against (readiness.dashboard.summaries).
+        latest_digest=Subquery(newest.values("digest")[:1]),
     )
     if filters.team:
         projects = projects.filter(team__slug=filters.team)
     if filters.risk_tier:
         projects = projects.filter(risk_tier=filters.risk_tier)
     if filters.decision == NOT_EVALUATED:
-        projects = projects.filter(latest_decision__isnull=True)
+        projects = projects.filter(latest_scorecard_id__isnull=True)
     elif filters.decision:
-        projects = projects.filter(latest_decision=filters.decision)
+        # Only a decision filter needs the decision in SQL; otherwise it comes with the summaries.
+        projects = projects.annotate(latest_decision=Subquery(newest.values("decision")[:1])).filter(
+            latest_decision=filters.decision
+        )
     if filters.q:
         projects = projects.filter(
             Q(name__icontains=filters.q)
@@ -140,19 +180,6 @@ def _filtered_projects(*, projects: QuerySet[Project], filters: PortfolioFilters
             | Q(team__name__icontains=filters.q)
         )
     return projects.order_by()
-
-
-def _latest_scorecards(projects: QuerySet) -> dict[int, dict[str, Any]]:
-    """The newest scorecard of each project, in one query. Only the parts of the payload the page reads
-    (dimensions and blockers) leave the database: the criteria list is most of a payload's bytes.
-
-    A correlated ``LIMIT 1`` per project rather than PostgreSQL's ``DISTINCT ON``: it is portable, and
-    with the (project, -computed_at) index it is one index probe per project, while DISTINCT ON sorts
-    every scorecard ever stored for those projects (one a day each, at least)."""
-    scorecards = Scorecard.objects.filter(id__in=projects.values("latest_scorecard_id")).values(
-        "project_id", "decision", "target", "computed_at", "payload__dimensions", "payload__blockers"
-    )
-    return {scorecard["project_id"]: scorecard for scorecard in scorecards}
 
 
 def _reached_ranks(projects: QuerySet) -> dict[int, int]:
@@ -170,20 +197,20 @@ def _reached_ranks(projects: QuerySet) -> dict[int, int]:
 
 
 def _row(
-    project: dict[str, Any], scorecard: dict[str, Any] | None, reached: int | None, now: datetime
+    project: dict[str, Any],
+    scorecard: dict[str, Any] | None,
+    reached: int | None,
+    now: datetime,
+    weekly_decisions: tuple[tuple[date, str | None], ...],
 ) -> PortfolioRow:
     days = max((now - project["stage_changed_at"]).days, 0)
     stuck = project["stage"] in STUCK_STAGES and days > settings.READINESS_STUCK_AFTER_DAYS
-    dimensions: dict[str, Any] = (scorecard or {}).get("payload__dimensions") or {}
-    cells = [
-        DimensionCell(
-            dimension=dim,
-            status=(dimensions.get(dim) or {}).get("status"),
-            score=(dimensions.get(dim) or {}).get("score"),
-            signoff=((dimensions.get(dim) or {}).get("signoff") or {}).get("state"),
-        )
-        for dim in Dimension.values
-    ]
+    dimensions: dict[str, Any] = (scorecard or {}).get("dimensions") or {}
+    cells = []
+    for dim in DIMENSIONS:
+        result = dimensions.get(dim) or {}
+        signoff = result.get("signoff") or {}
+        cells.append(DimensionCell(dim, result.get("status"), result.get("score"), signoff.get("state")))
     # The current stage counts as reached even when the history is incomplete (an imported project).
     current_rank = _STAGE_RANK.get(project["stage"], -1)
     return PortfolioRow(
@@ -201,8 +228,10 @@ def _row(
         target=scorecard["target"] if scorecard else None,
         computed_at=scorecard["computed_at"] if scorecard else None,
         cells=cells,
-        blockers=list((scorecard or {}).get("payload__blockers") or []),
+        blockers=list((scorecard or {}).get("blockers") or []),
+        given_blocker_keys=(scorecard or {}).get("blocker_keys"),
         reached_rank=max(current_rank, reached if reached is not None else -1),
+        weekly_decisions=weekly_decisions,
     )
 
 
@@ -332,23 +361,18 @@ class TopBlocker:
 def blocking_dimensions(rows: list[PortfolioRow]) -> list[DimensionBlockCount]:
     """Per dimension, how many projects it blocks (any blocker in it), in the fixed dimension order."""
     counts = Counter(
-        dim for row in rows for dim in {b.get("dimension") for b in row.blockers} if dim in DIMENSION_LABELS
+        dim for row in rows for dim in {key[0] for key in row.blocker_keys} if dim in DIMENSION_LABELS
     )
     total = len(rows) or 1
-    return [DimensionBlockCount(dim, counts[dim], counts[dim] / total) for dim in Dimension.values]
+    return [DimensionBlockCount(dim, counts[dim], counts[dim] / total) for dim in DIMENSIONS]
 
 
 def top_blockers(rows: list[PortfolioRow], limit: int = TOP_BLOCKERS) -> list[TopBlocker]:
     """The criteria (and sign-off or tier blockers) that block the most projects, most first."""
     blocked: dict[tuple[str | None, str, bool], list[PortfolioRow]] = defaultdict(list)
     for row in rows:
-        seen: set[tuple[str | None, str, bool]] = set()
-        for blocker in row.blockers:
-            criterion = blocker.get("criterion")
-            key = (blocker.get("dimension"), criterion or blocker.get("status", ""), criterion is not None)
-            if key not in seen:
-                seen.add(key)
-                blocked[key].append(row)
+        for key in row.blocker_keys:
+            blocked[key].append(row)
     # On a tie a criterion ranks above a sign-off: fixing it is the work, signing off follows.
     ranked = sorted(
         blocked.items(), key=lambda item: (-len(item[1]), not item[0][2], item[0][1], item[0][0] or "")
@@ -361,11 +385,13 @@ def top_blockers(rows: list[PortfolioRow], limit: int = TOP_BLOCKERS) -> list[To
 
 def with_titles(blockers: list[TopBlocker]) -> list[TopBlocker]:
     """Criterion titles for the top blockers, in one query: the scorecards' blocker lists carry keys
-    only. Projects may word one key differently; the first title alphabetically stands for all."""
+    only. Projects may word one key differently; the first title alphabetically among the projects the
+    page names for it stands for all (asking every blocked project would read a criterion per project
+    and key: thousands of rows for a large portfolio, for one word)."""
     keys = {blocker.key for blocker in blockers if blocker.is_criterion}
     if not keys:
         return blockers
-    project_ids = {row.pk for blocker in blockers for row in blocker.projects}
+    project_ids = {row.pk for blocker in blockers for row in blocker.projects[:NAMED_PER_BLOCKER]}
     titles = dict(
         Criterion.objects.filter(project_id__in=project_ids, key__in=keys)
         .order_by()

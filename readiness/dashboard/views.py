@@ -7,6 +7,8 @@ the page's own markup, never a copy of it, and every page still works without Ja
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
@@ -17,6 +19,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from readiness.dashboard import selectors
+from readiness.dashboard.charts import scorecard_charts
+from readiness.dashboard.controls import Failure, dimension_panels
 from readiness.dashboard.display import DIMENSION_LABELS
 from readiness.dashboard.forms import PortfolioFilterForm
 from readiness.dashboard.scorecards import scorecard_page
@@ -24,6 +28,9 @@ from readiness.projects.models import OWNER_FIELDS, Project, Team
 from readiness.projects.vocabulary import Stage
 
 FULL_LAYOUT = "dashboard/base.html"
+SCORECARD_LIVE_LAYOUT = "dashboard/partial_scorecard_live.html"
+# How often a page open on a wall screen refreshes its data (while the tab is visible; dashboard.js).
+POLL_SECONDS = 30
 
 
 def _layout(request: HttpRequest, partial: str) -> str:
@@ -60,6 +67,7 @@ def portfolio(request: HttpRequest) -> TemplateResponse:
         "top_blockers": selectors.with_titles(selectors.top_blockers(shown)),
         "dimension_labels": DIMENSION_LABELS,
         "stuck_after_days": settings.READINESS_STUCK_AFTER_DAYS,
+        "poll_seconds": POLL_SECONDS,
     }
     response = TemplateResponse(request, "dashboard/portfolio.html", context)
     # One URL answers with a page or a partial: caches must key on the header that chooses.
@@ -67,22 +75,61 @@ def portfolio(request: HttpRequest) -> TemplateResponse:
     return response
 
 
+def readable_project(request: HttpRequest, slug: str) -> Project:
+    """The project with its team and responsible people, if the reader may see it. Outside
+    ``visible_to`` the project does not exist for this person (PRODUCT.md §2): 404, not 403."""
+    projects = Project.objects.visible_to(request.user).select_related("team", *OWNER_FIELDS.values())
+    return get_object_or_404(projects, slug=slug)
+
+
+def scorecard_context(
+    request: HttpRequest,
+    project: Project,
+    *,
+    layout: str = FULL_LAYOUT,
+    failure: Failure | None = None,
+    notice: str = "",
+    notice_level: str = "success",
+    affected: str | None = None,
+) -> dict[str, Any]:
+    """Everything the scorecard page shows; the action views render the same page (or its parts)
+    with the refused form (``failure``) or the outcome (``notice``) of what was just done."""
+    now = timezone.now()
+    criteria = list(project.criteria.order_by("position", "key"))
+    page = scorecard_page(project=project, criteria=criteria)
+    panels = dimension_panels(
+        page=page,
+        project=project,
+        criteria=criteria,
+        user=request.user,
+        now=now,
+        today=timezone.localdate(now),
+        failure=failure,
+    )
+    lines = [line for column in page.columns for line in (*column.criteria, *column.ml_tests)]
+    return {
+        "layout": layout,
+        "project": project,
+        "page": page,
+        "panels": panels,
+        "affected": next((panel for panel in panels if panel.key == affected), None),
+        "charts": scorecard_charts(project=project, criteria=criteria, lines=lines, now=now),
+        "notice": notice,
+        "notice_level": notice_level,
+        "poll_seconds": POLL_SECONDS,
+        # A launch date in the past while not yet in production is worth a flag in the header.
+        "overdue": project.target_date is not None
+        and project.target_date < timezone.localdate(now)
+        and project.stage not in (Stage.PRODUCTION, Stage.RETIRED),
+    }
+
+
 @require_GET
 @login_required
 def scorecard(request: HttpRequest, slug: str) -> TemplateResponse:
-    # Outside visible_to the project does not exist for this person (PRODUCT.md §2): 404, not 403.
-    projects = Project.objects.visible_to(request.user).select_related("team", *OWNER_FIELDS.values())
-    project = get_object_or_404(projects, slug=slug)
-    return TemplateResponse(
-        request,
-        "dashboard/scorecard.html",
-        {
-            "layout": FULL_LAYOUT,
-            "project": project,
-            "page": scorecard_page(project=project),
-            # A launch date in the past while not yet in production is worth a flag in the header.
-            "overdue": project.target_date is not None
-            and project.target_date < timezone.localdate()
-            and project.stage not in (Stage.PRODUCTION, Stage.RETIRED),
-        },
-    )
+    project = readable_project(request, slug)
+    # An htmx request is the page's 30-second poll: only its data part, the "live" block.
+    context = scorecard_context(request, project, layout=_layout(request, SCORECARD_LIVE_LAYOUT))
+    response = TemplateResponse(request, "dashboard/scorecard.html", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response

@@ -81,6 +81,9 @@ class Project(models.Model):
     # Set when a re-evaluation is queued and cleared when it starts: a burst of pushes flips it once,
     # so the burst costs one evaluation, not one per batch.
     evaluation_pending = models.BooleanField(default=False, editable=False)
+    # When the pending evaluation was queued: a request whose message was lost (broker down at publish
+    # time) would otherwise leave the flag set for good and the project never evaluated again.
+    evaluation_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ProjectQuerySet.as_manager()
 

@@ -43,6 +43,7 @@ __all__ = [
     "WaiverFact",
     "default_target",
     "dimension_digest",
+    "drift_status",
     "evaluate",
     "parse_window",
 ]
@@ -109,6 +110,12 @@ def dimension_digest(results: Sequence[CriterionResult]) -> str:
         raise ValueError(f"dimension_digest takes one dimension's results; got {sorted(dimensions)}")
     lines = sorted(f"{result.key}:{result.raw_status}" for result in results)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def drift_status(spec: CriterionSpec, measurement: Measurement | None) -> str:
+    """The status a drift statistic alone gives under the criterion's thresholds (before severity,
+    N/A and waivers): the periodic drift job re-evaluates a project only when this changes."""
+    return _check_drift(spec, measurement)[0]
 
 
 def evaluate(data: EvaluationInput) -> Scorecard:

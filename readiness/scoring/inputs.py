@@ -1,8 +1,8 @@
 """Selectors that gather the evaluation engine's inputs from the database.
 
 The engine is pure; everything it needs is read here in a bounded number of queries: one for the
-criteria, one each for the newest attestations, waivers and sign-offs, and one aggregate query per
-metric or drift criterion.
+criteria, one each for the newest attestations, waivers and sign-offs, one aggregate query per metric
+criterion, and one for the newest stored results of all drift criteria (the periodic drift job's).
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from readiness.projects.models import Project
-from readiness.scoring.drift import ks_pvalue, psi
+from readiness.scoring.drift_jobs import drift_result_compute, drift_results_usable
 from readiness.scoring.engine import (
     AttestationFact,
-    CriterionSpec,
     EvaluationInput,
     Measurement,
     SignOffFact,
@@ -21,35 +20,10 @@ from readiness.scoring.engine import (
     parse_window,
 )
 from readiness.scoring.models import Attestation, Criterion, Kind, SignOff, Waiver
-from readiness.telemetry.aggregates import window_aggregate, window_values
+from readiness.scoring.specs import criterion_spec
+from readiness.telemetry.aggregates import window_aggregate
 
-# PSI bins the reference on its deciles, and KS needs a sample on both sides to mean anything:
-# below this many points on either side the drift result is `missing`, not a guess.
-DRIFT_MIN_SAMPLES = 10
 UNITS = {"latency_ms": "ms", "health.latency_ms": "ms"}
-
-
-def criterion_spec(criterion: Criterion) -> CriterionSpec:
-    return CriterionSpec(
-        key=criterion.key,
-        dimension=criterion.dimension,
-        kind=criterion.kind,
-        title=criterion.title,
-        severity=criterion.severity,
-        stage=criterion.stage,
-        remediation=criterion.remediation,
-        metric=criterion.metric,
-        aggregation=criterion.aggregation or "latest",
-        window=criterion.window,
-        op=criterion.op or ">=",
-        threshold=criterion.threshold,
-        warn_threshold=criterion.warn_threshold,
-        min_samples=criterion.min_samples,
-        method=criterion.method or "psi",
-        evidence_required=criterion.evidence_required,
-        valid_for_days=criterion.valid_for_days,
-        not_applicable_reason=criterion.not_applicable_reason,
-    )
 
 
 def metric_measurement(criterion: Criterion, now: datetime) -> Measurement:
@@ -66,47 +40,27 @@ def metric_measurement(criterion: Criterion, now: datetime) -> Measurement:
     )
 
 
-def drift_measurement(criterion: Criterion, now: datetime) -> Measurement:
-    """PSI or the KS p-value of the current window against the reference period."""
-    assert criterion.reference_start is not None and criterion.reference_end is not None
-    reference = window_values(
-        project_id=criterion.project_id,
-        metric=criterion.metric,
-        start=criterion.reference_start,
-        end=criterion.reference_end,
-        labels=criterion.labels,
-    )
-    current = window_values(
-        project_id=criterion.project_id,
-        metric=criterion.metric,
-        start=now - parse_window(criterion.window),
-        end=now,
-        labels=criterion.labels,
-    )
-    needed = max(DRIFT_MIN_SAMPLES, criterion.min_samples)
-    count = int(min(len(reference), len(current)))
-    if len(reference) < needed or len(current) < needed:
-        return Measurement(
-            value=None,
-            count=count,
-            as_of=None,
-            reason=(
-                f"drift of {criterion.metric} needs {needed} samples on each side; "
-                f"reference has {len(reference)}, current window has {len(current)}"
-            ),
-        )
-    value = psi(reference, current) if criterion.method == "psi" else ks_pvalue(reference, current)
-    return Measurement(value=value, count=count, as_of=now)
+def drift_measurements(criteria: list[Criterion], now: datetime) -> dict[str, Measurement]:
+    """The newest stored drift result of each criterion (the periodic job's), one query for all.
+
+    A criterion the job has not reached yet — just created or edited, or the job has stalled for longer
+    than ``DRIFT_RESULT_MAX_AGE`` — is computed here once and stored, so the next evaluation reads it.
+    """
+    stored = drift_results_usable(criteria=criteria, now=now)
+    measurements: dict[str, Measurement] = {}
+    for criterion in criteria:
+        result = stored.get(criterion.pk)
+        if result is None:
+            result = drift_result_compute(criterion=criterion, now=now)
+            result.save()
+        measurements[criterion.key] = result.measurement()
+    return measurements
 
 
 def evaluation_input(*, project: Project, target: str | None, now: datetime) -> EvaluationInput:
     criteria = list(Criterion.objects.filter(project=project).order_by("position", "id"))
-    measurements: dict[str, Measurement] = {}
-    for criterion in criteria:
-        if criterion.kind == Kind.METRIC:
-            measurements[criterion.key] = metric_measurement(criterion, now)
-        elif criterion.kind == Kind.DRIFT:
-            measurements[criterion.key] = drift_measurement(criterion, now)
+    measurements = {c.key: metric_measurement(c, now) for c in criteria if c.kind == Kind.METRIC}
+    measurements |= drift_measurements([c for c in criteria if c.kind == Kind.DRIFT], now)
 
     keys = {c.pk: c.key for c in criteria}
     attestations: dict[str, AttestationFact] = {}

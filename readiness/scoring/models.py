@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -95,6 +96,16 @@ class CriterionDefinition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.dimension}, {self.kind})"
+
+    def clean(self) -> None:
+        # The database refuses a backwards reference period too (``*_drift_complete``), but as one
+        # constraint of many fields; every full_clean (admin forms, template data files) names it here.
+        super().clean()
+        start, end = self.reference_start, self.reference_end
+        if self.kind == Kind.DRIFT and start is not None and end is not None and start >= end:
+            raise ValidationError(
+                {"reference_end": f"the reference period must end after it starts ({start:%Y-%m-%d %H:%M})"}
+            )
 
     @classmethod
     def definition_constraints(cls, prefix: str) -> list[models.BaseConstraint]:
@@ -391,3 +402,8 @@ class Scorecard(models.Model):
     @property
     def is_decision_change(self) -> bool:
         return bool(self.previous_decision) and self.previous_decision != self.decision
+
+
+# The drift job's results and reference cache live in their own module; importing them here is what
+# registers them with the scoring app.
+from readiness.scoring.drift_models import DriftReference, DriftResult  # noqa: E402, F401

@@ -12,7 +12,9 @@ from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from readiness.alerts.services import notifications_record_evaluation
 from readiness.audit.services import audit_record, audit_snapshot
+from readiness.observability.metrics import evaluation_timer
 from readiness.projects.models import OWNER_FIELDS, Project, ProjectToken
 from readiness.scoring import engine
 from readiness.scoring.inputs import evaluation_input
@@ -54,7 +56,7 @@ def scorecard_refresh(*, project: Project, now: datetime | None = None) -> Score
     """Evaluate the project for its default target and store a scorecard when the digest changed
     (or the newest one is a day old). Returns the newest stored scorecard."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with evaluation_timer(), transaction.atomic():
         # Lock the project row: two workers evaluating one project at once would both see the old
         # digest and store two identical scorecards, or record one decision change twice.
         locked = Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True)
@@ -68,7 +70,7 @@ def scorecard_refresh(*, project: Project, now: datetime | None = None) -> Score
             and now - latest.computed_at < DAILY_SNAPSHOT
         ):
             return latest
-        return Scorecard.objects.create(
+        scorecard = Scorecard.objects.create(
             project=project,
             target=result.target,
             decision=result.decision,
@@ -77,6 +79,10 @@ def scorecard_refresh(*, project: Project, now: datetime | None = None) -> Score
             payload=result.to_json(),
             previous_decision=latest.decision if latest is not None else "",
         )
+        # Its notification events (decision change, regressions, data gone missing) in the same
+        # transaction: they exist exactly when the scorecard does, and the lock above records them once.
+        notifications_record_evaluation(project=project, scorecard=scorecard, previous=latest)
+        return scorecard
 
 
 def latest_scorecard(*, project: Project) -> Scorecard:

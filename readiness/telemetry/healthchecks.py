@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from readiness.observability.metrics import record_probe_outcomes
 from readiness.projects.vocabulary import Stage
 from readiness.telemetry.models import HealthCheck
 from readiness.telemetry.probes import Network, ProbeResult, ProbeTarget, probe_all
@@ -127,6 +128,7 @@ def healthchecks_run(*, now: datetime | None = None) -> CycleReport:
     seconds = time.perf_counter() - started
     changed = healthchecks_record(checks=checks, results=results, now=now)
     up = sum(result.up for result in results)
+    record_probe_outcomes(up=up, down=len(checks) - up)
     log.info("probed %d targets in %.2f s: %d up, %d down", len(checks), seconds, up, len(checks) - up)
     return CycleReport(
         probed=len(checks), up=up, down=len(checks) - up, changed=changed, seconds=round(seconds, 3)

@@ -116,13 +116,17 @@ def parse_push(body: bytes, *, now: datetime) -> ParsedPush:
                 errors.append(_point_error(index, "ts", "must be an ISO 8601 time with offset"))
                 ts_text = ""
             else:
+                ts_text = ""
                 if ts.tzinfo is None:
                     errors.append(_point_error(index, "ts", "needs a UTC offset, e.g. 2026-11-22T10:00:00Z"))
                 elif ts > latest:
                     errors.append(_point_error(index, "ts", "is more than 5 minutes in the future"))
                 elif ts < earliest:
                     errors.append(_point_error(index, "ts", "is older than 400 days"))
-                ts_text = ts.isoformat()
+                else:
+                    # In UTC: Python accepts offsets PostgreSQL refuses (beyond ±15:59, or with
+                    # seconds), and a row the database refuses would fail every apply after the 202.
+                    ts_text = ts.astimezone(UTC).isoformat()
         labels = point.get("labels")
         labels_text = "{}"
         if labels is not None:
@@ -136,6 +140,11 @@ def parse_push(body: bytes, *, now: datetime) -> ParsedPush:
                         errors.append(_point_error(index, f"labels.{key}", "keys are [a-z_][a-z0-9_]{0,49}"))
                     if not isinstance(label, str):
                         errors.append(_point_error(index, f"labels.{key}", "values must be strings"))
+                    elif "\x00" in label:
+                        # PostgreSQL text (and jsonb) cannot hold NUL: refused here, not after the 202.
+                        errors.append(
+                            _point_error(index, f"labels.{key}", "must not contain the NUL character")
+                        )
                     elif len(label) > MAX_LABEL_VALUE:
                         errors.append(
                             _point_error(index, f"labels.{key}", f"at most {MAX_LABEL_VALUE} characters")

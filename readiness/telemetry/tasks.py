@@ -9,7 +9,10 @@ from readiness.telemetry.services import batches_drain as drain_pending
 from readiness.telemetry.services import batches_sweep
 
 
-@shared_task(name="telemetry.batches_drain")
+# A drain applies batches for DRAIN_BUDGET (10 s), then at most one more transaction of <= 50,000
+# points (about a second), then yields. A minute means a stuck database; killed, the open transaction
+# rolls back, the batches stay pending, and the sweeper re-enqueues them.
+@shared_task(name="telemetry.batches_drain", soft_time_limit=60, time_limit=75)
 def batches_drain() -> int:
     applied, more = drain_pending()
     if more:
@@ -17,7 +20,9 @@ def batches_drain() -> int:
     return applied
 
 
-@shared_task(name="telemetry.sweep_batches")
+# One indexed count and at most one message: milliseconds. The limits stay below the 30 s interval,
+# so a sweep stuck on the database never overlaps the next one.
+@shared_task(name="telemetry.sweep_batches", soft_time_limit=20, time_limit=25)
 def sweep_batches() -> int:
     return batches_sweep()
 

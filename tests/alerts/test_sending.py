@@ -248,3 +248,19 @@ def refused_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/hook"
+
+
+@pytest.mark.django_db
+def test_a_failed_delivery_counts_in_the_notification_failures_metric(
+    hook: Channel, receiver: Receiver
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def counted() -> float:
+        labels = {"channel": "webhook", "failure": "permanent"}
+        return REGISTRY.get_sample_value("readiness_notification_failures_total", labels) or 0.0
+
+    before = counted()
+    receiver.status = 404
+    assert delivery_send(delivery_id=only_delivery(hook).pk, now=NOW) == "failed"
+    assert counted() == before + 1

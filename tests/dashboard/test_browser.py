@@ -133,6 +133,9 @@ def test_leader_filters_the_portfolio_and_opens_a_scorecard(live_server: Any, br
     slug = _most_blocked(page)
     page.goto(f"{live_server.url}/projects/{slug}/")
     expect(page.locator(".banner--no_go")).to_be_visible()
+    # plotly.js draws each chart the page carries (metrics, drift, health, decisions) before the shot.
+    expect(page.locator("#metrics .js-plotly-plot").first).to_be_visible()
+    expect(page.locator("#chart-decisions.js-plotly-plot")).to_be_visible()
     page.screenshot(path=str(SCREENSHOTS / "scorecard.png"), full_page=True)
 
     assert errors == []
@@ -176,5 +179,120 @@ def test_pages_fit_a_phone_screen(live_server: Any, browser: Any) -> None:
         if path == "/":
             # Each card names its dimensions: the column headers are gone on a phone.
             expect(page.locator(".cell__dim").first).to_be_visible()
+    assert errors == []
+    context.close()
+
+
+# --- Actions in place, and the live refresh ---------------------------------------------------------
+
+SCORECARD = "/projects/credit-risk-scorer/"
+
+
+def log_in(page: Any, base: str, username: str, next_path: str = "/") -> None:
+    page.goto(f"{base}/login/?next={next_path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", DEMO_PASSWORD)
+    page.click("form.login__form button[type=submit]")
+    page.wait_for_url(f"{base}{next_path}")
+
+
+def test_the_responsible_person_attests_and_signs_off_without_a_reload(
+    live_server: Any, browser: Any
+) -> None:
+    """Carol owns the product dimension of the credit risk scorer, where one attestation is missing
+    (human oversight, Art. 14): she attests it (a bad link first) and signs the dimension off, and the
+    decision banner follows each step in place. A second person's action then reaches her page through
+    the poll, which pauses while the tab is hidden."""
+    from playwright.sync_api import expect
+
+    errors: list[str] = []
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    watch_errors(page, errors)
+    log_in(page, live_server.url, "carol")
+
+    # Filter the portfolio down to the project (htmx), then open its scorecard.
+    with page.expect_response(lambda r: "q=" in r.url and r.request.headers.get("hx-request")):
+        page.fill("#id_q", "Credit risk scorer")
+    expect(matrix_rows(page)).to_have_count(1)
+    with page.expect_response(lambda r: r.url.endswith(SCORECARD)) as opened:
+        page.locator(".matrix__project a").click()
+    # The page runs under the production Content-Security-Policy: no inline script, no eval.
+    assert "script-src 'self'" in opened.value.headers["content-security-policy"]
+    # htmx takes over the forms at DOMContentLoaded; a click before it would post the plain form
+    # (which works too, with a reload).
+    page.wait_for_load_state("domcontentloaded")
+    banner = page.locator("#banner .banner__count")
+    expect(banner).to_have_text("5 blockers stand in the way.")
+
+    # From here on the document must never be replaced: every answer is an htmx swap.
+    navigations: list[str] = []
+    page.on(
+        "framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None
+    )
+    page.evaluate("window.__sameDocument = true")
+
+    criterion = page.locator("#product-human_oversight")
+    criterion.locator("details.actions > summary").click()
+    # A link that is not one: the server's rule answers next to the field, and nothing changes. (Past
+    # the browser's own check of the URL field, to reach the server's.)
+    page.evaluate("document.querySelectorAll('form').forEach((form) => { form.noValidate = true; })")
+    field = criterion.locator("input[name=evidence_url]")
+    field.fill("wiki page 7")
+    criterion.get_by_role("button", name="Attest").click()
+    expect(page.locator("#attest-human_oversight-evidence_url_error")).to_have_text("Must be an http(s) URL.")
+    expect(field).to_have_value("wiki page 7")
+    expect(field).to_be_focused()
+    expect(banner).to_have_text("5 blockers stand in the way.")
+
+    criterion.locator("input[name=evidence_url]").fill("https://wiki.example.com/credit/oversight")
+    criterion.locator("textarea[name=note]").fill("Overseers trained; override procedure in the runbook.")
+    criterion.get_by_role("button", name="Attest").click()
+    expect(banner).to_have_text("4 blockers stand in the way.")
+    expect(page.locator("#flash")).to_contain_text("Attested “People can oversee and override the system")
+    expect(page.locator("#product-human_oversight .status")).to_have_text("✓ Pass")
+    # The keyboard lands on the status message, not on the void the replaced button left.
+    assert page.evaluate("document.activeElement.id") == "flash"
+
+    page.get_by_role("button", name="Sign off Product").click()
+    expect(banner).to_have_text("3 blockers stand in the way.")
+    expect(page.locator("#product .signoff--valid")).to_contain_text("Signed off by carol")
+    expect(page.locator("#banner")).not_to_contain_text("Product sign-off")
+
+    # Live: Dave attests a security criterion in his own browser; Carol's page shows it at its next
+    # poll (shortened here from 30 s to 1 s; the poller checks every 5 s).
+    page.evaluate("document.getElementById('live').dataset.poll = '1'")
+    other = browser.new_context(viewport=DESKTOP)
+    dave = other.new_page()
+    watch_errors(dave, errors)
+    log_in(dave, live_server.url, "dave", SCORECARD)
+    item = dave.locator("#security-conformity_assessment")
+    item.locator("details.actions > summary").click()
+    item.locator("input[name=evidence_url]").fill("https://wiki.example.com/credit/conformity")
+    item.get_by_role("button", name="Attest").click()
+    expect(dave.locator("#banner .banner__count")).to_have_text("2 blockers stand in the way.")
+    other.close()
+    expect(banner).to_have_text("2 blockers stand in the way.", timeout=20_000)
+
+    # A hidden tab does not poll; coming back into view refreshes at once.
+    polls: list[str] = []
+    page.on(
+        "request",
+        lambda r: polls.append(r.url) if r.headers.get("hx-request") and r.method == "GET" else None,
+    )
+    page.evaluate(
+        "Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
+    page.wait_for_timeout(7_000)
+    assert polls == []
+    with page.expect_request(lambda r: r.url.endswith(SCORECARD) and r.headers.get("hx-request")):
+        page.evaluate(
+            "Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});"
+            "document.dispatchEvent(new Event('visibilitychange'))"
+        )
+
+    assert navigations == []
+    assert page.evaluate("window.__sameDocument") is True
     assert errors == []
     context.close()

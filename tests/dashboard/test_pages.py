@@ -178,7 +178,9 @@ def test_scorecard_queries_do_not_grow_with_the_criteria(
         AttestationCriterionFactory(project=cast.project, key=f"check_{n}")
     scorecard_refresh(project=cast.project)
     assert Criterion.objects.filter(project=cast.project).count() == 30
-    with django_assert_max_num_queries(6):
+    # The page's actions and charts read a bounded few more (tests/dashboard/test_scorecard_charts.py
+    # counts them with every kind of criterion, health targets and drift).
+    with django_assert_max_num_queries(10):
         assert client.get("/projects/fraud-detector/").status_code == 200
     assert count_queries(client, "/projects/fraud-detector/") == few
 

@@ -6,19 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import orjson
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 from django.db.models import Sum
 from django.test import Client
 
@@ -29,127 +23,9 @@ from readiness.scoring.services import scorecard_refresh
 from readiness.telemetry.models import IngestBatch, MetricPoint
 from readiness.telemetry.services import batches_drain, batches_sweep
 from tests.factories import MetricCriterionFactory, ProjectFactory
+from tests.servers import RedisServer, Worker, free_port, use_broker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RedisServer:
-    """A private redis-server this test may stop and start without touching anyone else's."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        assert wait_for(self._answers, timeout=10), "redis-server did not start"
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-
-def use_broker(url: str | None, transport_options: dict[str, object]) -> None:
-    """Point this process's Celery app at another broker, dropping pooled connections to the old one
-    (``app.close()`` alone keeps the producer pool, which would go on publishing to the old URL).
-    Celery reads the CELERY_BROKER_URL environment variable before its own setting, so both change."""
-    if url is None:
-        os.environ.pop("CELERY_BROKER_URL", None)
-    else:
-        os.environ["CELERY_BROKER_URL"] = url
-    app.conf.broker_url, app.conf.broker_transport_options = url, transport_options
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        user = db.get("USER") or "postgres"
-        return f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-    return f"sqlite:///{db['NAME']}"
-
-
-class Worker:
-    """A Celery worker subprocess on the private broker and this test's database."""
-
-    def __init__(self, broker_url: str) -> None:
-        self.env = {**os.environ, "CELERY_BROKER_URL": broker_url, "DATABASE_URL": database_url()}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "readiness",
-                "worker",
-                "--pool=solo",
-                "--loglevel=WARNING",
-            ],
-            cwd=ROOT,
-            env=self.env,
-        )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture

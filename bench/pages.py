@@ -1,0 +1,399 @@
+"""Page benchmark (issue 5): server time of the dashboard's pages on a generated portfolio.
+
+One run, on this machine's PostgreSQL, in its own throwaway database (created and dropped here):
+
+1. a portfolio of 100 projects, then the same grown to 1,000: each with the baseline template's 25
+   criteria plus 5 metric criteria (30), evaluated once by the real service (``scorecard_refresh``),
+   12 weeks of earlier daily scorecards for the readiness trend, and 30 days of 4 metrics: every
+   minute for 5 projects, every hour for the rest (bulk data written with COPY);
+2. server time through Django's test client (the whole request: middleware, view, queries, template),
+   median of 20 requests after 3 warm-up requests, and the SQL queries of one request:
+   - portfolio ``/`` with 100 and with 1,000 projects (required: ≤ 150 ms at 1,000; equal queries);
+   - the scorecard of a project with 30 criteria and 1-minute data (required: ≤ 250 ms, charts and
+     all, as the page is when the run happens);
+   - for the record, not required: its history, its printable report, the CSV export of 1,000 rows.
+
+    python bench/pages.py [--projects 1000] [--small 100] [--requests 20]
+
+Needs PostgreSQL (DATABASE_URL's server, default postgres://postgres@127.0.0.1:5432); no broker server
+(what the evaluations enqueue goes to a file-system broker in a throwaway folder, and no worker runs).
+Exits non-zero when a required figure is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from ingest import bench_database, drop_database  # noqa: E402 -- the same throwaway-database helpers
+
+# Required figures (the issue's acceptance bar).
+MAX_PORTFOLIO_MS = 150.0
+MAX_SCORECARD_MS = 250.0
+
+MINUTE_PROJECTS = 5
+DAYS = 30
+HISTORY_DAYS = 84  # the trend's 12 weeks
+METRICS = ("latency_ms", "health.up", "error_rate", "accuracy")
+# The "few metric criteria" beyond the template's, on the same metrics: (key, dimension, metric,
+# aggregation, window, op, threshold).
+EXTRA_METRIC_CRITERIA = (
+    ("latency_p50", "engineering", "latency_ms", "p50", "1h", "<=", 200.0),
+    ("latency_p95", "engineering", "latency_ms", "p95", "24h", "<=", 280.0),
+    ("availability_24h", "engineering", "health.up", "mean", "24h", ">=", 0.99),
+    ("error_rate_peak", "engineering", "error_rate", "max", "24h", "<=", 0.05),
+    ("accuracy_floor", "data_science", "accuracy", "min", "7d", ">=", 0.85),
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--projects", type=int, default=1000, help="the large portfolio")
+    parser.add_argument("--small", type=int, default=100, help="the small portfolio, for the ratio")
+    parser.add_argument("--requests", type=int, default=20, help="timed requests per page")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--profile", metavar="URL", help="print a cProfile of one request to URL at the end")
+    args = parser.parse_args()
+    if not MINUTE_PROJECTS <= args.small < args.projects:
+        parser.error(f"need {MINUTE_PROJECTS} <= --small < --projects")
+
+    db_name = f"readiness_bench_pages_{os.getpid()}"
+    db_url = bench_database(db_name)
+    var_dir = Path(tempfile.mkdtemp(prefix="readiness-bench-pages-"))
+    os.environ.update(
+        DATABASE_URL=db_url,
+        READINESS_VAR_DIR=str(var_dir),
+        DJANGO_SETTINGS_MODULE="readiness.settings",
+        DJANGO_DEBUG="false",
+        LOG_LEVEL="WARNING",
+    )
+    # The file-system broker in the throwaway folder: nothing to collide with, nothing left behind.
+    os.environ.pop("CELERY_BROKER_URL", None)
+    try:
+        import django
+
+        django.setup()
+        return run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        drop_database(db_name)
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+# --- Data ------------------------------------------------------------------------------------------
+
+
+def copy_models(model: Any, objects: Iterable[Any]) -> int:
+    """COPY unsaved model instances into their table: every concrete column, each value prepared by its
+    own field, so a field added to the model later is written too (or fails loudly)."""
+    from django.db import connection
+
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    table = connection.ops.quote_name(model._meta.db_table)
+    count = 0
+    with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for obj in objects:
+            copy.write_row(
+                [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in fields]
+            )
+            count += 1
+    return count
+
+
+def copy_points(project_ids: Sequence[int], *, every: dt.timedelta, now: dt.datetime) -> int:
+    """30 days of the four metrics per project, one point per ``every``, as COPY text (the fast path
+    bench/ingest.py measures against)."""
+    from django.db import connection
+
+    steps = int(dt.timedelta(days=DAYS) / every)
+    stamps = [(now - k * every).isoformat() for k in range(steps)]
+    written = 0
+    with connection.cursor() as cursor:
+        columns = "(project_id, metric, ts, value, labels)"
+        with cursor.copy(f"COPY telemetry_metricpoint {columns} FROM STDIN") as copy:
+            for project_id in project_ids:
+                rng = random.Random(project_id)
+                base = rng.uniform(150, 320)
+                lines = []
+                for k, stamp in enumerate(stamps):
+                    wave = math.sin(k / 97.0)
+                    latency = base + 40 * wave + rng.random() * 30
+                    up = 0.0 if rng.random() < 0.0008 else 1.0
+                    errors = max(0.0, 0.01 + 0.01 * wave + rng.random() * 0.01)
+                    accuracy = 0.9 + 0.03 * wave + rng.random() * 0.01
+                    for metric, value in zip(METRICS, (latency, up, errors, accuracy), strict=True):
+                        lines.append(f"{project_id}\t{metric}\t{stamp}\t{value:.6g}\t{{}}\n")
+                copy.write("".join(lines))
+                written += len(lines)
+    return written
+
+
+class Portfolio:
+    """Grows one generated portfolio in steps, so the small and the large one share everything."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+
+        from readiness.projects.models import LEADERSHIP_GROUP, Team
+        from readiness.scoring.models import Template
+
+        self.now = now
+        users = get_user_model()
+        self.leader = users.objects.create(username="lea", first_name="Lea", last_name="Leader")
+        self.leader.groups.add(Group.objects.get_or_create(name=LEADERSHIP_GROUP)[0])
+        self.owners = {
+            dim: users.objects.create(username=f"{dim}-lead", first_name=dim.title(), last_name="Lead")
+            for dim in ("data_science", "engineering", "product", "security")
+        }
+        self.teams = [Team.objects.create(slug=f"team-{n}", name=f"Team {n}") for n in range(20)]
+        self.template = Template.objects.get(key="baseline")
+        self.template_criteria = list(self.template.criteria.order_by("position", "id"))
+        self.count = 0
+        self.minute_slugs: list[str] = []
+
+    def grow(self, to: int) -> dict[str, float]:
+        """Add projects up to ``to`` in all; returns how long each step took, in seconds."""
+        from django.db import connection
+
+        from readiness.projects.models import Project, StageChange
+        from readiness.scoring.models import Criterion, Scorecard
+        from readiness.scoring.services import scorecard_refresh
+        from readiness.scoring.templates import template_definition_fields
+
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        rng = random.Random(to)
+        new = []
+        for n in range(self.count, to):
+            stage = rng.choices(["prototype", "pilot", "production", "retired"], [50, 35, 12, 3])[0]
+            since = self.now - dt.timedelta(days=rng.randint(1, 200))
+            new.append(
+                Project(
+                    slug=f"bench-{n:04d}",
+                    name=f"Bench project {n:04d}",
+                    description="A generated project of the page benchmark.",
+                    team=self.teams[n % len(self.teams)],
+                    stage=stage,
+                    risk_tier=rng.choice(["minimal", "limited", "high"]),
+                    created_at=since - dt.timedelta(days=30),
+                    stage_changed_at=since,
+                    **{f"owner_{dim}": user for dim, user in self.owners.items()},
+                )
+            )
+        Project.objects.bulk_create(new)
+        StageChange.objects.bulk_create(
+            StageChange(project=p, from_stage="", to_stage=p.stage, changed_at=p.stage_changed_at)
+            for p in new
+        )
+        fields = template_definition_fields()
+        criteria = []
+        for project in new:
+            for source in self.template_criteria:
+                values = {name: getattr(source, name) for name in fields}
+                criteria.append(
+                    Criterion(
+                        project=project, source_template=self.template, position=source.position, **values
+                    )
+                )
+            for offset, (key, dim, metric, aggregation, window, op, threshold) in enumerate(
+                EXTRA_METRIC_CRITERIA
+            ):
+                criteria.append(
+                    Criterion(
+                        project=project,
+                        key=key,
+                        title=key.replace("_", " ").capitalize(),
+                        dimension=dim,
+                        kind="metric",
+                        metric=metric,
+                        aggregation=aggregation,
+                        window=window,
+                        op=op,
+                        threshold=threshold,
+                        position=100 + offset,
+                        remediation="Find the regression and fix it.",
+                    )
+                )
+        copy_models(Criterion, criteria)
+        timings["projects and criteria"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        minute = new[: max(0, MINUTE_PROJECTS - len(self.minute_slugs))]
+        self.minute_slugs += [p.slug for p in minute]
+        points = copy_points([p.pk for p in minute], every=dt.timedelta(minutes=1), now=self.now)
+        points += copy_points([p.pk for p in new[len(minute) :]], every=dt.timedelta(hours=1), now=self.now)
+        timings[f"{points:,} metric points"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        for project in new:
+            scorecard_refresh(project=project)
+        timings[f"{len(new)} evaluations"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        latest = {s.project_id: s for s in Scorecard.objects.filter(project__in=new)}
+        written = copy_models(Scorecard, self._history(new, latest, rng))
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        timings[f"{written:,} earlier scorecards + ANALYZE"] = time.perf_counter() - started
+        self.count = to
+        return timings
+
+    def _history(self, projects: list[Any], latest: dict[int, Any], rng: random.Random) -> Iterable[Any]:
+        """A daily scorecard for each of the 12 weeks before the evaluation, the share go rising over
+        time. The minute-data projects keep their full payload (their history page is measured); the
+        others carry what the portfolio and the trend read."""
+        from readiness.scoring.models import Scorecard
+
+        for project in projects:
+            payload = latest[project.pk].payload
+            for day in range(HISTORY_DAYS, 0, -1):
+                at = self.now - dt.timedelta(days=day, minutes=rng.randint(0, 600))
+                decision = (
+                    "go" if rng.random() < 0.15 + 0.3 * (HISTORY_DAYS - day) / HISTORY_DAYS else "no_go"
+                )
+                if project.slug in self.minute_slugs:
+                    body = dict(payload, decision=decision, computed_at=at.isoformat())
+                    criteria = [dict(c) for c in payload["criteria"]]
+                    flipped = criteria[day % len(criteria)]
+                    flipped["status"] = "pass" if flipped["status"] != "pass" else "warn"
+                    body["criteria"] = criteria
+                else:
+                    body = {
+                        "decision": decision,
+                        "target": payload["target"],
+                        "dimensions": payload["dimensions"],
+                    }
+                    body |= {"criteria": [], "blockers": payload["blockers"] if decision == "no_go" else []}
+                yield Scorecard(
+                    project=project,
+                    target=payload["target"],
+                    decision=decision,
+                    computed_at=at,
+                    digest=f"{project.pk}-{day}",
+                    payload=body,
+                )
+
+
+# --- Measurements ----------------------------------------------------------------------------------
+
+
+def measure(client: Any, url: str, *, requests: int, warmup: int) -> tuple[float, int, bytes, float]:
+    """Median server time (ms) of ``requests`` GETs after ``warmup`` ones, the queries of one, and the
+    time of the first (the portfolio's first read of each scorecard is not remembered yet)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first = 0.0
+    for n in range(warmup):
+        started = time.perf_counter()
+        response = client.get(url)
+        if n == 0:
+            first = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            raise RuntimeError(f"{url} answered {response.status_code}")
+    times = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    return statistics.median(times), len(queries), response.content, first
+
+
+def profile(client: Any, url: str) -> None:
+    import cProfile
+    import pstats
+
+    client.get(url)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    client.get(url)
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+
+
+def run(args: argparse.Namespace) -> int:
+    from django.core.management import call_command
+    from django.test import Client
+    from django.utils import timezone
+
+    # Two shared cores: what else runs decides much of a median, so the run says how loaded it was.
+    print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
+    started = time.perf_counter()
+    call_command("migrate", "--no-input", verbosity=0)
+    print(f"migrated in {time.perf_counter() - started:.1f} s")
+    portfolio = Portfolio(timezone.now().replace(second=0, microsecond=0))
+    client = Client()
+    client.force_login(portfolio.leader)
+    figures: dict[str, tuple[float, int]] = {}
+
+    for size in (args.small, args.projects):
+        for step, seconds in portfolio.grow(size).items():
+            print(f"  generated {step} in {seconds:.1f} s")
+        ms, queries, content, first = measure(client, "/", requests=args.requests, warmup=args.warmup)
+        rows = content.count(b'class="matrix__project"')
+        figures[f"portfolio {size}"] = (ms, queries)
+        print(
+            f"portfolio / with {size:,} projects ({rows:,} rows shown): {ms:.1f} ms, {queries} queries "
+            f"(first request, its new scorecards not remembered yet: {first:.1f} ms)"
+        )
+
+    slug = portfolio.minute_slugs[0]
+    pages = {
+        "scorecard": f"/projects/{slug}/",
+        "history": f"/projects/{slug}/history/",
+        "report": f"/projects/{slug}/report/",
+        "csv export": "/portfolio.csv",
+    }
+    for name, url in pages.items():
+        ms, queries, _, _ = measure(client, url, requests=args.requests, warmup=args.warmup)
+        figures[name] = (ms, queries)
+        note = " (30 criteria, 1-minute data)" if name != "csv export" else f" ({args.projects:,} projects)"
+        print(f"{name} {url}{note}: {ms:.1f} ms, {queries} queries")
+
+    print("load average at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
+    small, large = figures[f"portfolio {args.small}"], figures[f"portfolio {args.projects}"]
+    print(
+        f"portfolio ratio {args.projects:,}/{args.small:,} projects: {large[0] / small[0]:.2f} "
+        f"(queries {small[1]} vs {large[1]}, required equal)"
+    )
+    failures = []
+    if large[0] > MAX_PORTFOLIO_MS:
+        failures.append(
+            f"portfolio with {args.projects:,} projects {large[0]:.1f} ms > {MAX_PORTFOLIO_MS:.0f} ms"
+        )
+    if figures["scorecard"][0] > MAX_SCORECARD_MS:
+        failures.append(f"scorecard {figures['scorecard'][0]:.1f} ms > {MAX_SCORECARD_MS:.0f} ms")
+    if small[1] != large[1]:
+        failures.append(
+            f"portfolio queries differ: {small[1]} for {args.small:,}, {large[1]} for {args.projects:,}"
+        )
+    if args.profile:
+        profile(client, args.profile)
+    for failure in failures:
+        print(f"MISSED: {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The review pages (PRODUCT.md §5): a project's scorecard history, the printable go/no-go report, and
+the portfolio matrix exported as CSV or JSON. Thin views: check access, call a selector, render.
+
+Access is the scorecard page's (PRODUCT.md §2): login first, then a project the reader may not see
+does not exist for them (404); leadership reads everything. Read-only, so GET only (405 otherwise).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from readiness.dashboard.export import export_filename, matrix_csv, matrix_json, portfolio_shown
+from readiness.dashboard.history import history_page
+from readiness.dashboard.report import report_page
+from readiness.projects.models import OWNER_FIELDS, Project
+
+FULL_LAYOUT = "dashboard/base.html"
+
+
+def _visible_project(request: HttpRequest, slug: str, *, owners: bool = False) -> Project:
+    projects = Project.objects.visible_to(request.user).select_related("team")
+    if owners:
+        projects = projects.select_related(*OWNER_FIELDS.values())
+    return get_object_or_404(projects, slug=slug)
+
+
+@require_GET
+@login_required
+def history(request: HttpRequest, slug: str) -> TemplateResponse:
+    project = _visible_project(request, slug)
+    return TemplateResponse(
+        request,
+        "dashboard/history.html",
+        {
+            "layout": FULL_LAYOUT,
+            "project": project,
+            "history": history_page(project=project, page=request.GET.get("page")),
+        },
+    )
+
+
+@require_GET
+@login_required
+def report(request: HttpRequest, slug: str) -> TemplateResponse:
+    project = _visible_project(request, slug, owners=True)
+    now = timezone.now()
+    return TemplateResponse(
+        request,
+        "dashboard/report.html",
+        {"project": project, "report": report_page(project=project, now=now), "now": now},
+    )
+
+
+def _attachment(response: HttpResponse, filename: str) -> HttpResponse:
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    # The rows depend on who asks: never let a shared cache hand one reader's export to another.
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+@login_required
+def portfolio_csv(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    shown = portfolio_shown(user=request.user, data=request.GET, now=now)
+    # A byte-order mark, so a spreadsheet opened by double-click reads the names as UTF-8.
+    response = HttpResponse("\ufeff" + matrix_csv(shown.rows), content_type="text/csv; charset=utf-8")
+    return _attachment(response, export_filename(extension="csv", now=now))
+
+
+@require_GET
+@login_required
+def portfolio_json(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    shown = portfolio_shown(user=request.user, data=request.GET, now=now)
+    response = JsonResponse(matrix_json(shown=shown, now=now), json_dumps_params={"ensure_ascii": False})
+    return _attachment(response, export_filename(extension="json", now=now))

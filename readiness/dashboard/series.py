@@ -1,0 +1,118 @@
+"""Every chart series of a scorecard page in a bounded number of queries, whatever its number of criteria.
+
+The API's metrics endpoint charts one metric at a time (``readiness.api.selectors.metric_summary``): a
+count, then the raw points when there are few, or ``MAX_SERIES_POINTS`` SQL buckets when there are many.
+A page with 30 metric criteria and a few health targets would pay that 60 times. Here the same steps
+run once for all series: one UNION ALL of every window's buckets (which also count and sum each
+window), then one UNION ALL of the raw points of the sparse windows, with the API's own bucketing
+(``bucket_rows``, ``series_from_buckets``), so a page's chart and the endpoint's series agree.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.db.models import IntegerField, QuerySet, Value
+
+from readiness.api.selectors import MAX_SERIES_POINTS, SeriesPoint, bucket_rows, series_from_buckets
+from readiness.telemetry.aggregates import window_points
+from readiness.telemetry.models import MetricPoint
+
+# SQLite refuses a compound SELECT of more than 500 terms (SQLITE_MAX_COMPOUND_SELECT): chunk the unions
+# well below it. A page charts a few dozen series, so this costs a second query only on huge projects.
+UNION_CHUNK = 200
+
+
+@dataclass(frozen=True)
+class Window:
+    """The points of one metric with ``start < ts <= end`` and these exact labels (PRODUCT.md §1)."""
+
+    metric: str
+    start: datetime
+    end: datetime
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def points(self, project_id: int) -> QuerySet[MetricPoint]:
+        return window_points(
+            project_id=project_id, metric=self.metric, start=self.start, end=self.end, labels=self.labels
+        )
+
+
+@dataclass(frozen=True)
+class ChartSeries:
+    points: list[SeriesPoint]  # at most MAX_SERIES_POINTS
+    count: int  # points in the window
+    mean: float | None  # of every point in the window (availability, for health.up)
+
+
+def chart_series(*, project_id: int, windows: Sequence[Window]) -> list[ChartSeries]:
+    """One chartable series (≤ ``MAX_SERIES_POINTS`` points) per window, in the order given."""
+    if not windows:
+        return []
+    # The buckets of every window first: they also count and sum each window (a separate COUNT would
+    # scan every point a second time).
+    buckets = [
+        bucket_rows(points=window.points(project_id), start=window.start, window=_length(window))
+        .annotate(series=_tag(i))
+        .values_list("series", "bucket", "total", "n")
+        for i, window in enumerate(windows)
+    ]
+    grouped: dict[int, list[tuple[float, float, int]]] = defaultdict(list)
+    for tag, bucket, total, n in _union_all(buckets):
+        grouped[tag].append((bucket, total, n))
+    counts = [sum(n for _, _, n in grouped[i]) for i in range(len(windows))]
+    totals = [sum(total for _, total, _ in grouped[i]) for i in range(len(windows))]
+    series = [
+        series_from_buckets(grouped[i], start=window.start, window=_length(window))
+        if counts[i] > MAX_SERIES_POINTS
+        else []
+        for i, window in enumerate(windows)
+    ]
+    # Few enough to chart as they are: exact times and values beat bucket averages (as the API does).
+    sparse = [i for i, n in enumerate(counts) if 0 < n <= MAX_SERIES_POINTS]
+    raw = [
+        windows[i]
+        .points(project_id)
+        .order_by()
+        .annotate(series=_tag(i))
+        .values_list("series", "ts", "value", "id")
+        for i in sparse
+    ]
+    for tag, ts, value, _id in sorted(_union_all(raw), key=lambda row: (row[0], row[1], row[3])):
+        series[tag].append(SeriesPoint(ts, value))
+    return [
+        ChartSeries(points=points, count=n, mean=(total / n) if n else None)
+        for points, n, total in zip(series, counts, totals, strict=True)
+    ]
+
+
+def window_samples(*, project_id: int, windows: Sequence[Window]) -> list[np.ndarray]:
+    """All values of each window (drift distributions), in one UNION ALL for every window."""
+    values: list[list[float]] = [[] for _ in windows]
+    rows = [
+        window.points(project_id).order_by().annotate(series=_tag(i)).values_list("series", "value")
+        for i, window in enumerate(windows)
+    ]
+    for tag, value in _union_all(rows):
+        values[tag].append(value)
+    return [np.asarray(sample, dtype=float) for sample in values]
+
+
+def _union_all(querysets: list[QuerySet]) -> list[tuple]:
+    rows: list[tuple] = []
+    for start in range(0, len(querysets), UNION_CHUNK):
+        first, *rest = querysets[start : start + UNION_CHUNK]
+        rows.extend(first.union(*rest, all=True) if rest else first)
+    return rows
+
+
+def _tag(index: int) -> Value:
+    return Value(index, output_field=IntegerField())
+
+
+def _length(window: Window) -> timedelta:
+    return window.end - window.start

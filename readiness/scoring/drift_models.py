@@ -1,0 +1,92 @@
+"""What the periodic drift job stores: each run's result per drift criterion, and the cached profile of
+each criterion's reference period. Imported by ``readiness.scoring.models`` (the app's model module)."""
+
+from __future__ import annotations
+
+import numpy as np
+from django.db import models
+from django.db.models import Q
+
+from readiness.scoring.drift import ReferenceProfile
+from readiness.scoring.facts import Measurement
+
+RESULT_STATUSES = ("pass", "warn", "fail", "missing")
+
+
+class DriftReference(models.Model):
+    """The reference period's sorted sample, decile edges and bin shares of one drift criterion.
+
+    A reference period is fixed, so reading and sorting its (often tens of thousands of) points on every
+    run would be wasted work: the profile is computed once and reused while ``fingerprint`` — project,
+    metric, labels and the period's bounds — still matches the criterion. Editing any of those makes the
+    stored profile a stranger, and the next run replaces it.
+    """
+
+    criterion = models.OneToOneField(
+        "scoring.Criterion", on_delete=models.CASCADE, related_name="drift_reference"
+    )
+    fingerprint = models.CharField(max_length=64)
+    count = models.PositiveIntegerField()
+    # Little-endian float64, ascending: KS needs every value, and bytes load far faster than rows.
+    sample = models.BinaryField()
+    edges = models.JSONField()
+    shares = models.JSONField()
+    computed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"reference of criterion {self.criterion_id} ({self.count} points)"
+
+    def profile(self) -> ReferenceProfile:
+        return ReferenceProfile(
+            sorted_sample=np.frombuffer(bytes(self.sample), dtype="<f8"),
+            edges=np.asarray(self.edges, dtype=float),
+            shares=np.asarray(self.shares, dtype=float),
+        )
+
+
+class DriftResult(models.Model):
+    """One run of the drift job for one criterion: the statistic, or why there is none.
+
+    The evaluation reads the newest one like any other measurement. ``bins`` holds the reference's
+    decile edges and the reference and current proportions per bin, so the dashboard can chart the two
+    distributions side by side, for KS criteria too.
+    """
+
+    criterion = models.ForeignKey("scoring.Criterion", on_delete=models.CASCADE, related_name="drift_results")
+    computed_at = models.DateTimeField()
+    method = models.CharField(max_length=8)
+    # The definition it was computed for (see drift_jobs.definition_fingerprint): a result computed
+    # before the criterion's window or reference changed must not be read as if it were current.
+    definition = models.CharField(max_length=64)
+    # The drift check's own status under the thresholds of the moment (before severity, waivers, N/A):
+    # the job re-evaluates a project only when this changes from one run to the next.
+    status = models.CharField(max_length=8)
+    value = models.FloatField(null=True, blank=True)
+    reference_count = models.PositiveIntegerField()
+    current_count = models.PositiveIntegerField()
+    reason = models.TextField(blank=True)  # why value is None; empty when there is a value
+    bins = models.JSONField(null=True, blank=True)  # {"edges": [9], "reference": [10], "current": [10]}
+
+    class Meta:
+        ordering = ["-computed_at", "-id"]
+        indexes = [models.Index(fields=["criterion", "-computed_at"], name="driftresult_latest")]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=RESULT_STATUSES), name="driftresult_status_valid"),
+            models.CheckConstraint(condition=Q(method__in=["psi", "ks"]), name="driftresult_method_valid"),
+            # A result is a value or a reason, never neither: "missing" always says why.
+            models.CheckConstraint(
+                condition=Q(value__isnull=False) | ~Q(reason=""), name="driftresult_value_or_reason"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        shown = self.reason if self.value is None else f"{self.method}={self.value:.4g}"
+        return f"drift of criterion {self.criterion_id} at {self.computed_at:%Y-%m-%d %H:%M}: {shown}"
+
+    def measurement(self) -> Measurement:
+        return Measurement(
+            value=self.value,
+            count=min(self.reference_count, self.current_count),
+            as_of=self.computed_at if self.value is not None else None,
+            reason=self.reason or None,
+        )
