@@ -348,11 +348,20 @@ class _Import:
         prefix = f"{project.slug}.channels"
         existing = {_channel_identity(ch): ch for ch in Channel.objects.filter(project=project)}
         for plan in plans:
-            if plan.identity in existing:
+            channel = existing.get(plan.identity)
+            if channel is None:
+                Channel.objects.create(
+                    project=project, kind=plan.kind, url=plan.url, to=list(plan.to), digest=bool(plan.digest)
+                )
+                self.report.add("created", f"{prefix}: {plan.label()}", project=project.slug)
+            elif plan.digest is not None and plan.digest != channel.digest:
+                channel.digest = plan.digest
+                channel.save(update_fields=["digest"])
+                self.report.add(
+                    "updated", f"{prefix}: {plan.label()}: digest → {plan.digest}", project=project.slug
+                )
+            else:
                 self.report.add("unchanged", f"{prefix}: {plan.label()} unchanged")
-                continue
-            Channel.objects.create(project=project, kind=plan.kind, url=plan.url, to=list(plan.to))
-            self.report.add("created", f"{prefix}: {plan.label()}", project=project.slug)
         listed = {plan.identity for plan in plans}
         for identity, channel in existing.items():
             if identity not in listed:

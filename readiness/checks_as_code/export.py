@@ -101,9 +101,9 @@ def _project(project: Project) -> dict[str, Any]:
     channels = Channel.objects.filter(project=project).order_by("kind", "id")
     if channels:
         entry["channels"] = [
-            {"kind": ch.kind, "url": ch.url}
-            if ch.kind == Channel.Kind.WEBHOOK
-            else {"kind": ch.kind, "to": ch.to}
+            {"kind": ch.kind, **({"url": ch.url} if ch.kind == Channel.Kind.WEBHOOK else {"to": ch.to})}
+            # Written only when on: the default needs no line, and an import without it keeps the mode.
+            | ({"digest": True} if ch.digest else {})
             for ch in channels
         ]
     return entry

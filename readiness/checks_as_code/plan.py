@@ -68,6 +68,8 @@ class ChannelPlan:
     kind: str
     url: str = ""
     to: tuple[str, ...] = ()
+    # A daily summary instead of a message per evaluation; None when the file does not say.
+    digest: bool | None = None
 
     @property
     def identity(self) -> tuple[str, str, tuple[str, ...]]:

@@ -42,7 +42,7 @@ PROJECT_KEYS = (
 HEALTH_CHECK_KEYS = (
     "name", "url", "method", "expected_status", "timeout", "interval", "expected_body_contains",
 )  # fmt: skip
-CHANNEL_KEYS = ("kind", "url", "to")
+CHANNEL_KEYS = ("kind", "url", "to", "digest")
 
 SLUG_PATTERN = r"[-a-zA-Z0-9_]+"
 SLUG_HINT = "letters, digits, - and _ only"
@@ -352,14 +352,16 @@ class _Validation:
             unused = {"webhook": "to", "email": "url"}.get(kind)
             if unused in entry:
                 p.add(at(where, unused), f"not used by {kind} channels")
+            # Absent: an existing channel keeps its mode (a new one sends per evaluation).
+            digest = c.boolean(p, at(where, "digest"), entry["digest"]) if "digest" in entry else None
             if kind == "webhook":
                 url = c.http_url(p, at(where, "url"), entry.get("url", MISSING))
                 if len(p) == found:
-                    plans.append(ChannelPlan(path=where, kind=kind, url=url))
+                    plans.append(ChannelPlan(path=where, kind=kind, url=url, digest=digest))
             elif kind == "email":
                 to = self.recipients(at(where, "to"), entry.get("to"))
                 if len(p) == found:
-                    plans.append(ChannelPlan(path=where, kind=kind, to=to))
+                    plans.append(ChannelPlan(path=where, kind=kind, to=to, digest=digest))
         c.duplicates(p, [(plan.path, plan.identity) for plan in plans], "channel")
         return plans
 

@@ -83,6 +83,19 @@ def test_exported_project_is_recreated_identically(people: None, write_yaml: Cal
     assert run_command("readiness_export").stdout == first
 
 
+def test_a_digest_channel_survives_export_and_reimport(people: None, write_yaml: Callable) -> None:
+    run_command("readiness_import", str(FRAUD_YAML))
+    Channel.objects.filter(kind="webhook").update(digest=True)
+    first = run_command("readiness_export").stdout
+    assert "digest: true" in first
+    Project.objects.all().delete()
+
+    run_command("readiness_import", write_yaml(first))
+
+    assert Channel.objects.get(kind="webhook").digest
+    assert run_command("readiness_export").stdout == first
+
+
 def test_export_of_one_project_holds_only_its_team_and_people(cast: Cast) -> None:
     other_team = TeamFactory(slug="payments")
     other_team.members.add(UserFactory(username="zoe"))

@@ -183,6 +183,25 @@ def test_criteria_not_in_file_are_kept_and_reported(fraud: dict, write_yaml: Cal
     assert project.criteria.filter(key="red_team").exists()
 
 
+def test_channel_digest_mode_is_set_changed_and_kept_when_omitted(fraud: dict, write_yaml: Callable) -> None:
+    fraud["projects"][0]["channels"][0]["digest"] = True
+    run_command("readiness_import", write_yaml(fraud))
+    webhook = Channel.objects.get(project__slug="fraud-detector", kind="webhook")
+    assert webhook.digest and not Channel.objects.get(project__slug="fraud-detector", kind="email").digest
+
+    del fraud["projects"][0]["channels"][0]["digest"]
+    assert "unchanged" in run_command("readiness_import", write_yaml(fraud)).stdout
+    webhook.refresh_from_db()
+    assert webhook.digest  # a file that does not say keeps the mode
+
+    fraud["projects"][0]["channels"][0]["digest"] = False
+    result = run_command("readiness_import", write_yaml(fraud))
+    webhook.refresh_from_db()
+    assert not webhook.digest
+    assert "digest → False" in result.stdout
+    assert Channel.objects.filter(project__slug="fraud-detector").count() == 2
+
+
 def test_omitted_project_fields_are_left_as_they_are(fraud: dict, write_yaml: Callable) -> None:
     run_command("readiness_import", write_yaml(fraud))
     for key in ("stage", "risk_tier", "target_date", "owners"):
@@ -415,6 +434,12 @@ INVALID_CASES = [
     ),
     ("criterion without key", _del([*C, "key"]), "projects[0].criteria[0].key", "required"),
     ("webhook without url", _del([*P, "channels", 0, "url"]), "projects[0].channels[0].url", "required"),
+    (
+        "channel digest not a boolean",
+        _set([*P, "channels", 0, "digest"], "daily"),
+        "projects[0].channels[0].digest",
+        "expected true or false",
+    ),
     (
         "email channel with a url",
         _set([*P, "channels", 1, "url"], "https://x.example.com"),
