@@ -17,9 +17,20 @@ from pytest_django import DjangoDbBlocker
 
 from readiness.projects.models import LEADERSHIP_GROUP, Project, StageChange, Team
 from readiness.scoring.models import Attestation, Criterion, Scorecard, SignOff, Waiver
-from readiness.telemetry.models import MetricPoint
+from readiness.telemetry.models import HealthCheck, MetricPoint
 
-COUNTED = (get_user_model(), Team, Project, StageChange, Criterion, Attestation, SignOff, Waiver, MetricPoint)
+COUNTED = (
+    get_user_model(),
+    Team,
+    Project,
+    StageChange,
+    Criterion,
+    Attestation,
+    SignOff,
+    Waiver,
+    MetricPoint,
+    HealthCheck,
+)
 
 
 @dataclass(frozen=True)
@@ -170,3 +181,13 @@ def test_demo_users_log_in_with_the_demo_password(demo: DemoLoad) -> None:
     for username in ("admin", "lea", "alice"):
         assert Client().login(username=username, password="another-secret"), username
     assert not Client().login(username="admin", password="readiness-demo")
+
+
+@pytest.mark.django_db
+def test_demo_services_in_service_are_probed_live_at_readiness_own_healthz(demo: DemoLoad) -> None:
+    checks = HealthCheck.objects.all().select_related("project")
+    assert checks, "the demo defines live health targets"
+    assert {c.url for c in checks} == {"http://127.0.0.1:8000/healthz"}
+    assert {c.name for c in checks} == {"api"}  # the target label of the demo's health.up history
+    assert not any(c.project.stage == "retired" for c in checks)
+    assert "Health checks:" in demo.first_output

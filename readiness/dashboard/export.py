@@ -10,47 +10,18 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from readiness.dashboard import selectors
-from readiness.dashboard.forms import PortfolioFilterForm
-from readiness.dashboard.selectors import PortfolioFilters, PortfolioRow
-from readiness.projects.models import Project, Team
+from readiness.dashboard.selectors import PortfolioRow
 from readiness.projects.vocabulary import Dimension
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-    from django.http import QueryDict
+    from readiness.dashboard.portfolio import PortfolioView
 
 # Tab and carriage return as well: some spreadsheets strip them and then see the formula behind.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-@dataclass(frozen=True)
-class ShownPortfolio:
-    rows: list[PortfolioRow]
-    filters: PortfolioFilters
-    ignored: list[str]
-
-
-def portfolio_shown(
-    *, user: AbstractBaseUser | AnonymousUser, data: QueryDict, now: datetime
-) -> ShownPortfolio:
-    """The matrix rows the portfolio page shows this reader for this query string (the same form,
-    the same selectors, the same stage narrowing), so an export never disagrees with the page."""
-    visible = Project.objects.visible_to(user)
-    teams = list(
-        Team.objects.filter(projects__in=visible.values("pk"))
-        .distinct()
-        .order_by("name")
-        .values_list("slug", "name")
-    )
-    filters, ignored = PortfolioFilterForm(data, teams=teams).filters()
-    # No trend columns: an export is the matrix, and they are most of the projects query's work.
-    rows = selectors.portfolio_rows(projects=visible, filters=filters, now=now, trend_weeks=0)
-    return ShownPortfolio(rows=selectors.in_stage(rows, filters.stage), filters=filters, ignored=ignored)
 
 
 def matrix_record(row: PortfolioRow) -> dict[str, Any]:
@@ -75,7 +46,7 @@ def matrix_record(row: PortfolioRow) -> dict[str, Any]:
     }
 
 
-def matrix_json(*, shown: ShownPortfolio, now: datetime) -> dict[str, Any]:
+def matrix_json(*, shown: PortfolioView, now: datetime) -> dict[str, Any]:
     filters = shown.filters
     return {
         "generated_at": now.isoformat(),
@@ -87,8 +58,8 @@ def matrix_json(*, shown: ShownPortfolio, now: datetime) -> dict[str, Any]:
             "q": filters.q,
         },
         "ignored": shown.ignored,
-        "count": len(shown.rows),
-        "projects": [matrix_record(row) for row in shown.rows],
+        "count": len(shown.shown),
+        "projects": [matrix_record(row) for row in shown.shown],
     }
 
 

@@ -14,8 +14,9 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from readiness.dashboard.export import export_filename, matrix_csv, matrix_json, portfolio_shown
+from readiness.dashboard.export import export_filename, matrix_csv, matrix_json
 from readiness.dashboard.history import history_page
+from readiness.dashboard.portfolio import portfolio_view
 from readiness.dashboard.report import report_page
 from readiness.projects.models import OWNER_FIELDS, Project
 
@@ -67,9 +68,10 @@ def _attachment(response: HttpResponse, filename: str) -> HttpResponse:
 @login_required
 def portfolio_csv(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    shown = portfolio_shown(user=request.user, data=request.GET, now=now)
+    # No trend columns: an export is the matrix, and they are most of the projects query's work.
+    shown = portfolio_view(user=request.user, data=request.GET, now=now, trend_weeks=0)
     # A byte-order mark, so a spreadsheet opened by double-click reads the names as UTF-8.
-    response = HttpResponse("\ufeff" + matrix_csv(shown.rows), content_type="text/csv; charset=utf-8")
+    response = HttpResponse("\ufeff" + matrix_csv(shown.shown), content_type="text/csv; charset=utf-8")
     return _attachment(response, export_filename(extension="csv", now=now))
 
 
@@ -77,6 +79,6 @@ def portfolio_csv(request: HttpRequest) -> HttpResponse:
 @login_required
 def portfolio_json(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    shown = portfolio_shown(user=request.user, data=request.GET, now=now)
+    shown = portfolio_view(user=request.user, data=request.GET, now=now, trend_weeks=0)
     response = JsonResponse(matrix_json(shown=shown, now=now), json_dumps_params={"ensure_ascii": False})
     return _attachment(response, export_filename(extension="json", now=now))

@@ -22,9 +22,9 @@ from readiness.dashboard import selectors
 from readiness.dashboard.charts import scorecard_charts
 from readiness.dashboard.controls import Failure, dimension_panels
 from readiness.dashboard.display import DIMENSION_LABELS
-from readiness.dashboard.forms import PortfolioFilterForm
+from readiness.dashboard.portfolio import portfolio_view
 from readiness.dashboard.scorecards import scorecard_page
-from readiness.projects.models import OWNER_FIELDS, Project, Team
+from readiness.projects.models import OWNER_FIELDS, Project
 from readiness.projects.vocabulary import Stage
 
 FULL_LAYOUT = "dashboard/base.html"
@@ -43,26 +43,16 @@ def _layout(request: HttpRequest, partial: str) -> str:
 @require_GET
 @login_required
 def portfolio(request: HttpRequest) -> TemplateResponse:
-    # One visible_to for the whole page: it costs a query (the leadership check) each time it is called.
-    visible = Project.objects.visible_to(request.user)
-    teams = list(
-        Team.objects.filter(projects__in=visible.values("pk"))
-        .distinct()
-        .order_by("name")
-        .values_list("slug", "name")
-    )
-    form = PortfolioFilterForm(request.GET, teams=teams)
-    filters, ignored = form.filters()
-    rows = selectors.portfolio_rows(projects=visible, filters=filters, now=timezone.now())
-    shown = selectors.in_stage(rows, filters.stage)
+    view = portfolio_view(user=request.user, data=request.GET, now=timezone.now())
+    shown = view.shown
     context = {
         "layout": _layout(request, "dashboard/partial_results.html"),
-        "form": form,
-        "filters": filters,
-        "ignored": ignored,
+        "form": view.form,
+        "filters": view.filters,
+        "ignored": view.ignored,
         "rows": shown,
         "kpis": selectors.portfolio_kpis(shown),
-        "funnel": selectors.portfolio_funnel(rows),
+        "funnel": selectors.portfolio_funnel(view.rows),
         "blocking_dimensions": selectors.blocking_dimensions(shown),
         "top_blockers": selectors.with_titles(selectors.top_blockers(shown)),
         "dimension_labels": DIMENSION_LABELS,

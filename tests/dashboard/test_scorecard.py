@@ -57,3 +57,9 @@ def test_scorecard_shows_the_ml_test_score_when_the_template_is_used(cast: Cast,
 
 def test_scorecard_without_ml_test_score_shows_none(cast: Cast, as_user: Callable) -> None:
     assert b"ML Test Score" not in as_user(cast.leader).get("/projects/fraud-detector/").content
+
+
+def test_scorecard_links_to_its_history_and_report(cast: Cast, as_user: Callable) -> None:
+    content = as_user(cast.leader).get("/projects/fraud-detector/").content.decode()
+    assert 'href="/projects/fraud-detector/history/"' in content
+    assert 'href="/projects/fraud-detector/report/"' in content

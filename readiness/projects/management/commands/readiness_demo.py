@@ -30,6 +30,7 @@ from readiness.checks_as_code.apply import checks_import
 from readiness.checks_as_code.checkers import ChecksInvalid
 from readiness.projects.demo import (
     DEMO_PASSWORD,
+    HEALTH_LABELS,
     DemoProject,
     Portfolio,
     metric_points,
@@ -38,6 +39,7 @@ from readiness.projects.demo import (
 )
 from readiness.projects.models import LEADERSHIP_GROUP, Project, ProjectToken, StageChange
 from readiness.projects.services import project_set_stage, token_create
+from readiness.projects.vocabulary import Stage
 from readiness.scoring.models import Attestation, Criterion, Kind, Scorecard, SignOff
 from readiness.scoring.services import (
     ActionConflict,
@@ -48,7 +50,7 @@ from readiness.scoring.services import (
     waiver_approve,
     waiver_request,
 )
-from readiness.telemetry.models import MetricPoint
+from readiness.telemetry.models import HealthCheck, MetricPoint
 
 DIMENSIONS = ("data_science", "engineering", "product", "security")
 HISTORY_DAYS = 14  # one evaluation a day for the trend lines, as the periodic job would have made
@@ -129,6 +131,7 @@ class Command(BaseCommand):
                 f"{counts['scorecards']} scorecards ({time.monotonic() - began:.1f} s)"
             )
 
+        self.health_targets(portfolio, url)
         self.stdout.write("Decisions now")
         for project in Project.objects.filter(slug__in=slugs).order_by("slug"):
             self.stdout.write("  " + decision_line(scorecard_refresh(project=project)))
@@ -148,6 +151,22 @@ class Command(BaseCommand):
             f"{password} (staff: also the admin console at /admin/); the project people ({people}) use "
             "the same password."
         )
+
+    def health_targets(self, portfolio: Portfolio, url: str) -> None:
+        """Live probes for the demo's model services. They are stand-ins, so each probes Readiness's own
+        /healthz: once web, worker and beat run, the `api` target's health.up points keep arriving and
+        the availability windows stay current. Re-running with another --url moves them."""
+        live = f"{url.rstrip('/')}/healthz"
+        projects = Project.objects.filter(
+            slug__in=[p.slug for p in portfolio.projects if p.metric_profile()["health_latency"] is not None]
+        ).exclude(stage=Stage.RETIRED)
+        for project in projects:
+            HealthCheck.objects.update_or_create(
+                project=project,
+                name=HEALTH_LABELS["target"],
+                defaults={"url": live, "expected_status": 200, "timeout": 2.0, "interval": 60},
+            )
+        self.stdout.write(f"Health checks: {len(projects)} demo targets probe {live} every 60 s")
 
     def people(self, portfolio: Portfolio, password: str) -> None:
         report = checks_import(document=portfolio.people_document(), dry_run=False, actor_label=ACTOR_LABEL)
