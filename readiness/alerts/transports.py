@@ -11,7 +11,9 @@ decides what happens next from the kind alone:
 from __future__ import annotations
 
 import smtplib
+import socket
 from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -21,6 +23,8 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 
 from readiness.alerts.models import WEBHOOK_SCHEMES, Channel
+from readiness.telemetry.healthchecks import deny_networks
+from readiness.telemetry.probes import denied_by
 
 # A receiver that has not answered in 10 s is down for our purpose; the send task's time limit
 # (see tasks.py) leaves room for this plus the message composition.
@@ -67,6 +71,7 @@ class WebhookTransport:
     def send(self, message: Message) -> None:
         if urlsplit(self.url).scheme not in WEBHOOK_SCHEMES:
             raise PermanentError(f"webhook URL {self.url!r} is not http(s)")
+        self.refuse_denied_address()
         try:
             response = httpx.post(
                 self.url,
@@ -95,6 +100,32 @@ class WebhookTransport:
         if status == 429 or status >= 500:
             raise TransientError(answer)
         raise PermanentError(answer)
+
+    def refuse_denied_address(self) -> None:
+        """A webhook URL is typed by people (admin console, YAML in a team's repository), so it gets the
+        health probes' guard against server-side request forgery: every address its host resolves to
+        NOW is checked against READINESS_PROBE_DENY_NETWORKS (link-local and cloud metadata by default).
+        The POST resolves again; a DNS answer changed in between is the residual risk (docs/security.md).
+        """
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except ValueError as exc:
+            raise PermanentError(f"webhook URL {self.url!r} is not usable: {exc}") from None
+        except socket.gaierror as exc:
+            raise TransientError(
+                f"could not reach {self.url}: cannot resolve {host} ({exc.strerror})"
+            ) from None
+        deny = deny_networks()
+        for address in dict.fromkeys(ip_address(info[4][0]) for info in infos):
+            network = denied_by(address, deny)
+            if network is not None:
+                raise PermanentError(
+                    f"webhook URL {self.url!r} refused: {host} resolves to {address}, "
+                    f"in the denied network {network}"
+                )
 
 
 class EmailTransport:

@@ -108,6 +108,31 @@ def test_webhook_to_a_non_http_url_is_permanent_without_connecting(url: str) -> 
         WebhookTransport(url).send(message())
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/hook", "http://[::ffff:169.254.1.1]/"],
+)
+def test_webhook_to_a_link_local_or_metadata_address_is_refused_without_connecting(url: str) -> None:
+    with pytest.raises(PermanentError, match="in the denied network"):
+        WebhookTransport(url).send(message())
+
+
+def test_webhook_deny_list_is_judged_on_the_resolved_address(receiver: Receiver) -> None:
+    # "localhost" is a name, not an address: it is refused once the setting denies what it resolves to.
+    url = receiver.url().replace("127.0.0.1", "localhost")
+    WebhookTransport(url).send(message())
+    assert len(receiver.received) == 1
+    with override_settings(READINESS_PROBE_DENY_NETWORKS=["169.254.0.0/16", "127.0.0.0/8", "::1/128"]):
+        with pytest.raises(PermanentError, match=r"localhost resolves to .*, in the denied network"):
+            WebhookTransport(url).send(message())
+    assert len(receiver.received) == 1  # the refused one never connected
+
+
+def test_webhook_to_a_host_that_does_not_resolve_is_transient() -> None:
+    with pytest.raises(TransientError, match="cannot resolve"):
+        WebhookTransport("http://hooks.invalid/x").send(message())
+
+
 def test_webhook_redirect_is_permanent_and_not_followed(receiver: Receiver) -> None:
     receiver.status = 308
     with pytest.raises(PermanentError, match="answered HTTP 308"):
