@@ -369,6 +369,11 @@ SPECTACULAR_SETTINGS = {
 READINESS_STUCK_AFTER_DAYS = env_int("READINESS_STUCK_AFTER_DAYS", 60, minimum=1)
 # The base URL used in links sent by notifications.
 READINESS_BASE_URL = env_str("READINESS_BASE_URL", "http://127.0.0.1:8000")
+# How long a worker's claim on a notification delivery lasts (readiness/alerts/sending.py): past it the
+# worker is presumed dead and the delivery is sent again. Keep it above the send task's hard time limit
+# (60 s, readiness/alerts/tasks.py), or a sender still running could be presumed dead and its message
+# sent twice; the fault suite shortens it to watch a killed worker's delivery come back in seconds.
+READINESS_DELIVERY_LEASE_SECONDS = env_int("READINESS_DELIVERY_LEASE_SECONDS", 120, minimum=1)
 # Health-check probes never reach these networks (server-side request forgery), judged on the address
 # resolved at probe time: link-local, which holds the cloud metadata service (169.254.169.254), for
 # IPv4 and IPv6. Loopback and private ranges stay allowed (model services live there); the variable

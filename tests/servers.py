@@ -93,16 +93,17 @@ class RedisServer:
 
 
 def use_broker(url: str | None, transport_options: dict[str, object]) -> None:
-    """Point this process's Celery app at another broker, dropping pooled connections to the old one
+    """Point this process's Celery app at another broker: forget its connection and producer pools
     (``app.close()`` alone keeps the producer pool, which would go on publishing to the old URL).
-    Celery reads the CELERY_BROKER_URL environment variable before its own setting, so both change."""
+    Celery reads the CELERY_BROKER_URL environment variable before its own setting, so both change.
+
+    The old pools are not closed: they are kombu's, one per URL, handed out again when a test switches
+    back; a closed one fails every later publish with "Acquire on closed pool"."""
     if url is None:
         os.environ.pop("CELERY_BROKER_URL", None)
     else:
         os.environ["CELERY_BROKER_URL"] = url
     app.conf.broker_url, app.conf.broker_transport_options = url, transport_options
-    if app._pool is not None:
-        app._pool.force_close_all()
     app._pool = None
     app.amqp._producer_pool = None
 

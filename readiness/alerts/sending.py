@@ -1,6 +1,6 @@
 """Sending a delivery exactly once: claim, send through the channel's transport, record the outcome.
 
-Claim: ``UPDATE delivery SET state='sending', attempts=n+1, lease_expires_at=now+LEASE WHERE id=X AND
+Claim: ``UPDATE delivery SET state='sending', attempts=n+1, lease_expires_at=now+lease WHERE id=X AND
 attempts=n AND (state='pending' AND next_attempt_at<=now OR state='sending' AND lease_expires_at<=now)``
 must change exactly one row. Of two workers (a retried task, two sweeps, two beats), only one wins; the
 other changes nothing and sends nothing. The lease is what a worker that died holding a claim leaves
@@ -19,6 +19,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -30,11 +31,15 @@ from readiness.alerts.transports import PermanentError, TransientError, transpor
 
 log = logging.getLogger(__name__)
 
-# A claim lives this long: well above the send task's hard time limit (60 s, see tasks.py), so a
-# sender still running is killed by Celery long before anyone may presume it dead and send again.
-LEASE = timedelta(minutes=2)
 BACKOFF_BASE = timedelta(seconds=30)
 MAX_ATTEMPTS = 6
+
+
+def lease() -> timedelta:
+    """How long a claim lives (READINESS_DELIVERY_LEASE_SECONDS, 2 minutes by default): well above the
+    send task's hard time limit (60 s, see tasks.py), so a sender still running is killed by Celery long
+    before anyone may presume it dead and send again."""
+    return timedelta(seconds=settings.READINESS_DELIVERY_LEASE_SECONDS)
 
 
 def retry_delay(attempt: int) -> timedelta:
@@ -54,7 +59,7 @@ def delivery_claim(*, delivery_id: int, now: datetime) -> Delivery | None:
     )
     won = (
         Delivery.objects.filter(claimable, pk=delivery_id, attempts=seen["attempts"]).update(
-            state=Delivery.State.SENDING, attempts=F("attempts") + 1, lease_expires_at=now + LEASE
+            state=Delivery.State.SENDING, attempts=F("attempts") + 1, lease_expires_at=now + lease()
         )
         == 1
     )

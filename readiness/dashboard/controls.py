@@ -112,8 +112,11 @@ def dimension_panels(
     now: datetime,
     today: date,
     failure: Failure | None = None,
+    member: bool | None = None,
 ) -> list[DimensionPanel]:
-    member = bool(user.is_staff) or project.is_member(user)
+    """``member``: whether the reader is an admin or on the project's team, if the caller knows."""
+    if member is None:
+        member = bool(user.is_staff) or project.is_member(user)
     kinds = {criterion.key: criterion.kind for criterion in criteria}
     not_applicable = {c.key for c in criteria if c.not_applicable_reason is not None}
     pending = _pending_waivers(project=project, user=user, now=now, failure=failure)

@@ -8,12 +8,14 @@ does not exist for them (404); leadership reads everything. Read-only, so GET on
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from readiness.dashboard.audit_log import audit_page, may_read_audit
 from readiness.dashboard.export import export_filename, matrix_csv, matrix_json
 from readiness.dashboard.history import history_page
 from readiness.dashboard.portfolio import portfolio_view
@@ -41,6 +43,24 @@ def history(request: HttpRequest, slug: str) -> TemplateResponse:
             "layout": FULL_LAYOUT,
             "project": project,
             "history": history_page(project=project, page=request.GET.get("page")),
+        },
+    )
+
+
+@require_GET
+@login_required
+def audit(request: HttpRequest, slug: str) -> TemplateResponse:
+    project = _visible_project(request, slug)
+    if not may_read_audit(project=project, user=request.user):
+        # The reader may see the project (leadership): it exists for them, its audit log is not theirs.
+        raise PermissionDenied("the audit log is for the project's team and admins")
+    return TemplateResponse(
+        request,
+        "dashboard/audit.html",
+        {
+            "layout": FULL_LAYOUT,
+            "project": project,
+            "audit": audit_page(project=project, page=request.GET.get("page")),
         },
     )
 

@@ -27,6 +27,7 @@ urlpatterns = [
     # The review pages and the matrix export (readiness/dashboard/review_views.py).
     path("projects/<slug:slug>/history/", review_views.history, name="history"),
     path("projects/<slug:slug>/report/", review_views.report, name="report"),
+    path("projects/<slug:slug>/audit/", review_views.audit, name="audit"),
     path("portfolio.csv", review_views.portfolio_csv, name="portfolio-csv"),
     path("portfolio.json", review_views.portfolio_json, name="portfolio-json"),
     path(

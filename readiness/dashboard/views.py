@@ -19,6 +19,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from readiness.dashboard import selectors
+from readiness.dashboard.audit_log import may_read_audit
 from readiness.dashboard.charts import scorecard_charts
 from readiness.dashboard.controls import Failure, dimension_panels
 from readiness.dashboard.display import DIMENSION_LABELS
@@ -87,6 +88,8 @@ def scorecard_context(
     now = timezone.now()
     criteria = list(project.criteria.order_by("position", "key"))
     page = scorecard_page(project=project, criteria=criteria)
+    # Admins and the team: they request waivers and read the audit log (one membership query).
+    member = may_read_audit(project=project, user=request.user)
     panels = dimension_panels(
         page=page,
         project=project,
@@ -95,6 +98,7 @@ def scorecard_context(
         now=now,
         today=timezone.localdate(now),
         failure=failure,
+        member=member,
     )
     lines = [line for column in page.columns for line in (*column.criteria, *column.ml_tests)]
     return {
@@ -102,6 +106,7 @@ def scorecard_context(
         "project": project,
         "page": page,
         "panels": panels,
+        "member": member,
         "affected": next((panel for panel in panels if panel.key == affected), None),
         "charts": scorecard_charts(project=project, criteria=criteria, lines=lines, now=now),
         "notice": notice,

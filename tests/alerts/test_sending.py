@@ -16,11 +16,11 @@ from django.db import connection
 from readiness.alerts import tasks
 from readiness.alerts.models import Channel, Delivery
 from readiness.alerts.sending import (
-    LEASE,
     MAX_ATTEMPTS,
     _finish,
     delivery_claim,
     delivery_send,
+    lease,
     retry_delay,
 )
 from readiness.alerts.services import deliveries_sweep, notification_failed
@@ -28,6 +28,7 @@ from readiness.projects.models import Project
 from tests.alerts.conftest import Receiver, go_then_no_go, only_delivery, webhook
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+LEASE = lease()  # the default, 2 minutes: these tests run with the default settings
 
 
 @pytest.fixture
