@@ -362,6 +362,10 @@ SPECTACULAR_SETTINGS = {
     # validatorUrl: null stops Swagger UI from sending the schema to validator.swagger.io.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "readiness.api.schema.add_rate_limit_responses",
+    ],
 }
 
 # --- Readiness ------------------------------------------------------------------------------------

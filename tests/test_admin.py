@@ -4,6 +4,7 @@ what an admin changes there goes through the services, so it is audited exactly 
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -28,7 +29,7 @@ from readiness.scoring.models import (
     TemplateCriterion,
     Waiver,
 )
-from readiness.telemetry.models import HealthCheck
+from readiness.telemetry.models import HealthCheck, IngestBatch
 from tests.conftest import Cast
 from tests.factories import (
     AttestationCriterionFactory,
@@ -91,6 +92,9 @@ def one_of_each(cast: Cast) -> None:
     DeliveryItem.objects.create(delivery=delivery, event=event, channel=delivery.channel)
     DeliveryAttempt.objects.create(delivery=delivery, number=1, outcome="sent")
     MetricPointFactory(project=project)
+    IngestBatch.objects.create(
+        id=uuid.uuid4(), project=project, body_sha256="0" * 64, accepted=1, state="failed", error="refused"
+    )
     template = Template.objects.create(key="house-rules", name="House rules")
     TemplateCriterion.objects.create(
         template=template, key="runbook", title="Runbook", dimension="engineering", kind="attestation"
@@ -124,6 +128,7 @@ NOT_ADDED_IN_CONSOLE = {
     "scoring_signoff",
     "scoring_scorecard",
     "telemetry_metricpoint",
+    "telemetry_ingestbatch",
     "audit_auditentry",
     "alerts_event",
     "alerts_delivery",

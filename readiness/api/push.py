@@ -123,7 +123,10 @@ class MetricsPushView(APIView):
             return error_response(
                 503,
                 "unavailable",
-                "the database is unreachable; nothing was stored, retry later",
+                # "Not acknowledged", not "not stored": the connection can die between the INSERT's
+                # commit and this answer. A retry with the same Idempotency-Key is a replay, never a copy.
+                "the database is unreachable; the push was not acknowledged: retry later with the same "
+                "Idempotency-Key",
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
 

@@ -37,3 +37,21 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "description": "A project API token (`rdy_...`), scoped to one project: "
             "`scorecard:read`, `attest`, `metrics:write`.",
         }
+
+
+def add_rate_limit_responses(result: dict, generator: object, request: object, public: bool) -> dict:
+    """drf-spectacular postprocessing hook: every API operation may answer 429 to a token over its
+    rate (readiness/security/ratelimit.py, a middleware the views never see), so document it once
+    here for all of them instead of on each view."""
+    too_many = {
+        "description": "This token is over its rate limit (`READINESS_API_RATE_LIMIT`); retry after "
+        "`Retry-After` seconds.",
+        "headers": {
+            "Retry-After": {"description": "Seconds until the next window.", "schema": {"type": "integer"}}
+        },
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            operation.setdefault("responses", {}).setdefault("429", too_many)
+    return result

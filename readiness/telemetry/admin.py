@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from readiness.audit.admin import ReadOnlyModelAdmin
-from readiness.telemetry.models import HealthCheck, MetricPoint
+from readiness.telemetry.models import HealthCheck, IngestBatch, MetricPoint
 
 # What the prober writes after each probe: shown, never typed in.
 PROBE_RESULT_FIELDS = ("last_probe_at", "last_up", "last_reason")
@@ -67,4 +67,18 @@ class MetricPointAdmin(ReadOnlyModelAdmin):
     # bigserial id is already in arrival order.
     ordering = ("-id",)
     # The table grows by millions of rows; skip the second COUNT(*) over all of it on filtered pages.
+    show_full_result_count = False
+
+
+@admin.register(IngestBatch)
+class IngestBatchAdmin(ReadOnlyModelAdmin):
+    """Accepted pushes: whether each was applied, and why the database refused one (``failed``)."""
+
+    list_display = ("id", "project", "state", "accepted", "received_at", "processed_at", "error")
+    list_filter = ("state", "project")
+    search_fields = ("=id", "idempotency_key")
+    list_select_related = ("project",)
+    ordering = ("-received_at",)
+    # The rows themselves are COPY text: of no use on a page, and up to megabytes each.
+    exclude = ("rows",)
     show_full_result_count = False

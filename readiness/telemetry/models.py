@@ -80,6 +80,9 @@ class IngestBatch(models.Model):
     class State(models.TextChoices):
         PENDING = "pending"
         DONE = "done"
+        # The database refused its rows although validation passed them: set aside with the error
+        # so it never blocks the batches behind it; its rows are kept for a person to look at.
+        FAILED = "failed"
 
     id = models.UUIDField(primary_key=True)
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
@@ -95,6 +98,7 @@ class IngestBatch(models.Model):
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["received_at"]
@@ -109,7 +113,7 @@ class IngestBatch(models.Model):
                 name="ingestbatch_idempotency_key_unique",
             ),
             models.CheckConstraint(
-                condition=Q(state__in=["pending", "done"]), name="ingestbatch_state_valid"
+                condition=Q(state__in=["pending", "done", "failed"]), name="ingestbatch_state_valid"
             ),
         ]
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -119,6 +119,7 @@ def batch_ingest(
         "state": IngestBatch.State.PENDING,
         "received_at": now,
         "attempts": 0,
+        "error": "",
     }
     try:
         # One INSERT in autocommit: a single statement is atomic and durable once it returns, without
@@ -188,14 +189,52 @@ def batches_apply(*, first: uuid.UUID | str | None = None) -> int:
         rows_by_batch = dict(
             IngestBatch.objects.filter(pk__in=[b.pk for b in claimed]).values_list("id", "rows")
         )
-        _copy_points([(b.project_id, bytes(rows_by_batch[b.pk])) for b in claimed])
-        IngestBatch.objects.filter(pk__in=[b.pk for b in claimed]).update(
+        applied = _copy_isolating_refused(claimed, rows_by_batch)
+        IngestBatch.objects.filter(pk__in=[b.pk for b in applied]).update(
             state=IngestBatch.State.DONE, rows=None, processed_at=timezone.now()
         )
-        for project_id in {b.project_id for b in claimed}:
+        for project_id in {b.project_id for b in applied}:
             evaluation_request(project_id=project_id)
-    record_batches_applied(batches=len(claimed), points=points)
+    points = sum(b.accepted for b in applied)
+    record_batches_applied(batches=len(applied), points=points)
     return points
+
+
+def _refused_errors() -> tuple[type[Exception], ...]:
+    """What the database raises for rows it will never take (bad data, a broken constraint), as
+    opposed to an outage (OperationalError), after which the same rows must simply be tried again.
+    COPY runs on psycopg's own cursor, so its errors arrive unwrapped by Django."""
+    refused: tuple[type[Exception], ...] = (DataError, IntegrityError, ValueError)
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        refused += (psycopg.errors.DataError, psycopg.errors.IntegrityError)
+    return refused
+
+
+def _copy_isolating_refused(claimed: list[IngestBatch], rows: dict[uuid.UUID, bytes]) -> list[IngestBatch]:
+    """Copy the claimed batches' points together (the fast path); if the database refuses them, copy
+    each batch alone, so one poisoned batch is set aside as ``failed`` instead of holding every batch
+    behind it pending for ever. Returns the batches applied."""
+    refused = _refused_errors()
+    groups = [claimed]
+    applied: list[IngestBatch] = []
+    while groups:
+        group = groups.pop()
+        try:
+            with transaction.atomic():  # a savepoint: a refused COPY leaves the claim's transaction usable
+                _copy_points([(b.project_id, bytes(rows[b.pk])) for b in group])
+            applied.extend(group)
+        except refused as exc:
+            if len(group) > 1:
+                groups.extend([batch] for batch in group)  # find which one: each alone
+                continue
+            (batch,) = group
+            log.error("ingest batch %s refused by the database, set aside as failed: %s", batch.pk, exc)
+            IngestBatch.objects.filter(pk=batch.pk).update(
+                state=IngestBatch.State.FAILED, error=str(exc)[:2000], processed_at=timezone.now()
+            )
+    return applied
 
 
 def _copy_points(batches: list[tuple[int, bytes]]) -> None:

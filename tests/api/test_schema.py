@@ -65,6 +65,14 @@ def test_schema_documents_request_and_response_bodies(openapi: dict) -> None:
     assert error["properties"]["error"]["$ref"].endswith("/ErrorDetail")
 
 
+def test_every_operation_documents_the_rate_limit_answer(openapi: dict) -> None:
+    operations = [op for ops in openapi["paths"].values() for op in ops.values()]
+    assert operations and all("429" in op["responses"] for op in operations)
+    push = openapi["paths"]["/api/v1/metrics"]["post"]["responses"]["429"]
+    assert "Retry-After" in push["headers"]
+    assert push["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
+
+
 def test_schema_declares_bearer_token_and_session_security(openapi: dict) -> None:
     schemes = openapi["components"]["securitySchemes"]
     assert schemes["projectToken"] == {**schemes["projectToken"], "type": "http", "scheme": "bearer"}
