@@ -122,9 +122,14 @@ def test_webhook_deny_list_is_judged_on_the_resolved_address(receiver: Receiver)
     url = receiver.url().replace("127.0.0.1", "localhost")
     WebhookTransport(url).send(message())
     assert len(receiver.received) == 1
-    with override_settings(READINESS_PROBE_DENY_NETWORKS=["169.254.0.0/16", "127.0.0.0/8", "::1/128"]):
-        with pytest.raises(PermanentError, match=r"localhost resolves to .*, in the denied network"):
-            WebhookTransport(url).send(message())
+    deny_loopback = override_settings(
+        READINESS_PROBE_DENY_NETWORKS=["169.254.0.0/16", "127.0.0.0/8", "::1/128"]
+    )
+    with (
+        deny_loopback,
+        pytest.raises(PermanentError, match=r"localhost resolves to .*, in the denied network"),
+    ):
+        WebhookTransport(url).send(message())
     assert len(receiver.received) == 1  # the refused one never connected
 
 
