@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -36,32 +35,16 @@ import psycopg
 from scipy import stats
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from ingest import bench_database, drop_database  # noqa: E402 -- the same throwaway-database helpers
+
 PYTHON = sys.executable
 MAX_SECONDS = 10.0
 WARM_RUNS = 3
 PROJECTS = 10
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 REFERENCE_START, REFERENCE_END = NOW - dt.timedelta(days=40), NOW - dt.timedelta(days=30)
-
-
-def server_url() -> str:
-    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
-
-
-def bench_database(name: str) -> str:
-    admin = server_url()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin.rsplit("/", 1)[0] + f"/{name}"
-
-
-def drop_database(name: str) -> None:
-    with psycopg.connect(server_url(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def samples(criteria: int, size: int) -> list[tuple[str, np.ndarray, np.ndarray]]:

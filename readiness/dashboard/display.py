@@ -70,3 +70,31 @@ def parse_time(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
+
+
+class ShowsStatus:
+    """For a view object with a ``status``: its word and its symbol, the pair every page shows."""
+
+    status: str
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+    @property
+    def symbol(self) -> str:
+        return status_symbol(self.status)
+
+
+class ShowsDecision:
+    """For a view object with a ``decision``: its word and its symbol."""
+
+    decision: str
+
+    @property
+    def decision_label(self) -> str:
+        return DECISION_LABELS.get(self.decision, self.decision)
+
+    @property
+    def symbol(self) -> str:
+        return status_symbol(self.decision)

@@ -18,6 +18,7 @@ from readiness.dashboard.display import (
     DIMENSION_LABELS,
     SIGNOFF_LABELS,
     STATUS_LABELS,
+    ShowsDecision,
     format_number,
     parse_time,
     status_symbol,
@@ -162,21 +163,13 @@ class ScorecardChanges:
 
 
 @dataclass(frozen=True)
-class HistoryEntry:
+class HistoryEntry(ShowsDecision):
     id: int
     computed_at: datetime
     decision: str
     target: str
     blockers: int
     changes: ScorecardChanges | None  # None: the project's first stored scorecard
-
-    @property
-    def decision_label(self) -> str:
-        return DECISION_LABELS.get(self.decision, self.decision)
-
-    @property
-    def symbol(self) -> str:
-        return status_symbol(self.decision)
 
     @property
     def is_quiet(self) -> bool:

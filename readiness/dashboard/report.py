@@ -19,9 +19,8 @@ from readiness.api.selectors import metric_summary
 from readiness.dashboard.display import (
     DECISION_LABELS,
     DIMENSION_LABELS,
-    STATUS_LABELS,
+    ShowsStatus,
     format_number,
-    status_symbol,
 )
 from readiness.dashboard.scorecards import (
     BlockerLine,
@@ -43,7 +42,7 @@ _CHART_STATUSES = {"fail": 0, "warn": 1}
 
 
 @dataclass(frozen=True)
-class SeriesChart:
+class SeriesChart(ShowsStatus):
     """One metric criterion's series over its window, with its threshold and warn lines."""
 
     key: str
@@ -61,14 +60,6 @@ class SeriesChart:
     @property
     def dimension_label(self) -> str:
         return DIMENSION_LABELS.get(self.dimension, self.dimension)
-
-    @property
-    def status_label(self) -> str:
-        return STATUS_LABELS.get(self.status, self.status)
-
-    @property
-    def symbol(self) -> str:
-        return status_symbol(self.status)
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from readiness.dashboard.display import (
-    DECISION_LABELS,
     DIMENSION_LABELS,
     SIGNOFF_LABELS,
     STATUS_LABELS,
+    ShowsDecision,
+    ShowsStatus,
     format_number,
     parse_time,
-    status_symbol,
 )
 from readiness.projects.models import Project
 from readiness.projects.vocabulary import DIMENSION_DEFINITIONS, Dimension
@@ -35,7 +35,7 @@ _URGENCY = {"fail": 0, "missing": 1, "warn": 2, "waived": 3, "pass": 4, "not_app
 
 
 @dataclass(frozen=True)
-class CriterionLine:
+class CriterionLine(ShowsStatus):
     key: str
     dimension: str
     title: str
@@ -50,20 +50,12 @@ class CriterionLine:
     applies: bool
 
     @property
-    def status_label(self) -> str:
-        return STATUS_LABELS.get(self.status, self.status)
-
-    @property
-    def symbol(self) -> str:
-        return status_symbol(self.status)
-
-    @property
     def needs_action(self) -> bool:
         return self.applies and self.status in NEEDS_ACTION
 
 
 @dataclass(frozen=True)
-class DimensionColumn:
+class DimensionColumn(ShowsStatus):
     key: str
     status: str
     score: float
@@ -81,14 +73,6 @@ class DimensionColumn:
         return DIMENSION_LABELS[self.key]
 
     @property
-    def status_label(self) -> str:
-        return STATUS_LABELS.get(self.status, self.status)
-
-    @property
-    def symbol(self) -> str:
-        return status_symbol(self.status)
-
-    @property
     def signoff_label(self) -> str:
         return SIGNOFF_LABELS.get(self.signoff_state, self.signoff_state)
 
@@ -101,7 +85,7 @@ class DimensionColumn:
 
 
 @dataclass(frozen=True)
-class BlockerLine:
+class BlockerLine(ShowsStatus):
     dimension: str | None
     criterion: str | None
     title: str
@@ -114,14 +98,6 @@ class BlockerLine:
     def dimension_label(self) -> str:
         return DIMENSION_LABELS.get(self.dimension or "", "Whole project")
 
-    @property
-    def status_label(self) -> str:
-        return STATUS_LABELS.get(self.status, self.status)
-
-    @property
-    def symbol(self) -> str:
-        return status_symbol(self.status)
-
 
 @dataclass(frozen=True)
 class MLTestScoreView:
@@ -131,7 +107,7 @@ class MLTestScoreView:
 
 
 @dataclass(frozen=True)
-class ScorecardPage:
+class ScorecardPage(ShowsDecision):
     scorecard: Scorecard
     decision: str
     target: str
@@ -139,14 +115,6 @@ class ScorecardPage:
     blockers: list[BlockerLine]
     columns: list[DimensionColumn]
     ml_test_score: MLTestScoreView | None
-
-    @property
-    def decision_label(self) -> str:
-        return DECISION_LABELS.get(self.decision, self.decision)
-
-    @property
-    def symbol(self) -> str:
-        return status_symbol(self.decision)
 
 
 def scorecard_page(*, project: Project, criteria: list[Criterion] | None = None) -> ScorecardPage:
