@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,7 +16,6 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from django.db import connection
 
 from readiness.alerts.models import Channel, Delivery
 from readiness.projects.models import Project
@@ -26,25 +25,6 @@ from tests.conftest import Cast
 from tests.factories import MetricCriterionFactory, MetricPointFactory
 
 T0 = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
-
-
-def database_url() -> str:
-    """The test database as a URL, for subprocesses (worker, beat) that must share it."""
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        user = db.get("USER") or "postgres"
-        return f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-    # Worker, beat and the test share the file: wait on a lock as the embedded default does.
-    return f"sqlite:///{db['NAME']}?timeout=20&transaction_mode=IMMEDIATE"
 
 
 # --- A webhook receiver -----------------------------------------------------------------------------

@@ -23,9 +23,10 @@ from readiness.projects.models import Project
 from readiness.scoring.models import Scorecard
 from readiness.scoring.services import signoff_create
 from readiness.telemetry.models import HealthCheck, IngestBatch, MetricPoint
-from tests.alerts.conftest import Receiver, database_url, wait_for
+from tests.alerts.conftest import Receiver
 from tests.conftest import Cast
 from tests.factories import MetricCriterionFactory
+from tests.servers import database_url, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
