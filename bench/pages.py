@@ -251,8 +251,11 @@ class Portfolio:
         latest = {s.project_id: s for s in Scorecard.objects.filter(project__in=new)}
         written = copy_models(Scorecard, self._history(new, latest, rng))
         with connection.cursor() as cursor:
+            # What autovacuum does soon after a bulk load of an append-only table: it sets the
+            # visibility map, so the latest-scorecard probes can be answered from the index alone.
+            cursor.execute("VACUUM ANALYZE scoring_scorecard")
             cursor.execute("ANALYZE")
-        timings[f"{written:,} earlier scorecards + ANALYZE"] = time.perf_counter() - started
+        timings[f"{written:,} earlier scorecards + VACUUM ANALYZE"] = time.perf_counter() - started
         self.count = to
         return timings
 

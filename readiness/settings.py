@@ -205,9 +205,10 @@ READINESS_PROXY_COUNT = env_int("READINESS_PROXY_COUNT", 0, minimum=0)
 AXES_CLIENT_IP_CALLABLE = "readiness.security.logins.client_address"
 
 # API rate limit per token (readiness/security/ratelimit.py): "N/s", "N/m", "N/h", "N/10s" or "off".
-# 1,200 a minute is 20 pushes a second per pipeline, each up to 10,000 points.
+# 6,000 a minute is 100 requests a second per token: a model server pushing a point per prediction at
+# a modest rate fits, a runaway loop does not; a busier service batches (up to 10,000 points a push).
 try:
-    READINESS_API_RATE_LIMIT = parse_rate(env_str("READINESS_API_RATE_LIMIT") or "1200/m")
+    READINESS_API_RATE_LIMIT = parse_rate(env_str("READINESS_API_RATE_LIMIT") or "6000/m")
 except ValueError as exc:
     raise ImproperlyConfiguredEnv(f"READINESS_API_RATE_LIMIT: {exc}") from None
 

@@ -380,7 +380,16 @@ class Scorecard(models.Model):
     class Meta:
         ordering = ["-computed_at", "-id"]
         get_latest_by = ["computed_at", "id"]
-        indexes = [models.Index(fields=["project", "-computed_at"], name="scorecard_project_latest")]
+        indexes = [
+            # "The project's latest scorecard (as of a time)": the portfolio asks it per project and per
+            # trend week. The id breaks ties exactly as the ORDER BY does, and on PostgreSQL the
+            # included columns answer those probes from the index alone, without visiting the table.
+            models.Index(
+                fields=["project", "-computed_at", "-id"],
+                include=["decision", "digest"],
+                name="scorecard_project_latest",
+            )
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=choices_check("decision", Decision), name="scorecard_decision_valid"
