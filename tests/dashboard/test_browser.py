@@ -8,7 +8,6 @@ can never pass by not running it.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from io import StringIO
@@ -19,22 +18,11 @@ import pytest
 from django.core.management import call_command
 
 from readiness.projects.demo import DEMO_PASSWORD
+from tests.browser import chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-
-
-def _browser_missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install -e '.[dev]')"
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing (apt-get install chromium)"
-    return None
 
 
 @pytest.fixture
@@ -48,19 +36,8 @@ def demo(transactional_db: None) -> None:
 
 @pytest.fixture
 def browser(demo: None) -> Iterator[Any]:
-    missing = _browser_missing()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(missing)
-        pytest.skip(missing)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def watch_errors(page: Any, errors: list[str]) -> None:

@@ -3,23 +3,20 @@ Chromium, Swagger UI and the admin working under that policy with no violation."
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
 
+from tests.browser import chromium
 from tests.conftest import Cast
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'"
 )
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def assert_security_headers(response: Any) -> None:
@@ -74,22 +71,8 @@ def test_the_admin_carries_the_policy(admin_client: Client) -> None:
 
 @pytest.fixture
 def browser(transactional_db: None) -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing = "playwright is not installed (pip install -e '.[dev]')"
-    else:
-        missing = None if CHROMIUM.exists() else f"{CHROMIUM} is missing (apt-get install chromium)"
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(missing)
-        pytest.skip(missing)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 # Recorded in the page before any of its scripts run; Chromium also reports each refusal on the console.
