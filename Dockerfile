@@ -12,12 +12,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# The runtime dependencies of pyproject.toml only: the dev extra (pytest, playwright, ...) stays out.
-# A layer of its own, rebuilt only when pyproject.toml changes.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
+# The runtime dependencies exactly as locked in uv.lock (hashes checked), the dev extra (pytest,
+# playwright, ...) left out. A layer of its own, rebuilt only when the lock changes.
+COPY pyproject.toml uv.lock ./
+RUN pip install uv==0.13.9 \
+    && uv export --frozen --no-dev --no-emit-project --format requirements-txt > /tmp/requirements.txt \
+    && uv pip install --system --require-hashes -r /tmp/requirements.txt \
+    && pip uninstall -y uv \
     && rm /tmp/requirements.txt
 
 # The application is imported from /app (PYTHONPATH), where templates/ and static/ sit beside it.

@@ -4,19 +4,29 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install install-dev lint bench clean
+.PHONY: run test install install-dev lint lock bench clean
+
+# Every install resolves from the committed lock file (uv.lock), never from today's index: a fresh
+# machine gets exactly the versions CI tested. uv itself is pinned and bootstrapped with pip.
+# Refresh the lock (after changing pyproject.toml, or to take new releases): make lock.
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+export UV_PYTHON_DOWNLOADS := never
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Install only when pyproject.toml changed since the last install.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(UV): | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# --inexact keeps uv itself (and, after make test, the dev extra) in the venv; --locked fails when
+# uv.lock no longer matches pyproject.toml instead of quietly resolving anew.
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --inexact --quiet
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --inexact --quiet --extra dev
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -49,6 +59,10 @@ bench: install-dev
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/pages.py
 	$(BIN)/python bench/push_overhead.py
+
+## make lock: resolve pyproject.toml's ranges anew into uv.lock (today's releases), then commit it.
+lock: | $(UV)
+	$(UV) lock --upgrade
 
 lint: install-dev
 	$(BIN)/ruff check .
