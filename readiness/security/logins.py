@@ -16,7 +16,7 @@ An admin unlocks a person or an address in the admin console (readiness/security
 from __future__ import annotations
 
 import ipaddress
-import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from axes.attempts import get_cool_off_threshold
@@ -34,8 +34,6 @@ from readiness.audit.services import audit_record
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
-
-log = logging.getLogger(__name__)
 
 # IPv6 hosts get a /64 each (RFC 6177's smallest end-site assignment, SLAAC's fixed prefix length).
 IPV6_GROUP_PREFIX = 64
@@ -72,7 +70,7 @@ class LoginThrottleHandler(AxesDatabaseHandler):
         return pair
 
 
-def _recent_attempts(*, address: str | None, since: Any) -> QuerySet[AccessAttempt]:
+def _recent_attempts(*, address: str | None, since: datetime) -> QuerySet[AccessAttempt]:
     return AccessAttempt.objects.filter(ip_address=address, attempt_time__gte=since)
 
 
@@ -98,9 +96,9 @@ def client_address(request: HttpRequest) -> str | None:
             # Fewer entries than proxies: the request entered behind the outermost one, and every
             # entry is still one of ours; the leftmost is the furthest out.
             chosen = forwarded[-proxies] if len(forwarded) >= proxies else forwarded[0]
+            # Not an address where ours should be ("unknown", a port): the nearest hop is all we know.
             if (grouped := address_group(chosen)) is not None:
                 return grouped
-            log.warning("X-Forwarded-For entry %r is no address; counting REMOTE_ADDR instead", chosen)
     return address_group(remote)
 
 

@@ -161,7 +161,7 @@ def test_a_good_login_does_not_reset_the_address_s_count(client: Client, people:
         assert login(client, "/login/", "mia", PASSWORD, address="203.0.113.9").status_code == 429
 
 
-def test_the_address_limit_comes_from_the_environment_with_30_by_default() -> None:
+def test_the_address_limit_is_30_by_default_and_counted_by_our_handler() -> None:
     from readiness import settings as defaults
 
     assert defaults.READINESS_LOGIN_ADDRESS_FAILURE_LIMIT == 30
