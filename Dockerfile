@@ -28,9 +28,11 @@ COPY templates ./templates
 COPY static ./static
 
 # A user without a login shell or sudo owns only var/ (static files, Prometheus' multiprocess files):
-# the code is root's and read-only to the processes that run it.
+# the code is root's and read-only to the processes that run it. collectstatic signs nothing, but the
+# settings refuse to load without a secret key: it gets a throwaway one that lives only as long as
+# this command, so the image holds no key (the containers get theirs from DJANGO_SECRET_KEY(_FILE)).
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin readiness \
-    && python manage.py collectstatic --no-input -v0 \
+    && DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" python manage.py collectstatic --no-input -v0 \
     && mkdir -p /app/var/metrics \
     && chown -R readiness:readiness /app/var
 

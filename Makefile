@@ -32,6 +32,21 @@ $(VENV)/.installed-dev: pyproject.toml uv.lock | $(UV)
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The secret key of `make run`: generated once, kept in var/ (never committed), passed by file name so
+# it appears in no command line or process listing. With DJANGO_DEBUG off (the default) Readiness refuses
+# to start without a key; a key set in the environment is used instead of this one.
+SECRET_KEY_FILE := $(CURDIR)/var/secret_key
+
+$(SECRET_KEY_FILE):
+	@mkdir -p $(@D)
+	@umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@.tmp && mv $@.tmp $@
+	@echo "Generated a secret key for this machine in var/secret_key (kept for the next runs)"
+
+ifeq ($(DJANGO_SECRET_KEY)$(DJANGO_SECRET_KEY_FILE),)
+run: export DJANGO_SECRET_KEY_FILE := $(SECRET_KEY_FILE)
+run: $(SECRET_KEY_FILE)
+endif
+
 ## make run: install, migrate the embedded SQLite database, load the demo portfolio, and start web,
 ## Celery worker and beat together.
 run: install

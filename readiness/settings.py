@@ -25,19 +25,24 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 # Served over HTTPS (usually behind a TLS-terminating proxy): SSL redirect, HSTS, secure cookies (see
 # "Security" below). False by default so a plain-HTTP local run works with DJANGO_DEBUG=false.
 HTTPS = env_bool("DJANGO_HTTPS", False)
-# A local-only key so the embedded default starts with nothing set; production sets its own.
+# Sessions, CSRF tokens and password-reset links are signed with the secret key: a key anyone can read
+# lets anyone forge an admin's session. So with DEBUG off (the default) Readiness refuses to start
+# without a strong key of its own, HTTPS or not; `make run` generates one into var/secret_key.
+# Only DJANGO_DEBUG=true (a developer's machine) falls back to this public, local-only key.
 INSECURE_LOCAL_SECRET = "readiness-insecure-local-key-set-DJANGO_SECRET_KEY-in-production"  # noqa: S105
+_KEY_HOWTO = (
+    "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))' and set it in "
+    "DJANGO_SECRET_KEY, or write it to a file named by DJANGO_SECRET_KEY_FILE"
+)
 _secret = env_str("DJANGO_SECRET_KEY")
-# Production (HTTPS, or DJANGO_REQUIRE_SECRET as docker-compose.yml sets) refuses to start without a
-# strong key of its own: sessions, CSRF tokens and password-reset links are signed with it, so the
-# public default would let anyone forge an admin's session.
-if not DEBUG and (HTTPS or env_bool("DJANGO_REQUIRE_SECRET", False)):
+if not DEBUG:
     if not _secret or _secret == INSECURE_LOCAL_SECRET:
-        raise ImproperlyConfiguredEnv("DJANGO_SECRET_KEY: required in production (or DJANGO_SECRET_KEY_FILE)")
+        raise ImproperlyConfiguredEnv(
+            f"DJANGO_SECRET_KEY: required when DJANGO_DEBUG is false (the default); {_KEY_HOWTO}"
+        )
     if len(_secret) < 50 or len(set(_secret)) < 5:
         raise ImproperlyConfiguredEnv(
-            "DJANGO_SECRET_KEY: too weak for production (at least 50 characters, 5 different); generate "
-            "one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+            f"DJANGO_SECRET_KEY: too weak (at least 50 characters, 5 different); {_KEY_HOWTO}"
         )
 SECRET_KEY = _secret or INSECURE_LOCAL_SECRET
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
@@ -54,6 +59,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "axes",
+    "readiness.security",
     "readiness.observability",
     "readiness.projects",
     "readiness.audit",
@@ -188,19 +194,27 @@ STORAGES = {
     },
 }
 
-# Login throttling (readiness/security/logins.py): N failures for one username from one address lock
-# that pair for a while, on /login/ and /admin/login/.
+# Login throttling (readiness/security/logins.py), on /login/ and /admin/login/: N failures for one
+# username from one address lock that pair for a while; M failures from one address, whatever the
+# usernames, lock the address.
 AUTHENTICATION_BACKENDS = [
     "readiness.security.logins.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+AXES_HANDLER = "readiness.security.logins.LoginThrottleHandler"
 AXES_FAILURE_LIMIT = env_int("READINESS_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+# 30 per address across usernames: five people behind one office NAT address can each use up their
+# five tries before the address locks, while password spraying gets 30 guesses per address per lockout
+# period (about 2,900 a day) instead of five per username for as many usernames as it can list.
+READINESS_LOGIN_ADDRESS_FAILURE_LIMIT = env_int("READINESS_LOGIN_ADDRESS_FAILURE_LIMIT", 30, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("READINESS_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+# Attempts are recorded per (username, address); the address's total is counted by the handler.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "readiness.security.logins.lockout_response"
-# The client address: REMOTE_ADDR, or with READINESS_PROXY_COUNT reverse proxies in front, the address
-# the outermost of them saw (readiness/security/logins.py, client_address).
+# The client address: REMOTE_ADDR, or with READINESS_PROXY_COUNT reverse proxies of ours in front, the
+# address the outermost of them saw; IPv6 addresses count per /64 (readiness/security/logins.py,
+# client_address). docs/security.md sets it up behind nginx alone and behind a load balancer.
 READINESS_PROXY_COUNT = env_int("READINESS_PROXY_COUNT", 0, minimum=0)
 AXES_CLIENT_IP_CALLABLE = "readiness.security.logins.client_address"
 

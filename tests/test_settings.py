@@ -1,4 +1,5 @@
-"""Settings fail loudly at start on a malformed environment variable, naming it."""
+"""Settings fail loudly at start on a malformed environment variable, naming it, and refuse to start
+without a secret key of their own unless DJANGO_DEBUG is on."""
 
 from __future__ import annotations
 
@@ -10,14 +11,36 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# A strong key for the processes below, which start without the test run's environment.
+KEY = "settings-test-key-" + "Zq8wX3vB6nM1kL4jH7gF0dS9aP2oI5uY"
+PRINT_KEY = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"
 
 
-def start_with(**env: str) -> subprocess.CompletedProcess[str]:
+def clean_environment(**env: str | None) -> dict[str, str]:
+    """This run's environment without our variables, with a key unless ``DJANGO_SECRET_KEY=None``
+    (``None`` leaves a variable out)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CELERY_"))}
+    merged: dict[str, str | None] = {**clean, "DJANGO_SECRET_KEY": KEY, **env}
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+def start_with(**env: str | None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
-        env={**clean, **env},
+        env=clean_environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def python_with(code: str, **env: str | None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=clean_environment(DJANGO_SETTINGS_MODULE="readiness.settings", **env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -40,28 +63,46 @@ def test_malformed_variable_stops_start_and_names_it(variable: str, value: str) 
     assert variable in result.stderr
 
 
+# --- the secret key ----------------------------------------------------------------------------
+
+
+def test_without_a_secret_key_debug_off_refuses_to_start_and_says_how_to_make_one() -> None:
+    # DJANGO_DEBUG unset is false: before, this started with the public key from the source.
+    result = python_with(PRINT_KEY, DJANGO_SECRET_KEY=None)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    message = result.stderr.strip().splitlines()[-1]
+    assert "DJANGO_SECRET_KEY: required when DJANGO_DEBUG is false" in message
+    assert "DJANGO_SECRET_KEY_FILE" in message and "secrets.token_urlsafe(50)" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [("", "required"), ("readiness-insecure-local-key-set-DJANGO_SECRET_KEY-in-production", "required"),
+     ("short-key", "too weak"), ("a" * 60, "too weak")],
+    ids=["empty", "the-public-default", "too-short", "one-character"],
+)  # fmt: skip
+def test_manage_py_refuses_an_unsafe_key_on_plain_http_too(key: str, why: str) -> None:
+    result = start_with(DJANGO_SECRET_KEY=key, DJANGO_DEBUG="false", DJANGO_HTTPS="false")
+    assert result.returncode != 0
+    assert f"DJANGO_SECRET_KEY: {why}" in result.stderr
+
+
 def test_secret_key_can_come_from_a_file(tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_text("a-secret-from-a-file-" + "x" * 40 + "\n")
-    code = "from django.conf import settings; print(settings.SECRET_KEY)"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    result = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"],
-        cwd=ROOT,
-        env={
-            **clean,
-            "DJANGO_SETTINGS_MODULE": "readiness.settings",
-            "DJANGO_SECRET_KEY_FILE": str(key_file),
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = python_with(PRINT_KEY, DJANGO_SECRET_KEY=None, DJANGO_SECRET_KEY_FILE=str(key_file))
+    assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "a-secret-from-a-file-" + "x" * 40
 
 
-def test_nothing_set_runs_on_the_embedded_default() -> None:
+def test_debug_on_starts_without_a_key_on_the_local_one() -> None:
+    result = python_with(PRINT_KEY, DJANGO_SECRET_KEY=None, DJANGO_DEBUG="true")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "readiness-insecure-local-key-set-DJANGO_SECRET_KEY-in-production"
+
+
+def test_a_key_is_all_the_embedded_default_needs() -> None:
     result = start_with()
     assert result.returncode == 0, result.stderr
 
@@ -69,21 +110,9 @@ def test_nothing_set_runs_on_the_embedded_default() -> None:
 def test_a_sqlite_url_shares_its_file_between_processes_like_the_embedded_default(tmp_path: Path) -> None:
     # Without these options a worker's apply transaction fails with "database is locked" as soon as a
     # web process writes a push in between (found by tests/faults on the embedded default).
-    code = "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS'])"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
-    result = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"],
-        cwd=ROOT,
-        env={
-            **clean,
-            "DJANGO_SETTINGS_MODULE": "readiness.settings",
-            "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    code = "import django; django.setup(); from django.conf import settings; "
+    code += "print(settings.DATABASES['default']['OPTIONS'])"
+    result = python_with(code, DATABASE_URL=f"sqlite:///{tmp_path}/x.db")
     assert result.returncode == 0, result.stderr
     options = result.stdout.strip().splitlines()[-1]
     assert "'transaction_mode': 'IMMEDIATE'" in options and "'timeout': 20" in options

@@ -9,9 +9,10 @@ written as the file defines it.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
@@ -28,6 +29,7 @@ from readiness.checks_as_code.plan import (
     UserPlan,
 )
 from readiness.checks_as_code.report import ImportReport, changes_text
+from readiness.checks_as_code.rights import import_allowed
 from readiness.checks_as_code.schema import checks_validate
 from readiness.projects.models import OWNER_FIELDS, Project, Team
 from readiness.projects.services import project_create, project_set_stage
@@ -35,16 +37,28 @@ from readiness.scoring.models import AppliedTemplate, Criterion, Template
 from readiness.scoring.templates import template_apply
 from readiness.telemetry.models import HealthCheck
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
 PROJECT_FIELDS = ("name", "team", "description", "risk_tier", "target_date", "require_signoff_for_pilot")
 
 
-def checks_import(*, document: Any, dry_run: bool, actor_label: str = "import") -> ImportReport:
+def checks_import(
+    *, document: Any, dry_run: bool, actor: AbstractBaseUser | None, actor_label: str | None = None
+) -> ImportReport:
     """Validate ``document`` (raises ``ChecksInvalid`` with every problem, changing nothing), then
     apply it. A dry run applies it too, inside the same transaction, and rolls back: the report of a
-    dry run is exactly what the real import would do."""
+    dry run is exactly what the real import would do.
+
+    ``actor`` is the staff user importing, or ``None`` for the command line; anyone else gets
+    ``PermissionDenied`` before the file is even read. The audit log names the actor, or
+    ``actor_label`` ("import" by default for the command line)."""
+    if not import_allowed(actor):
+        raise PermissionDenied("only a staff user or the command line may import checks as code")
+    label = actor_label or (actor.get_username() if actor is not None else "import")
     with transaction.atomic():
         plan = checks_validate(document)
-        report = _Import(plan, actor_label=actor_label, report=ImportReport(dry_run=dry_run)).run()
+        report = _Import(plan, actor=actor, actor_label=label, report=ImportReport(dry_run=dry_run)).run()
         if dry_run:
             transaction.set_rollback(True)
         else:
@@ -89,9 +103,18 @@ def _split_name(name: str) -> tuple[str, str]:
     return first, last
 
 
+def _team_snapshot(team: Team) -> dict[str, Any]:
+    """A team for the audit log, its members by username (who may read its projects)."""
+    members = team.members.order_by(get_user_model().USERNAME_FIELD)
+    return {"slug": team.slug, "name": team.name, "members": [m.get_username() for m in members]}
+
+
 class _Import:
-    def __init__(self, plan: ImportPlan, *, actor_label: str, report: ImportReport) -> None:
+    def __init__(
+        self, plan: ImportPlan, *, actor: AbstractBaseUser | None, actor_label: str, report: ImportReport
+    ) -> None:
         self.plan = plan
+        self.actor = actor
         self.actor_label = actor_label
         self.report = report
         self.users: dict[str, Any] = {}
@@ -142,6 +165,7 @@ class _Import:
         team = Team.objects.filter(slug=plan.slug).first()
         created = team is None
         changes: list[str] = []
+        before = None if team is None else _team_snapshot(team)
         if team is None:
             team = Team.objects.create(slug=plan.slug, name=plan.name)
         elif team.name != plan.name:
@@ -158,6 +182,16 @@ class _Import:
                 ]
                 if not created:
                     changes.append(f"members {' '.join(moves)}")
+        if created or changes:
+            # Membership decides who reads the team's projects: every change is audited.
+            audit_record(
+                action="team.create" if created else "team.update",
+                instance=team,
+                actor=self.actor,
+                actor_label=self.actor_label,
+                before=before,
+                after=_team_snapshot(team),
+            )
         if created:
             self.report.add("created", f"team {plan.slug}")
         elif changes:
@@ -179,7 +213,7 @@ class _Import:
             project = Project(slug=plan.slug, **values)
             if plan.stage:
                 project.stage = plan.stage
-            project_create(project=project, actor_label=self.actor_label)
+            project_create(project=project, by=self.actor, actor_label=self.actor_label)
             self.report.add("created", f"project {plan.slug}", project=plan.slug)
         else:
             self.project_update(project, plan, values)
@@ -193,6 +227,7 @@ class _Import:
             for name, new in values.items()
             if getattr(project, name) != new
         ]
+        owners_before = project.owner_usernames()
         if changes:
             before = audit_snapshot(project)
             for name, new in values.items():
@@ -201,14 +236,28 @@ class _Import:
             audit_record(
                 action="project.update",
                 instance=project,
+                actor=self.actor,
                 actor_label=self.actor_label,
                 project=project,
                 before=before,
                 after=audit_snapshot(project),
             )
+        owners_after = project.owner_usernames()
+        if owners_after != owners_before:
+            # The responsible people sign off and approve waivers: their changes get an entry of their
+            # own, by username (project.update holds only user ids).
+            audit_record(
+                action="project.owners",
+                instance=project,
+                actor=self.actor,
+                actor_label=self.actor_label,
+                project=project,
+                before=owners_before,
+                after=owners_after,
+            )
         if plan.stage and plan.stage != project.stage:
             changes.append(("stage", project.stage, plan.stage))
-            project_set_stage(project=project, stage=plan.stage, by=None, actor_label=self.actor_label)
+            project_set_stage(project=project, stage=plan.stage, by=self.actor, actor_label=self.actor_label)
         if changes:
             self.report.add("updated", f"project {plan.slug}: {changes_text(changes)}", project=plan.slug)
         else:
@@ -228,7 +277,9 @@ class _Import:
                 # the project's own since then, and deleted ones stay deleted.
                 self.report.add("unchanged", f"{plan.slug}.templates.{key} v{template.version} unchanged")
                 continue
-            result = template_apply(project=project, template=template, actor_label=self.actor_label)
+            result = template_apply(
+                project=project, template=template, actor=self.actor, actor_label=self.actor_label
+            )
             was = f"v{applied.version} → " if applied is not None else ""
             self.report.add(
                 "updated" if applied else "created",
@@ -287,6 +338,7 @@ class _Import:
                 audit_record(
                     action="criterion.update",
                     instance=criterion,
+                    actor=self.actor,
                     actor_label=self.actor_label,
                     project=project,
                     before=before,
@@ -312,6 +364,7 @@ class _Import:
         audit_record(
             action="criterion.create",
             instance=criterion,
+            actor=self.actor,
             actor_label=self.actor_label,
             project=project,
             after=audit_snapshot(criterion),

@@ -3,7 +3,8 @@
 ``checks_validate`` walks the parsed YAML once, collects *every* problem with its YAML path
 (``projects[0].criteria[1].op``), resolves the names the file refers to (users, teams, templates)
 against the file itself and the database, and returns an ``ImportPlan``; when anything is wrong it
-raises ``ChecksInvalid`` with all the problems instead. It only reads the database.
+raises ``ChecksInvalid`` with all the problems instead. It only reads the database. A file may not
+change an existing superuser's email or name (rights.py says why).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from readiness.checks_as_code.plan import (
     TeamPlan,
     UserPlan,
 )
+from readiness.checks_as_code.rights import superusers_unchanged
 from readiness.projects.models import Team
 from readiness.projects.vocabulary import Dimension, RiskTier, Stage
 from readiness.scoring.models import AppliedTemplate, Template
@@ -93,6 +95,7 @@ class _Validation:
         c.duplicates(self.problems, [(at(t.path, "slug"), t.slug) for t in teams], "team slug")
         c.duplicates(self.problems, [(at(p.path, "slug"), p.slug) for p in projects], "project slug")
         self.resolve(known_users=self.defined_users, known_teams=self.defined_teams)
+        superusers_unchanged(self.problems, users)
         if self.problems.items:
             raise ChecksInvalid(c.in_document_order(self.problems.items, document))
         return ImportPlan(users=tuple(users), teams=tuple(teams), projects=tuple(projects))

@@ -189,7 +189,7 @@ def test_import_refuses_a_bad_channel_and_applies_nothing(
     cast: Cast, channel: dict[str, Any], path: str, message: str
 ) -> None:
     with pytest.raises(ChecksInvalid) as caught:
-        checks_import(document=document(channel), dry_run=False)
+        checks_import(document=document(channel), dry_run=False, actor=None)
     assert (path, message) in caught.value.errors
     assert not Project.objects.filter(slug="hooked").exists()
     assert not Channel.objects.exists()
@@ -197,7 +197,7 @@ def test_import_refuses_a_bad_channel_and_applies_nothing(
 
 def test_imported_channels_are_valid_and_deliver(cast: Cast) -> None:
     channel = {"kind": "webhook", "url": "https://hooks.example.com/T000/B000"}
-    checks_import(document=document(channel), dry_run=False)
+    checks_import(document=document(channel), dry_run=False, actor=None)
     imported = Channel.objects.get(project__slug="hooked")
     imported.full_clean()
     assert (imported.kind, imported.url, imported.enabled, imported.digest) == (

@@ -288,8 +288,9 @@ def test_dry_run_reports_exactly_what_the_import_does(fraud: dict, write_yaml: C
 
 def test_import_evaluates_the_changed_projects(django_capture_on_commit_callbacks: Any) -> None:
     with django_capture_on_commit_callbacks(execute=True):
-        checks_import(document={"projects": []}, dry_run=False)  # nothing changed: nothing to evaluate
-        report = checks_import(document=_load_fraud(), dry_run=False)
+        # Nothing changed: nothing to evaluate.
+        checks_import(document={"projects": []}, dry_run=False, actor=None)
+        report = checks_import(document=_load_fraud(), dry_run=False, actor=None)
     assert report.changed_projects == ["fraud-detector"]
     assert Project.objects.get(slug="fraud-detector").scorecards.count() == 1
 
@@ -502,7 +503,7 @@ def test_invalid_file_is_refused_with_its_path_and_changes_nothing(
 
     assert db_snapshot() == before
     with pytest.raises(ChecksInvalid) as refused:
-        checks_import(document=fraud, dry_run=False)
+        checks_import(document=fraud, dry_run=False, actor=None)
     assert [p for p, _ in refused.value.errors] == [path]
     assert message in refused.value.errors[0][1]
 
@@ -564,5 +565,5 @@ def test_every_criterion_field_can_be_written_in_a_file() -> None:
 
 def test_document_that_is_not_a_mapping_is_refused() -> None:
     with pytest.raises(ChecksInvalid) as refused:
-        checks_import(document=["projects"], dry_run=False)
+        checks_import(document=["projects"], dry_run=False, actor=None)
     assert refused.value.errors == [("document", "expected a mapping, got list")]

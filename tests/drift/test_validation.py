@@ -148,7 +148,7 @@ def test_import_refuses_a_bad_drift_definition_at_its_path_and_applies_nothing(
     document = import_document(DRIFT | BAD[mistake])
     field, words = EXPECTED[mistake]
     with pytest.raises(ChecksInvalid) as refused:
-        checks_import(document=copy.deepcopy(document), dry_run=False)
+        checks_import(document=copy.deepcopy(document), dry_run=False, actor=None)
     [(path, message)] = refused.value.errors
     assert path == f"projects[0].criteria[0].{field}" and words in message
 
@@ -161,7 +161,7 @@ def test_import_refuses_a_bad_drift_definition_at_its_path_and_applies_nothing(
 
 
 def test_import_accepts_the_well_formed_drift_definition(db: None) -> None:
-    checks_import(document=import_document(dict(DRIFT)), dry_run=False)
+    checks_import(document=import_document(dict(DRIFT)), dry_run=False, actor=None)
     assert Criterion.objects.get(key="score_drift").reference_end.isoformat() == "2026-02-01T00:00:00+00:00"
 
 

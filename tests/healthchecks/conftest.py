@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import ssl
@@ -86,9 +87,14 @@ class TLSServer(TargetServer):
 
 @pytest.fixture(scope="session")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSServer]:
-    """The same routes over TLS, with a self-signed certificate for model.internal.test only."""
+    """The same routes over TLS, with a self-signed certificate for model.internal.test only.
+
+    Without the openssl command the TLS tests skip on a workstation and fail in CI (``CI`` set), as
+    the browser tests do: .ci/run installs it."""
     if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a certificate")
+        if os.environ.get("CI"):
+            pytest.fail("needs the openssl command to make a certificate (apt-get install openssl)")
+        pytest.skip("needs the openssl command to make a certificate (apt-get install openssl)")
     folder: Path = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(

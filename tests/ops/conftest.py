@@ -36,12 +36,16 @@ OURS = (
 )
 
 
-def clean_environment(**env: str) -> dict[str, str]:
+def clean_environment(**env: str | None) -> dict[str, str]:
+    """This run's environment without our variables, plus ``env``. Like every process Readiness runs
+    as, it has a secret key (DEBUG is off), unless ``DJANGO_SECRET_KEY=None``: ``None`` leaves a
+    variable out."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
-    return {**base, **env}
+    merged: dict[str, str | None] = {**base, "DJANGO_SECRET_KEY": STRONG_KEY, **env}
+    return {k: v for k, v in merged.items() if v is not None}
 
 
-def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_python(code: str, **env: str | None) -> subprocess.CompletedProcess[str]:
     """Run ``code`` after ``django.setup()`` in a fresh interpreter with the given environment."""
     return subprocess.run(
         [sys.executable, "-c", f"import django; django.setup()\n{code}"],
@@ -54,7 +58,7 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def manage(*args: str, **env: str | None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,

@@ -169,7 +169,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Health checks: {len(projects)} demo targets probe {live} every 60 s")
 
     def people(self, portfolio: Portfolio, password: str) -> None:
-        report = checks_import(document=portfolio.people_document(), dry_run=False, actor_label=ACTOR_LABEL)
+        report = checks_import(
+            document=portfolio.people_document(), dry_run=False, actor=None, actor_label=ACTOR_LABEL
+        )
         self.stdout.write(f"  {report.summary()}")
         model = get_user_model()
         admin, _ = model.objects.get_or_create(
@@ -245,6 +247,7 @@ class ProjectStory:
             checks_import(
                 document=project_document(self.demo, anchor=self.anchor),
                 dry_run=False,
+                actor=None,
                 actor_label=ACTOR_LABEL,
             )
         self.project = Project.objects.get(slug=self.demo.slug)
