@@ -64,14 +64,20 @@ class ExponentialCounts:
     negative: tuple[int, ...]
 
     def buckets(self) -> list[Bucket]:
-        """Ascending: negative buckets from the most negative, the zero bucket, then positive ones."""
+        """Ascending: negative buckets from the most negative, the zero bucket, then positive ones.
+
+        Buckets reaching into the zero region ``[-zero_threshold, zero_threshold]`` are cut at its
+        edge: their observations lie beyond it (the rest counted as zero), and the buckets stay in
+        order even when an exporter counts observations in a bucket wholly inside the region.
+        """
+        edge = self.zero_threshold
         negative = [
-            Bucket(-_power(index + 1, self.scale), -_power(index, self.scale), count)
+            Bucket(min(-_power(index + 1, self.scale), -edge), min(-_power(index, self.scale), -edge), count)
             for index, count in reversed(list(enumerate(self.negative, self.negative_offset)))
         ]
-        zero = [Bucket(-self.zero_threshold, self.zero_threshold, self.zero_count)]
+        zero = [Bucket(-edge, edge, self.zero_count)]
         positive = [
-            Bucket(_power(index, self.scale), _power(index + 1, self.scale), count)
+            Bucket(max(_power(index, self.scale), edge), max(_power(index + 1, self.scale), edge), count)
             for index, count in enumerate(self.positive, self.positive_offset)
         ]
         return negative + zero + positive

@@ -144,7 +144,7 @@ class _Walk:
         path: str,
         resource: Sequence[KeyValue],
         scope: InstrumentationScope,
-        service: str | None,
+        service: str | Rejection | None,
     ) -> None:
         kind = metric.WhichOneof("data")
         if kind is None:
@@ -177,7 +177,7 @@ class _Walk:
         *,
         name: str | Rejection,
         temporality: int | None,
-        service: str | None,
+        service: str | Rejection | None,
         series: _Series,
     ) -> Rejection | None:
         if isinstance(name, Rejection):

@@ -119,18 +119,21 @@ def _plain(value: AnyValue) -> Any:
     return getattr(value, kind) if kind else None
 
 
-def service_of(resource_attributes: Iterable[KeyValue]) -> str | None:
-    """The resource's ``service.name`` (the last one, should an exporter repeat it), as text."""
-    service: str | None = None
+def service_of(resource_attributes: Iterable[KeyValue]) -> str | Rejection | None:
+    """The resource's ``service.name`` as a label value (the last one, should an exporter repeat it)."""
+    service: str | Rejection | None = None
     for pair in resource_attributes:
         if pair.key == SERVICE_NAME:
-            text = label_value(pair.value)
-            service = None if isinstance(text, Rejection) else text
+            service = label_value(pair.value)
     return service
 
 
-def labels_of(attributes: Iterable[KeyValue], *, service: str | None) -> dict[str, str] | Rejection:
+def labels_of(
+    attributes: Iterable[KeyValue], *, service: str | Rejection | None
+) -> dict[str, str] | Rejection:
     """A data point's attributes as labels, plus ``service``; more than 10 labels reject the point."""
+    if isinstance(service, Rejection):
+        return Rejection(f"the resource's service.name: {service.reason}")
     labels: dict[str, str] = {}
     sources: dict[str, str] = {}
     if service is not None:

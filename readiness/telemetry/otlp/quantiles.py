@@ -46,22 +46,24 @@ def with_finite_edges(
     occupied = [bucket for bucket in buckets if bucket.count > 0]
     if not occupied:
         return None
-    first = occupied[0]
+    first, last = occupied[0], occupied[-1]
     lower = first.lower
     if minimum is not None:
         lower = min(max(lower, minimum), first.upper)
     if lower == -math.inf:
         lower = 0.0 if non_negative and first.upper > 0 else first.upper
-    occupied[0] = replace(first, lower=lower)
-    last = occupied[-1]
     upper = last.upper
     if maximum is not None:
         upper = max(min(upper, maximum), last.lower)
     if upper == math.inf:
-        upper = last.lower
-    occupied[-1] = replace(last, upper=upper)
+        upper = last.lower  # the last bound; still infinite for a histogram without bounds
+    if first is last:
+        # One bucket: an inconsistent max below min must not turn it inside out.
+        occupied[0] = replace(first, lower=lower, upper=upper if upper == -math.inf else max(upper, lower))
+    else:
+        occupied[0], occupied[-1] = replace(first, lower=lower), replace(last, upper=upper)
     if not all(math.isfinite(bucket.lower) and math.isfinite(bucket.upper) for bucket in occupied):
-        return None  # a histogram without bounds and without min or max: nothing to interpolate
+        return None  # a histogram without bounds and without max: nothing to interpolate towards
     return occupied
 
 
