@@ -8,6 +8,7 @@ Hypothesis). The push's own patterns decide what is valid: one rule, one impleme
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import re
@@ -72,6 +73,8 @@ def metric_name(raw: str, *, suffixes: Iterable[str] = ("",)) -> str | Rejection
     return name
 
 
+# Exports repeat a handful of attribute keys on every data point: each is normalised once.
+@functools.lru_cache(maxsize=4096)
 def label_key(raw: str) -> str | Rejection:
     """An attribute key as a label key: lowercase, ``_`` outside ``[a-z0-9_]``, ``key_`` before a digit.
 
@@ -91,8 +94,13 @@ def label_key(raw: str) -> str | Rejection:
 
 def label_value(value: AnyValue) -> str | Rejection:
     """A string attribute as it is; any other kind as its JSON text (bytes in base64, as OTLP JSON)."""
-    if value.WhichOneof("value") == "string_value":
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
         text = value.string_value
+    elif kind == "int_value":
+        text = str(value.int_value)  # the common kinds without json.dumps, which costs more
+    elif kind == "bool_value":
+        text = "true" if value.bool_value else "false"
     else:
         try:
             text = json.dumps(_plain(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -135,10 +143,8 @@ def labels_of(
     if isinstance(service, Rejection):
         return Rejection(f"the resource's service.name: {service.reason}")
     labels: dict[str, str] = {}
-    sources: dict[str, str] = {}
     if service is not None:
         labels[SERVICE_LABEL] = service
-        sources[SERVICE_LABEL] = "the resource's service.name"
     for pair in attributes:
         key = label_key(pair.key)
         if isinstance(key, Rejection):
@@ -146,12 +152,13 @@ def labels_of(
         if key in labels:
             # Two attributes (or one and service.name) would become one label: refusing is the only
             # choice that neither loses a value silently nor invents a merged one.
-            return Rejection(f"attribute {pair.key[:60]!r} and {sources[key][:60]} both become label {key!r}")
+            return Rejection(
+                f"attribute {pair.key[:60]!r} and another attribute or service.name become label {key!r}"
+            )
         value = label_value(pair.value)
         if isinstance(value, Rejection):
             return Rejection(f"attribute {pair.key[:60]!r}: {value.reason}")
         labels[key] = value
-        sources[key] = f"attribute {pair.key[:60]!r}"
         if len(labels) > MAX_LABELS:
             return Rejection(f"more than {MAX_LABELS} labels (service included)")
     return labels
