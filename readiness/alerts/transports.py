@@ -55,6 +55,7 @@ class Message:
     html: str  # the email's HTML alternative
     payload: dict[str, Any]  # the webhook's JSON body (includes ``text``)
     idempotency_key: str  # the same for every attempt of one delivery: receivers may dedupe on it
+    message_id: str  # the email's Message-ID header, the same for every attempt of one delivery
 
 
 class Transport(Protocol):
@@ -143,7 +144,9 @@ class EmailTransport:
             body=message.text,
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=self.recipients,
-            headers={"X-Readiness-Delivery": message.idempotency_key},
+            # A Message-ID of our own (Django would make a new one on every attempt): a repeat shows
+            # as one message to whatever threads or drops by it.
+            headers={"X-Readiness-Delivery": message.idempotency_key, "Message-ID": message.message_id},
             connection=get_connection(timeout=self.timeout),
         )
         email.attach_alternative(message.html, "text/html")
