@@ -40,7 +40,7 @@ from django.utils import timezone
 from readiness.alerts.messages import message_compose
 from readiness.alerts.models import Channel, Delivery, DeliveryAttempt
 from readiness.alerts.services import delivery_enqueue, notification_failed_send
-from readiness.alerts.transports import PermanentError, TransientError, transport_for
+from readiness.alerts.transports import PermanentError, TransientError, UncertainError, transport_for
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +228,18 @@ def delivery_send(*, delivery_id: int, now: datetime | None = None) -> str:
         return _give_up(
             delivery, now=now, elapsed=_ms(started), error=str(exc), outcome=DeliveryAttempt.Outcome.PERMANENT
         )
+    except UncertainError as exc:  # the same doubt as a worker dying there, known at once
+        _finish(
+            delivery,
+            state=Delivery.State.UNCERTAIN,
+            outcome=DeliveryAttempt.Outcome.UNCERTAIN,
+            now=now,
+            elapsed=_ms(started),
+            error=str(exc),
+        )
+        log.warning("delivery %s: %s", delivery.pk, exc)
+        notification_failed_send(delivery=delivery, error=str(exc), failure="uncertain")
+        return "uncertain"
     _finish(
         delivery,
         state=Delivery.State.SENT,

@@ -121,6 +121,8 @@ class MailServer:
     # set: the window in which the server has the message and the sender does not know it yet.
     hold: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
+    # Record the next message, then drop the connection without answering (a server that crashed).
+    hang_up_after_data: bool = False
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -134,6 +136,11 @@ class MailServer:
         self.messages.append(envelope)
         if self.data_replies:
             return self.data_replies.pop(0)
+        if self.hang_up_after_data:
+            self.hang_up_after_data = False
+            assert server.transport is not None
+            server.transport.abort()
+            return "421 closing"  # never reaches the client: its connection is gone
         while self.hold.is_set() and not self.release.is_set():
             await asyncio.sleep(0.02)
         return "250 Message accepted for delivery"
@@ -169,9 +176,9 @@ def smtp_server() -> Iterator[MailServer]:
 
 
 def smtp_settings(server: MailServer, **more: Any) -> override_settings:
-    """Django's SMTP backend, pointed at ``server``."""
+    """The SMTP backend a deployment uses (settings.py, with EMAIL_HOST set), pointed at ``server``."""
     return override_settings(
-        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_BACKEND="readiness.alerts.smtp.EmailBackend",
         EMAIL_HOST="127.0.0.1",
         EMAIL_PORT=server.port,
         EMAIL_USE_TLS=False,

@@ -27,6 +27,7 @@ from readiness.alerts.sending import (
     lease,
 )
 from readiness.alerts.services import deliveries_sweep
+from readiness.alerts.transports import EmailTransport, Message, TransientError, UncertainError
 from readiness.projects.models import Project
 from tests.alerts.conftest import (
     MailServer,
@@ -267,3 +268,54 @@ def test_uncertain_deliveries_are_listed_with_their_reason_and_filterable_in_the
     assert {delivery.pk for delivery in everything.context["cl"].result_list} == {uncertain.pk, sent.pk}
     detail = console.get(reverse("admin:alerts_delivery_change", args=[uncertain.pk])).content.decode()
     assert escape(UNCERTAIN) in detail
+
+
+# --- The mail server's answer lost without a crash --------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_email_whose_connection_dropped_after_the_data_is_uncertain_not_retried(
+    inbox: Channel, mail: MailServer
+) -> None:
+    delivery = only_delivery(inbox)
+    mail.hang_up_after_data = True  # the server had the whole message, then the line went dead
+    before = uncertain_count()
+    assert delivery_send(delivery_id=delivery.pk, now=NOW) == "uncertain"
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.lease_expires_at) == ("uncertain", None)
+    assert delivery.last_error.startswith("may have been sent: the mail server received the whole message")
+    assert attempts(delivery) == [(1, "uncertain")]
+    assert uncertain_count() == before + 1
+    assert delivery_send(delivery_id=delivery.pk, now=NOW + 10 * LEASE) == "not_claimed"
+    assert deliveries_sweep(now=NOW + 10 * LEASE) == 0
+    assert len(mail.messages) == 1
+    inbox.refresh_from_db()
+    assert inbox.enabled
+
+
+def test_an_smtp_answer_that_never_comes_after_the_data_is_uncertain(mail: MailServer) -> None:
+    mail.hold.set()  # the message recorded, the 250 withheld past the client's timeout
+    with pytest.raises(UncertainError, match="received the whole message, then its answer never came"):
+        EmailTransport(["ops@example.com"], timeout=1).send(a_message())
+    assert len(mail.messages) == 1
+
+
+def test_an_smtp_failure_before_the_data_was_sent_is_transient(mail: MailServer) -> None:
+    mail.refuse_recipients = "451 4.7.1 greylisted, try again later"
+    with pytest.raises(TransientError, match="deferred recipients"):
+        EmailTransport(["ops@example.com"], timeout=1).send(a_message())
+    mail.refuse_recipients = None
+    mail.data_replies = ["451 4.3.0 try again later"]  # an answer to the data: not taken, for sure
+    with pytest.raises(TransientError, match="451"):
+        EmailTransport(["ops@example.com"], timeout=1).send(a_message())
+
+
+def a_message() -> Message:
+    return Message(
+        subject="s",
+        text="t",
+        html="<p>h</p>",
+        payload={"text": "t"},
+        idempotency_key="readiness-delivery-1",
+        message_id="<readiness-delivery-1.20261122100000000000@readiness.example.com>",
+    )
