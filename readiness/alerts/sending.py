@@ -20,6 +20,8 @@ whose lease ran out therefore tells how far its dead holder got:
   inboxes do not reliably drop a repeated ``Message-ID``: the delivery becomes ``uncertain``, with
   the reason, shown and filterable in the admin console's deliveries and counted in
   ``readiness_notification_failures_total{failure="uncertain"}``, for a person to check.
+The same doubt without a crash (the mail server got the whole message and its answer never came:
+``UncertainError``, see readiness/alerts/smtp.py) makes the delivery ``uncertain`` at once.
 
 Backoff schedule of transient failures (``retry_delay``): 30 s after the 1st failed attempt, then 60 s,
 120 s, 240 s and 480 s; the 6th failed attempt (``MAX_ATTEMPTS``, about 15.5 min after the first) gives
@@ -165,8 +167,8 @@ def attempt_start(*, delivery: Delivery, now: datetime) -> bool:
 
 def delivery_send(*, delivery_id: int, now: datetime | None = None) -> str:
     """Claim the delivery and send it once. Returns what happened: ``sent``, ``retrying``, ``failed``,
-    ``cancelled``, ``uncertain`` (an email that may have left with a dead worker: see the module's
-    docstring) or ``not_claimed`` (not due, already sent, or being sent by someone else)."""
+    ``cancelled``, ``uncertain`` (an email the mail server may have accepted unbeknown to us: see the
+    module's docstring) or ``not_claimed`` (not due, already sent, or being sent by someone else)."""
     now = now or timezone.now()
     began = time.perf_counter()
     delivery = delivery_claim(delivery_id=delivery_id, now=now)
