@@ -348,6 +348,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "readiness@localhost")
 if not env_str("EMAIL_HOST"):
     # Without a mail server, mail goes to the console (embedded default) instead of failing.
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+else:
+    # Django's SMTP backend, telling a message the server may have accepted from one it did not.
+    EMAIL_BACKEND = "readiness.alerts.smtp.EmailBackend"
 
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

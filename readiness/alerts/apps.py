@@ -5,10 +5,10 @@ from typing import Any
 from django.apps import AppConfig
 
 
-def _count_notification_failure(sender: object, *, channel: Any, permanent: bool, **kwargs: object) -> None:
+def _count_notification_failure(sender: object, *, channel: Any, failure: str, **kwargs: object) -> None:
     from readiness.observability.metrics import record_notification_failure
 
-    record_notification_failure(channel=channel.kind, permanent=permanent)
+    record_notification_failure(channel=channel.kind, failure=failure)
 
 
 class AlertsConfig(AppConfig):

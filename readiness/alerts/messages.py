@@ -3,9 +3,11 @@ the blockers with their owners, and a link to the scorecard page."""
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
+from django.core.mail.utils import DNS_NAME
 from django.template.loader import render_to_string
 
 from readiness.alerts.models import Delivery, Event
@@ -21,6 +23,21 @@ def blocker_line(blocker: dict[str, Any]) -> str:
     where = "/".join(part for part in (blocker.get("dimension"), blocker.get("criterion")) if part)
     owner = f" (owner: {blocker['owner']})" if blocker.get("owner") else ""
     return f"{where or 'project'}: {blocker.get('status')}: {blocker.get('reason', '')}{owner}"
+
+
+def delivery_key(delivery: Delivery) -> str:
+    """What names a delivery outside: the webhook's Idempotency-Key, the root of the email's Message-ID."""
+    return f"readiness-delivery-{delivery.pk}"
+
+
+def email_message_id(delivery: Delivery) -> str:
+    """The email's Message-ID, the same on every attempt (RFC 5322 form, like ``make_msgid``):
+    ``<readiness-delivery-42.20261122100000123456@example.com>``, the domain being
+    DEFAULT_FROM_EMAIL's. The delivery's creation time makes it unique beyond this database: a staging
+    and a production install mailing one list from one address both have a delivery 42, and a mail
+    system that drops a Message-ID it has seen would otherwise drop the second one."""
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or str(DNS_NAME)
+    return f"<{delivery_key(delivery)}.{delivery.created_at:%Y%m%d%H%M%S%f}@{domain}>"
 
 
 def message_compose(delivery: Delivery) -> Message:
@@ -86,7 +103,8 @@ def message_compose(delivery: Delivery) -> Message:
         text=render_to_string("alerts/notification.txt", context),
         html=render_to_string("alerts/notification.html", context),
         payload=payload,
-        idempotency_key=f"readiness-delivery-{delivery.pk}",
+        idempotency_key=delivery_key(delivery),
+        message_id=email_message_id(delivery),
     )
 
 

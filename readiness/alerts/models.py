@@ -4,7 +4,10 @@ sent for them (deliveries, with every attempt).
 evaluation / expiry scan --same transaction--> Event rows (unique key per project)
     -> one Delivery per enabled channel (or the channel's open daily digest), one DeliveryItem per
        event and channel (unique: never two notifications for one event on one channel)
-    -> on commit: send task -> claim (pending -> sending, with a lease) -> transport -> sent | retry | failed
+    -> on commit: send task -> claim (pending -> sending, with a lease) -> attempt recorded (started)
+       -> transport -> sent | retry | failed
+    A claim whose holder died after recording its attempt: a webhook is sent again (same
+    Idempotency-Key), an email becomes ``uncertain`` instead (see readiness/alerts/sending.py).
 """
 
 from __future__ import annotations
@@ -146,6 +149,9 @@ class DeliveryState(models.TextChoices):
     SENT = "sent"
     FAILED = "failed"
     CANCELLED = "cancelled"  # its channel was disabled before it could go out
+    # An email whose sender died after the attempt began, before recording how it ended: the mail
+    # server may have accepted it. Not sent again (that could deliver it twice); a person checks.
+    UNCERTAIN = "uncertain"
 
 
 class Delivery(models.Model):
@@ -211,11 +217,15 @@ class DeliveryItem(models.Model):
 
 
 class AttemptOutcome(models.TextChoices):
+    # Recorded (committed) before the message leaves; replaced by how it ended. Left so by a sender
+    # that died in between: the message may have left.
+    STARTED = "started"
     SENT = "sent"
     TRANSIENT = "transient"  # retried after a backoff
     PERMANENT = "permanent"  # the channel was disabled
     LOST = "lost"  # the worker holding the claim stopped before reporting (its lease ran out)
     CANCELLED = "cancelled"
+    UNCERTAIN = "uncertain"  # an email that may have left: the delivery is not sent again
 
 
 class DeliveryAttempt(models.Model):

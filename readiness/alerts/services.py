@@ -31,9 +31,11 @@ from readiness.scoring.models import Attestation, Criterion, Scorecard, Waiver
 
 log = logging.getLogger(__name__)
 
-# Sent on every failed delivery attempt, transient or permanent, with ``delivery``, ``channel``,
-# ``error`` (str) and ``permanent`` (bool): the hook for a "notifications failed" counter.
+# Sent on every failed delivery attempt, with ``delivery``, ``channel``, ``error`` (str) and
+# ``failure``: ``transient`` (retried), ``permanent`` (the channel was disabled) or ``uncertain`` (an
+# email that may or may not have left, not sent again). The hook for a "notifications failed" counter.
 notification_failed = Signal()
+FAILURES = ("transient", "permanent", "uncertain")
 
 # A pending delivery is enqueued on commit; only one still due this long after its time was lost by
 # the broker (or never published) and needs the sweeper. Long enough not to race the normal path.
@@ -44,10 +46,12 @@ SWEEP_MAX = 500
 PUBLISH_ONCE = {"retry": True, "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0}}
 
 
-def notification_failed_send(*, delivery: Delivery, error: str, permanent: bool) -> None:
+def notification_failed_send(*, delivery: Delivery, error: str, failure: str) -> None:
     """Announce a failed attempt to whoever listens (metrics); a listener's error never breaks sending."""
+    if failure not in FAILURES:
+        raise ValueError(f"failure must be one of {', '.join(FAILURES)}; got {failure!r}")
     for _receiver, response in notification_failed.send_robust(
-        sender=Delivery, delivery=delivery, channel=delivery.channel, error=error, permanent=permanent
+        sender=Delivery, delivery=delivery, channel=delivery.channel, error=error, failure=failure
     ):
         if isinstance(response, Exception):
             log.warning("a notification_failed receiver raised %r", response)

@@ -6,6 +6,8 @@ decides what happens next from the kind alone:
   retried with exponential backoff;
 - ``PermanentError``: will not work until someone changes the channel (HTTP 4xx other than 429, a
   redirect, SMTP 5xx such as an unknown recipient): the channel is disabled with the error shown.
+- ``UncertainError`` (email only): the mail server got the whole message and its answer never came,
+  so it may have accepted it: not retried (see readiness/alerts/smtp.py).
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class PermanentError(DeliveryError):
     """Trying again will not help; the channel needs attention."""
 
 
+class UncertainError(DeliveryError):
+    """The message may have been delivered: trying again may deliver it twice."""
+
+
 @dataclass(frozen=True)
 class Message:
     """One notification, in every form a transport may need."""
@@ -55,6 +61,7 @@ class Message:
     html: str  # the email's HTML alternative
     payload: dict[str, Any]  # the webhook's JSON body (includes ``text``)
     idempotency_key: str  # the same for every attempt of one delivery: receivers may dedupe on it
+    message_id: str  # the email's Message-ID header, the same for every attempt of one delivery
 
 
 class Transport(Protocol):
@@ -138,13 +145,16 @@ class EmailTransport:
     def send(self, message: Message) -> None:
         if not self.recipients:
             raise PermanentError("the email channel has no recipients")
+        connection = get_connection(timeout=self.timeout)
         email = EmailMultiAlternatives(
             subject=message.subject,
             body=message.text,
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=self.recipients,
-            headers={"X-Readiness-Delivery": message.idempotency_key},
-            connection=get_connection(timeout=self.timeout),
+            # A Message-ID of our own (Django would make a new one on every attempt): a repeat shows
+            # as one message to whatever threads or drops by it.
+            headers={"X-Readiness-Delivery": message.idempotency_key, "Message-ID": message.message_id},
+            connection=connection,
         )
         email.attach_alternative(message.html, "text/html")
         try:
@@ -161,6 +171,12 @@ class EmailTransport:
             answer = f"the mail server answered {exc.smtp_code} {_text(exc.smtp_error)}"
             raise (PermanentError if exc.smtp_code >= 500 else TransientError)(answer) from None
         except (smtplib.SMTPException, OSError) as exc:  # disconnected, refused, timed out
+            if getattr(connection, "data_sent", False):  # readiness.alerts.smtp.EmailBackend
+                raise UncertainError(
+                    "may have been sent: the mail server received the whole message, then its answer "
+                    f"never came ({exc or type(exc).__name__}). Not sent again, so as not to send it "
+                    "twice; check with the recipients"
+                ) from None
             raise TransientError(f"could not send mail: {exc or type(exc).__name__}") from None
 
 

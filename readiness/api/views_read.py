@@ -31,7 +31,7 @@ from readiness.api.serializers import (
 )
 from readiness.projects.models import Project
 from readiness.scoring.engine import parse_window
-from readiness.scoring.services import latest_scorecard, scorecard_compute
+from readiness.scoring.services import latest_scorecard, scorecard_compute, scorecard_for_gate
 
 # Far beyond any retention, and far from the datetime range: `now - window` must stay a valid date.
 MAX_WINDOW = timedelta(days=3650)
@@ -158,7 +158,9 @@ class GateApi(APIView):
         operation_id="projects_gate_retrieve",
         summary="The deploy gate: 200 when go, 412 when no-go, with the scorecard either way",
         description="`curl --fail` on this URL fails a pipeline exactly when the project is not ready. "
-        "Without `target` the latest stored scorecard (for the project's default target) decides.",
+        "Without `target` the latest stored scorecard (for the project's default target) decides, "
+        "evaluated afresh first (and stored) when no evaluation confirmed it in the last 60 s or a "
+        "waiver or attestation expired since; with `target` the project is evaluated now.",
         parameters=[SLUG, TargetQuerySerializer],
         responses={
             200: OpenApiResponse(ScorecardSerializer, description="go"),
@@ -169,5 +171,11 @@ class GateApi(APIView):
     def get(self, request: Request, slug: str) -> Response:
         project = project_for_caller(request, slug, token_scope=READ)
         query = _valid_query(TargetQuerySerializer, request.query_params)
-        payload = scorecard_payload(project=project, target=query.get("target"))
+        target = query.get("target")
+        # Never from stale evidence (PRODUCT.md §3): a deploy decided on an expired waiver is the
+        # failure this endpoint exists to prevent.
+        if target is None:
+            payload = scorecard_for_gate(project=project).payload
+        else:
+            payload = scorecard_compute(project=project, target=target).to_json()
         return Response(payload, status=200 if payload["decision"] == "go" else 412)

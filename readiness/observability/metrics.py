@@ -82,8 +82,9 @@ PROBES = Counter(
 )
 NOTIFICATION_FAILURES = Counter(
     "readiness_notification_failures",
-    "Notifications a channel failed to deliver, by channel kind and whether the failure is permanent "
-    "(the channel was disabled) or transient (it will be retried).",
+    "Notifications a channel failed to deliver, by channel kind and failure: transient (it will be "
+    "retried), permanent (the channel was disabled) or uncertain (an email that may have left with a "
+    "worker that died; not sent again, a person checks).",
     ["channel", "failure"],
 )
 
@@ -117,9 +118,10 @@ def record_probe_outcomes(*, up: int, down: int) -> None:
         PROBES.labels("down").inc(down)
 
 
-def record_notification_failure(*, channel: str, permanent: bool) -> None:
-    """Count one failed delivery; ``channel`` is the channel's kind (``email``, ``webhook``)."""
-    NOTIFICATION_FAILURES.labels(channel, "permanent" if permanent else "transient").inc()
+def record_notification_failure(*, channel: str, failure: str) -> None:
+    """Count one failed delivery; ``channel`` is the channel's kind (``email``, ``webhook``), ``failure``
+    ``transient``, ``permanent`` or ``uncertain``."""
+    NOTIFICATION_FAILURES.labels(channel, failure).inc()
 
 
 class IngestBacklogCollector:

@@ -84,6 +84,10 @@ class Project(models.Model):
     # When the pending evaluation was queued: a request whose message was lost (broker down at publish
     # time) would otherwise leave the flag set for good and the project never evaluated again.
     evaluation_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When an evaluation last confirmed the latest scorecard (storing a new one or finding the same
+    # digest). The deploy gate answers from that scorecard only while this is recent: an unchanged
+    # project stores no new scorecard, so its scorecard's own age says nothing about freshness.
+    evaluated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ProjectQuerySet.as_manager()
 

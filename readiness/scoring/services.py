@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from readiness.alerts.services import notifications_record_evaluation
@@ -52,43 +53,133 @@ def scorecard_compute(
     return engine.evaluate(evaluation_input(project=project, target=target, now=now or timezone.now()))
 
 
-def scorecard_refresh(*, project: Project, now: datetime | None = None) -> Scorecard:
+def scorecard_refresh(
+    *, project: Project, now: datetime | None = None, unless_current: bool = False
+) -> Scorecard:
     """Evaluate the project for its default target and store a scorecard when the digest changed
-    (or the newest one is a day old). Returns the newest stored scorecard."""
+    (or the newest one is a day old). Returns the newest stored scorecard.
+
+    ``unless_current`` (the gate): when, once the lock is ours, the latest scorecard turns out to be
+    current (``scorecard_is_current``), it is returned without evaluating: the evaluation we waited
+    for on the lock was the one we needed."""
     now = now or timezone.now()
-    with evaluation_timer(), transaction.atomic():
+    with transaction.atomic():
         # Lock the project row: two workers evaluating one project at once would both see the old
         # digest and store two identical scorecards, or record one decision change twice.
-        locked = Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True)
-        list(locked)
+        evaluated_at = (
+            Project.objects.select_for_update()
+            .filter(pk=project.pk)
+            .values_list("evaluated_at", flat=True)
+            .first()
+        )
         project = project_for_evaluation(project.pk)
-        result = scorecard_compute(project=project, now=now)
         latest = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id").first()
         if (
-            latest is not None
-            and latest.digest == result.digest
-            and now - latest.computed_at < DAILY_SNAPSHOT
+            unless_current
+            and latest is not None
+            and scorecard_is_current(project=project, latest=latest, evaluated_at=evaluated_at, now=now)
         ):
             return latest
-        scorecard = Scorecard.objects.create(
-            project=project,
-            target=result.target,
-            decision=result.decision,
-            computed_at=now,
-            digest=result.digest,
-            payload=result.to_json(),
-            previous_decision=latest.decision if latest is not None else "",
-        )
-        # Its notification events (decision change, regressions, data gone missing) in the same
-        # transaction: they exist exactly when the scorecard does, and the lock above records them once.
-        notifications_record_evaluation(project=project, scorecard=scorecard, previous=latest)
-        return scorecard
+        with evaluation_timer():
+            return _evaluate_and_store(project=project, latest=latest, evaluated_at=evaluated_at, now=now)
+
+
+def _evaluate_and_store(
+    *, project: Project, latest: Scorecard | None, evaluated_at: datetime | None, now: datetime
+) -> Scorecard:
+    # The caller holds the project's row lock (scorecard_refresh).
+    result = scorecard_compute(project=project, now=now)
+    # Confirmed as of now, whether or not a scorecard is stored (never moved back by an evaluation
+    # "as of" an earlier moment, such as the demo's history).
+    if evaluated_at is None or evaluated_at < now:
+        Project.objects.filter(pk=project.pk).update(evaluated_at=now)
+    if latest is not None and latest.digest == result.digest and now - latest.computed_at < DAILY_SNAPSHOT:
+        return latest
+    scorecard = Scorecard.objects.create(
+        project=project,
+        target=result.target,
+        decision=result.decision,
+        computed_at=now,
+        digest=result.digest,
+        payload=result.to_json(),
+        previous_decision=latest.decision if latest is not None else "",
+    )
+    # Its notification events (decision change, regressions, data gone missing) in the same
+    # transaction: they exist exactly when the scorecard does, and the lock records them once.
+    notifications_record_evaluation(project=project, scorecard=scorecard, previous=latest)
+    return scorecard
 
 
 def latest_scorecard(*, project: Project) -> Scorecard:
     """The newest stored scorecard, evaluating the project first if it has none yet."""
     latest = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id").first()
     return latest if latest is not None else scorecard_refresh(project=project)
+
+
+# --- The deploy gate ------------------------------------------------------------------------------
+
+# How long an evaluation vouches for the latest scorecard at the gate. Evidence that moves continuously
+# (metric windows sliding, data ageing out) is at most this old there; below it, a busy pipeline
+# polling the gate (every build of every branch) reads one row instead of evaluating each time: at
+# most one evaluation a minute per project, whatever the polling rate.
+GATE_FRESHNESS = timedelta(seconds=60)
+
+
+def scorecard_for_gate(*, project: Project, now: datetime | None = None) -> Scorecard:
+    """The scorecard the deploy gate judges (``GET /gate``, ``readiness_gate``; PRODUCT.md §3): the
+    latest one while it is current, else a fresh evaluation, stored like any other (a new scorecard
+    when the digest changed, with its decision-change event) under the same project row lock as the
+    evaluation task, so a gate and a worker evaluating at once never store two scorecards."""
+    now = now or timezone.now()
+    latest = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id").first()
+    if latest is not None and scorecard_is_current(
+        project=project, latest=latest, evaluated_at=project.evaluated_at, now=now
+    ):
+        return latest
+    return scorecard_refresh(project=project, now=now, unless_current=True)
+
+
+def scorecard_is_current(
+    *, project: Project, latest: Scorecard, evaluated_at: datetime | None, now: datetime
+) -> bool:
+    """Whether the gate may answer from ``latest``: it is for the project's default target, an
+    evaluation confirmed it less than ``GATE_FRESHNESS`` ago, and no waiver or attestation of the
+    project expired since. Expiries are instants known in advance, so they are checked exactly rather
+    than within the minute: a waiver that ended a second ago already counts as ended."""
+    if latest.target != engine.default_target(project.stage):  # the stage moved since
+        return False
+    confirmed = max(latest.computed_at, evaluated_at or latest.computed_at)
+    if now - confirmed >= GATE_FRESHNESS:
+        return False
+    return not _expired_between(project=project, start=confirmed, end=now)
+
+
+def _expired_between(*, project: Project, start: datetime, end: datetime) -> bool:
+    """Whether an approved waiver or an attestation of the project expired in ``(start, end]``: the
+    instants at which the engine stops counting them (valid while ``now < expiry``)."""
+    if start >= end:
+        return False
+    waivers = Waiver.objects.filter(
+        criterion__project=project,
+        status=Waiver.Status.APPROVED,
+        expires_at__gt=start,
+        expires_at__lte=end,
+    )
+    if waivers.exists():
+        return True
+    # The newest attestation of each criterion with a re-attestation cadence is the one that counts;
+    # a project has tens of such criteria at most, so their expiry is computed here rather than with
+    # date arithmetic that differs between PostgreSQL and SQLite.
+    newest = Attestation.objects.filter(criterion=OuterRef("pk"), attested_at__lte=end).order_by(
+        "-attested_at", "-id"
+    )
+    cadences = (
+        Criterion.objects.filter(project=project, valid_for_days__isnull=False)
+        .annotate(attested_at=Subquery(newest.values("attested_at")[:1]))
+        .filter(attested_at__isnull=False)
+        .values_list("attested_at", "valid_for_days")
+    )
+    return any(start < attested_at + timedelta(days=days) <= end for attested_at, days in cadences)
 
 
 # --- Actions --------------------------------------------------------------------------------------

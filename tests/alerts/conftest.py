@@ -4,11 +4,15 @@ ports. The outside world is these servers; nothing of ours is patched."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,6 +20,7 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from django.test import override_settings
 
 from readiness.alerts.models import Channel, Delivery
 from readiness.projects.models import Project
@@ -109,6 +114,15 @@ class MailServer:
     messages: list[Envelope] = field(default_factory=list)
     # An SMTP reply to give every RCPT TO instead of accepting it, e.g. "550 5.1.1 no such user".
     refuse_recipients: str | None = None
+    # Replies to give the next messages' end of data instead of accepting them, in order, e.g.
+    # "451 4.3.0 try again later" (the message is recorded either way: it reached the server).
+    data_replies: list[str] = field(default_factory=list)
+    # While ``hold`` is set, a message is recorded and its reply (250) withheld until ``release`` is
+    # set: the window in which the server has the message and the sender does not know it yet.
+    hold: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    # Record the next message, then drop the connection without answering (a server that crashed).
+    hang_up_after_data: bool = False
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -120,7 +134,25 @@ class MailServer:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.messages.append(envelope)
+        if self.data_replies:
+            return self.data_replies.pop(0)
+        if self.hang_up_after_data:
+            self.hang_up_after_data = False
+            assert server.transport is not None
+            server.transport.abort()
+            return "421 closing"  # never reaches the client: its connection is gone
+        while self.hold.is_set() and not self.release.is_set():
+            await asyncio.sleep(0.02)
         return "250 Message accepted for delivery"
+
+    def message_ids(self) -> list[str]:
+        return [parsed(envelope)["Message-ID"] for envelope in self.messages]
+
+
+def parsed(envelope: Envelope) -> EmailMessage:
+    message = message_from_bytes(envelope.content, policy=email_policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 class FreePortController(Controller):
@@ -139,7 +171,21 @@ def smtp_server() -> Iterator[MailServer]:
     controller.start()
     handler.port = controller.port
     yield handler
+    handler.release.set()
     controller.stop()
+
+
+def smtp_settings(server: MailServer, **more: Any) -> override_settings:
+    """The SMTP backend a deployment uses (settings.py, with EMAIL_HOST set), pointed at ``server``."""
+    return override_settings(
+        EMAIL_BACKEND="readiness.alerts.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=server.port,
+        EMAIL_USE_TLS=False,
+        EMAIL_HOST_USER="",
+        EMAIL_HOST_PASSWORD="",
+        **more,
+    )
 
 
 # --- A project that changes ----------------------------------------------------------------------------

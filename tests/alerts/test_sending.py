@@ -168,7 +168,7 @@ def test_transient_error_waits_for_its_backoff_then_succeeds(
     assert attempts(delivery) == [(1, "transient"), (2, "sent")]
     hook.refresh_from_db()
     assert hook.enabled and hook.last_error == ""
-    assert [(f["permanent"], f["delivery"].pk) for f in failures] == [(False, delivery.pk)]
+    assert [(f["failure"], f["delivery"].pk) for f in failures] == [("transient", delivery.pk)]
 
 
 @pytest.mark.django_db
@@ -198,7 +198,7 @@ def test_retries_give_up_after_the_last_attempt_and_disable_the_channel(
     assert hook.last_error.startswith("gave up after 6 attempts; last: ")
     assert "HTTP 503" in hook.last_error
     assert hook.last_error_at == at
-    assert [f["permanent"] for f in failures] == [False] * 5 + [True]
+    assert [f["failure"] for f in failures] == ["transient"] * 5 + ["permanent"]
 
 
 # --- Permanent errors ------------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def test_permanent_failure_disables_the_channel_and_records_last_error(
     assert hook.last_error_at == NOW
     assert (delivery.state, delivery.last_error) == ("failed", hook.last_error)
     assert attempts(delivery) == [(1, "permanent")]
-    assert [(f["permanent"], f["channel"].pk) for f in failures] == [(True, hook.pk)]
+    assert [(f["failure"], f["channel"].pk) for f in failures] == [("permanent", hook.pk)]
     assert len(receiver.received) == 1  # never tried again
 
 

@@ -86,7 +86,12 @@ def test_webhook_payload_has_project_decisions_blockers_and_link(
 
 def message(payload: dict[str, object] | None = None) -> Message:
     return Message(
-        subject="s", text="t", html="<p>h</p>", payload=payload or {"text": "hi"}, idempotency_key="k-1"
+        subject="s",
+        text="t",
+        html="<p>h</p>",
+        payload=payload or {"text": "hi"},
+        idempotency_key="k-1",
+        message_id="<k-1@example.com>",
     )
 
 

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import time_machine
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
-from readiness.scoring.models import Scorecard
-from readiness.scoring.services import scorecard_refresh, signoff_create
+from readiness.alerts.models import Event
+from readiness.projects.models import Project
+from readiness.scoring.models import Criterion, Scorecard, Waiver
+from readiness.scoring.services import scorecard_for_gate, scorecard_refresh, signoff_create, waiver_approve
 from tests.api.conftest import World, assert_error
 from tests.conftest import Cast
-from tests.factories import AttestationFactory, MetricPointFactory, ProjectFactory
+from tests.factories import (
+    AttestationFactory,
+    MetricCriterionFactory,
+    MetricPointFactory,
+    ProjectFactory,
+)
 
 READERS = ["admin", "leader", "member", "data_science", "security"]
 READ_PATHS = ["/", "/scorecard", "/scorecards", "/metrics/latency_ms", "/gate"]
@@ -310,12 +321,6 @@ def test_gate_go_and_no_go_bodies_have_the_same_shape(gate_client: Client) -> No
     assert set(go["dimensions"]) == set(no_go["dimensions"])
 
 
-def test_gate_without_target_judges_the_latest_stored_scorecard(world: World, gate_client: Client) -> None:
-    store_scorecard(world.project, "go", timezone.now() + dt.timedelta(seconds=1))
-    response = gate_client.get("/api/v1/projects/fraud-detector/gate")
-    assert response.status_code == 200 and response.json()["decision"] == "go"
-
-
 def test_gate_turns_200_once_every_dimension_is_signed_off(world: World, gate_client: Client) -> None:
     assert gate_client.get("/api/v1/projects/fraud-detector/gate").status_code == 412
     for dimension in ("data_science", "engineering", "product", "security"):
@@ -336,3 +341,155 @@ def test_prohibited_project_gate_is_412_with_a_prohibited_blocker(world: World, 
     assert {"dimension": None, "criterion": None, "status": "prohibited"}.items() <= response.json()[
         "blockers"
     ][0].items()
+
+
+# --- The gate never answers from stale evidence (PRODUCT.md §3) ------------------------------------
+
+T0 = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)
+WAIVER_ENDS = T0 + dt.timedelta(hours=1)
+GATE = "/api/v1/projects/fraud-detector/gate"
+
+
+def evaluations() -> float:
+    """Evaluations run so far in this process (the histogram every scorecard_refresh observes)."""
+    return REGISTRY.get_sample_value("readiness_evaluation_duration_seconds_count") or 0.0
+
+
+@pytest.fixture
+def clock() -> Iterator[time_machine.Coordinates]:
+    with time_machine.travel(T0, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def waived(world: World, clock: time_machine.Coordinates, bearer: Callable) -> Client:
+    """fraud-detector as a prototype (target pilot: no sign-offs needed), go at T0 only thanks to an
+    approved waiver of p99_latency (it has no data: missing) ending at WAIVER_ENDS; the approval stored
+    that go scorecard at T0. Returns a gate client (a token with ``scorecard:read``)."""
+    Project.objects.filter(pk=world.project.pk).update(stage="prototype")
+    AttestationFactory(criterion=world.model_card, attested_by=world.cast.data_science)
+    Waiver.objects.filter(pk=world.waiver.pk).update(expires_at=WAIVER_ENDS)
+    world.waiver.refresh_from_db()
+    waiver_approve(waiver=world.waiver, by=world.cast.engineering)
+    assert list(Scorecard.objects.values_list("decision", "computed_at")) == [("go", T0)]
+    return bearer(world.project, ["scorecard:read"])
+
+
+def test_gate_is_412_a_second_after_the_waiver_that_made_it_go_expired(
+    waived: Client, clock: time_machine.Coordinates
+) -> None:
+    clock.move_to(WAIVER_ENDS - dt.timedelta(seconds=1))
+    assert waived.get(GATE).status_code == 200
+    clock.move_to(WAIVER_ENDS + dt.timedelta(seconds=1))
+    response = waived.get(GATE)
+    assert response.status_code == 412
+    assert {(b["criterion"], b["status"]) for b in response.json()["blockers"]} == {
+        ("p99_latency", "missing")
+    }
+    # Stored like any evaluation: a new scorecard, and its decision change recorded once.
+    assert list(Scorecard.objects.values_list("decision", "computed_at")) == [
+        ("no_go", WAIVER_ENDS + dt.timedelta(seconds=1)),
+        ("go", T0),
+    ]
+    assert waived.get(GATE).status_code == 412
+    assert Scorecard.objects.count() == 2
+    assert Event.objects.filter(kind="decision_changed").count() == 1
+
+
+def test_gate_counts_an_expiry_at_once_even_right_after_an_evaluation(
+    waived: Client, world: World, clock: time_machine.Coordinates
+) -> None:
+    # The periodic evaluation ran 30 s before the waiver ended: within the minute, but the waiver's end
+    # is an instant known in advance, and the gate does not wait for the next evaluation to see it.
+    clock.move_to(WAIVER_ENDS - dt.timedelta(seconds=30))
+    scorecard_refresh(project=world.project)
+    clock.move_to(WAIVER_ENDS)
+    assert waived.get(GATE).status_code == 412
+
+
+def test_gate_is_412_a_second_after_the_attestation_expired(
+    world: World, clock: time_machine.Coordinates, bearer: Callable
+) -> None:
+    # The model card is re-attested every 30 days; the last attestation expires at T0 + 1 h. Latency is
+    # fine, so that attestation is all that stands between the project and no-go.
+    Project.objects.filter(pk=world.project.pk).update(stage="prototype")
+    Criterion.objects.filter(pk=world.model_card.pk).update(valid_for_days=30)
+    expires = T0 + dt.timedelta(hours=1)
+    AttestationFactory(
+        criterion=world.model_card,
+        attested_by=world.cast.data_science,
+        attested_at=expires - dt.timedelta(days=30),
+    )
+    MetricPointFactory(project=world.project, metric="latency_ms", value=120, ts=T0)
+    client = bearer(world.project, ["scorecard:read"])
+    assert client.get(GATE).status_code == 200
+    clock.move_to(expires - dt.timedelta(seconds=1))
+    assert client.get(GATE).status_code == 200
+    clock.move_to(expires + dt.timedelta(seconds=1))
+    response = client.get(GATE)
+    assert response.status_code == 412
+    [blocker] = response.json()["blockers"]
+    assert (blocker["criterion"], blocker["status"]) == ("model_card", "missing")
+    assert "expired" in blocker["reason"]
+
+
+def test_gate_within_60_s_of_the_latest_evaluation_answers_from_it_without_evaluating(
+    waived: Client, world: World, clock: time_machine.Coordinates, django_assert_max_num_queries: Callable
+) -> None:
+    # A blocker added behind the services' back (no re-evaluation): only a fresh evaluation sees it.
+    MetricCriterionFactory(project=world.project, key="error_rate", metric="errors", op="<=", threshold=0.01)
+    before = evaluations()
+    clock.move_to(T0 + dt.timedelta(seconds=59))
+    with django_assert_max_num_queries(6):
+        response = waived.get(GATE)
+    assert response.status_code == 200 and response.json()["computed_at"] == T0.isoformat()
+    assert Scorecard.objects.count() == 1 and evaluations() == before
+    clock.move_to(T0 + dt.timedelta(seconds=60))
+    assert waived.get(GATE).status_code == 412
+    assert Scorecard.objects.count() == 2 and evaluations() == before + 1
+
+
+def test_a_pipeline_polling_the_gate_evaluates_at_most_once_a_minute(
+    waived: Client, clock: time_machine.Coordinates
+) -> None:
+    # Nothing changes, so no new scorecard is ever stored: the minute counts from the last evaluation,
+    # not from the (hours old) scorecard, or every poll would evaluate.
+    before = evaluations()
+    for second in range(5, 185, 5):
+        clock.move_to(T0 + dt.timedelta(seconds=second))
+        assert waived.get(GATE).status_code == 200
+    assert evaluations() == before + 3  # at 60 s, 120 s and 180 s
+    assert Scorecard.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_gate_calls_on_stale_evidence_evaluate_once_and_store_one_scorecard(
+    waived: Client, world: World, clock: time_machine.Coordinates
+) -> None:
+    clock.move_to(WAIVER_ENDS + dt.timedelta(seconds=1))
+    before = evaluations()
+    start = threading.Barrier(4)
+    decisions: list[str] = []
+    errors: list[BaseException] = []
+
+    def gate() -> None:
+        try:
+            project = Project.objects.get(pk=world.project.pk)
+            start.wait(timeout=30)
+            decisions.append(scorecard_for_gate(project=project).decision)
+        except BaseException as exc:  # surfaced below: a thread's failure must fail the test
+            errors.append(exc)
+        finally:
+            connection.close()  # each thread has its own database connection
+
+    threads = [threading.Thread(target=gate) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and decisions == ["no_go"] * 4
+    # The project row lock of every evaluation serialises them; the gates that waited on it find the
+    # evaluation they needed already done.
+    assert evaluations() == before + 1
+    assert list(Scorecard.objects.values_list("decision", flat=True)) == ["no_go", "go"]
+    assert Event.objects.filter(kind="decision_changed").count() == 1

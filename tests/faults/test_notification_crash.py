@@ -1,17 +1,28 @@
-"""kill -9 of a Celery worker in the middle of sending a notification (issue 6, item 5), against real
-worker subprocesses on the configured broker and a real webhook receiver on a free port.
+"""kill -9 of a Celery worker in the middle of sending a notification (issue 6, item 5; issue 10,
+item 2), against real worker subprocesses on the configured broker, a real webhook receiver and a real
+SMTP server (aiosmtpd), each on a free port.
 
-The delivery protocol (readiness/alerts/sending.py): a worker claims the delivery with a lease, POSTs
-the message with ``Idempotency-Key: readiness-delivery-<id>``, then records the outcome. A worker
-killed in between leaves the claim; once its lease has run out the sweeper re-enqueues the delivery
-and another worker sends it again. Two windows, each made deterministic:
+The delivery protocol (readiness/alerts/sending.py): a worker claims the delivery with a lease, commits
+its attempt as ``started``, sends the message (the webhook with ``Idempotency-Key:
+readiness-delivery-<id>``, the email with a Message-ID derived from it), then records the outcome. A
+worker killed in between leaves the claim; once its lease has run out the sweeper re-enqueues the
+delivery, and the next worker reads how far the dead one got. The windows, each made deterministic:
 
+Webhooks (sent again when in doubt: the receiver deduplicates on the key):
 - after the request reached the receiver, before the answer was recorded: the receiver holds the
   request open, the worker is killed while it waits. The receiver then sees the message twice, with
   the same key: counted by key, the event is delivered once;
 - after the claim, before any HTTP request: the receiver's accept queue is full, so the worker's TCP
   connect hangs (its SYN is dropped, the socket shows SYN_SENT); the worker is killed there. The
   receiver sees the message exactly once, from the next worker: nothing is lost.
+
+Email (never sent twice; ``uncertain`` when in doubt):
+- before the attempt is recorded (PostgreSQL only): the test holds a lock on the attempts table, so
+  the worker, claim committed, waits on the INSERT of its attempt (seen in ``pg_stat_activity``); it is
+  killed there. Nothing was sent, nothing recorded: the next worker sends it, exactly once;
+- after the SMTP server accepted the message, before the outcome was committed: the server records
+  the message and withholds its 250; the worker is killed while it waits. The next worker does not send
+  it again: the delivery is ``uncertain``, shown as such in the admin console.
 
 And without a crash, several evaluations' events with two workers racing over every delivery (each
 enqueued twice): exactly one message per channel per evaluation.
@@ -36,19 +47,25 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+import psycopg
 import pytest
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
+from readiness.alerts import services
 from readiness.alerts.models import Channel, Delivery, DeliveryAttempt
+from readiness.alerts.sending import LOST_BEFORE_SENDING, UNCERTAIN
 from readiness.alerts.tasks import delivery_send, sweep_deliveries
 from readiness.celery import app
 from readiness.projects.models import Project
 from readiness.scoring.services import scorecard_refresh
-from tests.alerts.conftest import go_then_no_go, webhook
+from tests.alerts.conftest import FreePortController, MailServer, email, go_then_no_go, webhook
 from tests.conftest import Cast
 from tests.factories import MetricCriterionFactory, MetricPointFactory
 from tests.faults.conftest import Broker
-from tests.servers import ROOT, Worker, wait_for
+from tests.servers import ROOT, Worker, database_url, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -219,11 +236,13 @@ class Workers:
     def __init__(self, broker: Broker, logs: Path) -> None:
         self.broker, self.logs = broker, logs
         self.started: list[NamedWorker] = []
+        self.env: dict[str, str] = {}  # more environment for the workers started from now on
 
     def start(self) -> NamedWorker:
         number = len(self.started)
         worker = NamedWorker(self.broker.url, name=f"notify-{number}", log=self.logs / f"worker-{number}.log")
         worker.env["READINESS_DELIVERY_LEASE_SECONDS"] = str(LEASE_SECONDS)
+        worker.env.update(self.env)
         worker.start()
         self.started.append(worker)
         return worker
@@ -471,3 +490,107 @@ def test_two_workers_send_one_message_per_channel_per_evaluation(
         0,
     )
     report(result.line("two workers, 4 evaluations x 2 channels"))
+
+
+# --- Email: never sent twice ---------------------------------------------------------------------------
+
+FROM = "alerts@readiness.example.com"
+WAITING_ON_THE_ATTEMPT = """
+    SELECT count(*) FROM pg_stat_activity
+    WHERE datname = current_database() AND wait_event_type = 'Lock'
+      AND query LIKE 'INSERT INTO "alerts_deliveryattempt"%'
+"""
+
+
+@pytest.fixture
+def mail_server(workers: Workers) -> Iterator[MailServer]:
+    handler = MailServer()
+    controller = FreePortController(handler, hostname="127.0.0.1", port=0)
+    controller.start()
+    handler.port = controller.port
+    # The workers' SMTP settings, as a deployment sets them (settings.py reads them at start).
+    workers.env.update(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(handler.port), DEFAULT_FROM_EMAIL=FROM)
+    yield handler
+    handler.release.set()
+    controller.stop()
+
+
+def attempt_log(delivery: Delivery) -> list[tuple[int, str, str]]:
+    return list(
+        DeliveryAttempt.objects.filter(delivery=delivery)
+        .order_by("number")
+        .values_list("number", "outcome", "error")
+    )
+
+
+def test_an_email_worker_killed_before_its_attempt_was_recorded_is_sent_exactly_once(
+    project: Project, mail_server: MailServer, workers: Workers, report: Callable[[str], None]
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("holds a lock on one table to stop the worker there; SQLite locks the whole file")
+    channel = email(project, "ml-ops@example.com")
+    go_then_no_go(project)
+    delivery = the_delivery(channel)
+    with psycopg.connect(database_url()) as holder:  # in a transaction until the rollback below
+        # INSERTs wait; reads (the claim, composing the message) do not.
+        holder.execute("LOCK TABLE alerts_deliveryattempt IN EXCLUSIVE MODE")
+        first = workers.start()
+
+        def waiting() -> bool:
+            with connection.cursor() as cursor:
+                cursor.execute(WAITING_ON_THE_ATTEMPT)
+                return cursor.fetchone()[0] == 1
+
+        # Claimed (committed), the message composed, its attempt's INSERT waiting: nothing sent yet.
+        assert wait_for(waiting, timeout=90, interval=0.05), workers.tails()
+        assert state(delivery) == ("sending", 1)
+        first.kill()
+        holder.rollback()
+    assert mail_server.messages == []
+    workers.start()
+    sweep_once_the_lease_ran_out(delivery)
+    assert wait_for(lambda: state(delivery)[0] == "sent", timeout=60), workers.tails()
+
+    assert len(mail_server.messages) == 1
+    stamp = f"{delivery.created_at:%Y%m%d%H%M%S%f}"
+    assert mail_server.message_ids() == [f"<readiness-delivery-{delivery.pk}.{stamp}@readiness.example.com>"]
+    assert attempt_log(delivery) == [(1, "lost", LOST_BEFORE_SENDING), (2, "sent", "")]
+    report(
+        f"email worker killed before its attempt was recorded: deliveries 1, emails received "
+        f"{len(mail_server.messages)}, delivery {state(delivery)[0]}, attempts "
+        f"{', '.join(outcome for _, outcome, _ in attempt_log(delivery))}"
+    )
+
+
+def test_an_email_worker_killed_after_the_smtp_server_accepted_leaves_it_uncertain_not_sent_twice(
+    project: Project, cast: Cast, mail_server: MailServer, workers: Workers, report: Callable[[str], None]
+) -> None:
+    mail_server.hold.set()
+    channel = email(project, "ml-ops@example.com")
+    go_then_no_go(project)
+    delivery = the_delivery(channel)
+    first = workers.start()
+    assert wait_for(lambda: len(mail_server.messages) == 1, timeout=90), workers.tails()
+    # The server has the whole message and is about to say 250; the worker's attempt is committed.
+    assert state(delivery) == ("sending", 1)
+    assert attempt_log(delivery) == [(1, "started", "")]
+    first.kill()
+    mail_server.release.set()  # the 250 goes to a dead socket
+    workers.start()
+    sweep_once_the_lease_ran_out(delivery)
+    assert wait_for(lambda: state(delivery)[0] == "uncertain", timeout=60), workers.tails()
+    # The sweep of a minute later finds nothing to do: settled for good.
+    assert services.deliveries_sweep(now=timezone.now() + dt.timedelta(minutes=1)) == 0
+
+    assert len(mail_server.messages) == 1
+    assert attempt_log(delivery) == [(1, "uncertain", UNCERTAIN)]
+    console = Client()
+    console.force_login(cast.admin)
+    page = console.get(reverse("admin:alerts_delivery_changelist"), {"state__exact": "uncertain"})
+    assert [row.pk for row in page.context["cl"].result_list] == [delivery.pk]
+    assert "may have been sent: its worker stopped during the attempt" in page.content.decode()
+    report(
+        f"email worker killed after the SMTP server accepted: deliveries 1, emails received "
+        f"{len(mail_server.messages)}, delivery {state(delivery)[0]} (listed by the admin console's "
+        f"state filter), attempts {', '.join(outcome for _, outcome, _ in attempt_log(delivery))}"
+    )

@@ -225,10 +225,10 @@ def test_probe_outcomes_are_counted_up_and_down(
 @pytest.mark.django_db
 def test_notification_failures_are_counted_by_channel_and_kind(client: Client, metrics_enabled: None) -> None:
     before = scrape(client)
-    record_notification_failure(channel="webhook", permanent=False)
-    record_notification_failure(channel="webhook", permanent=True)
+    for failure in ("transient", "permanent", "uncertain"):
+        record_notification_failure(channel="webhook", failure=failure)
     after = scrape(client)
-    for failure in ("transient", "permanent"):
+    for failure in ("transient", "permanent", "uncertain"):
         labels = {"channel": "webhook", "failure": failure}
         assert sample(after, "readiness_notification_failures_total", **labels) == (
             sample(before, "readiness_notification_failures_total", **labels) + 1

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from readiness.projects.models import Project
-from readiness.scoring.services import scorecard_compute, scorecard_refresh
+from readiness.scoring.services import scorecard_compute, scorecard_for_gate
 
 # Exit codes a pipeline can tell apart: "not ready" (1) is not "misconfigured" (2).
 EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
@@ -33,7 +33,8 @@ class Command(BaseCommand):
             raise CommandError(f"unknown project {project!r}", returncode=EXIT_ERROR) from None
         try:
             if target is None:
-                payload = scorecard_refresh(project=item).payload
+                # The API gate's rule: the latest scorecard while current, else evaluated afresh.
+                payload = scorecard_for_gate(project=item).payload
             else:
                 payload = scorecard_compute(project=item, target=target).to_json()
         except ValidationError as exc:
