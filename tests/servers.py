@@ -259,6 +259,16 @@ class Worker(CeleryProcess):
     """A Celery worker as deployed (docker-compose.yml's by default, prefork), or, with
     ``deployment=SOLO``, one process that runs the tasks itself."""
 
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Return once the worker answers a ping, that is consumes: a prefork worker on a busy machine
+        takes many seconds to start its pool, which a test timing the pipeline must not count."""
+
+        def answers() -> bool:
+            assert self.alive, "the worker exited while starting"
+            return bool(app.control.ping(timeout=0.5))
+
+        assert wait_for(answers, timeout=timeout), f"the worker did not answer a ping within {timeout:.0f} s"
+
 
 class Beat(CeleryProcess):
     """docker-compose.yml's beat, the one scheduler beside the workers."""

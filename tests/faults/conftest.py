@@ -154,6 +154,7 @@ def broker() -> Iterator[Broker]:
 def worker(broker: Broker, tmp_path: Path) -> Iterator[Worker]:
     process = Worker(broker.url, log=tmp_path / "worker.log")
     process.start()
+    process.wait_ready()
     yield process
     process.stop()
 
