@@ -215,6 +215,7 @@ class CeleryProcess:
         return celery_arguments(self.deployment, self.process_name, state_dir=self.state_dir)
 
     def start(self) -> None:
+        self.state_dir.mkdir(exist_ok=True)  # stop() removed it; a test may start the process again
         output = self.log.open("ab") if self.log is not None else None
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", *self.arguments()],

@@ -5,6 +5,7 @@ every acknowledged point is stored exactly once."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,13 +13,27 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from kombu import Connection, Exchange, Queue
+from kombu.common import ignore_errors
+from kombu.message import Message
 
 from readiness.projects.services import token_create
 from tests.factories import ProjectFactory
 from tests.faults.conftest import Broker
 from tests.faults.load import PHASE_BATCHES, PushLoad, run_phase
 from tests.faults.pipeline import applied_batches, batch_size, ledger, pending_batches
-from tests.servers import COMPOSE, DEPLOYMENTS, PROCFILE, Beat, CeleryProcess, WebServer, Worker, wait_for
+from tests.servers import (
+    COMPOSE,
+    DEPLOYMENTS,
+    PROCFILE,
+    Beat,
+    CeleryProcess,
+    RedisServer,
+    WebServer,
+    Worker,
+    free_port,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -139,3 +154,43 @@ def test_the_deployed_worker_rides_out_a_30_s_broker_outage_and_every_acknowledg
     assert outage >= OUTAGE_SECONDS
     assert during_outage >= PHASE_BATCHES * load.size
     assert set(figures.status_counts) == {"202"}  # an outage of the broker never reaches the client
+
+
+# What settings.py names for a Redis broker (the embedded default's settings name none).
+REDIS_TRANSPORT = "readiness.broker:Transport"
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_broker_connection_collected_after_its_loss_closes_and_acks_with_connection_errors_only(
+    redis_server: RedisServer,
+) -> None:
+    """Celery 5.7.0's steps on a connection loss, for a worker holding an unacknowledged message while
+    its BRPOPs wait: collect() the connection, close it, and, when the task finishes (acks_late), ack
+    the message. With kombu 5.7.0 alone the close raised ``AttributeError: 'NoneType' object has no
+    attribute 'hostname'``, which ``ignore_errors`` lets through and Celery takes for a bug of its own:
+    the worker exited. The second channel stands for the worker's others (remote control, gossip):
+    collect() closes it first, the dead socket cuts that short, and the task channel's close is left
+    for close(), after collect() detached the transport."""
+    tasks = Queue("tasks", Exchange("tasks"), "tasks")
+    with Connection(redis_server.url, transport=REDIS_TRANSPORT) as connection:
+        connection.Producer().publish({"n": 1}, exchange=tasks.exchange, routing_key="tasks", declare=[tasks])
+        received: list[Message] = []
+        connection.Consumer(tasks, callbacks=[lambda body, message: received.append(message)]).consume()
+        connection.drain_events(timeout=5)
+        (message,) = received
+        control = Queue("control", Exchange("control"), "control")
+        connection.Consumer(control, channel=connection.channel(), callbacks=[]).consume()
+        with pytest.raises(socket.timeout):
+            connection.drain_events(timeout=0.2)  # nothing more: both BRPOPs stay in flight
+        redis_server.stop()
+        connection.collect()
+        ignore_errors(connection, connection.close)
+        with pytest.raises(connection.connection_errors):
+            message.ack()
