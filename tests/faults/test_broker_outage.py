@@ -5,7 +5,10 @@ every acknowledged point is stored exactly once."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from tests.servers import (
     COMPOSE,
     DEPLOYMENTS,
     PROCFILE,
+    ROOT,
     Beat,
     CeleryProcess,
     RedisServer,
@@ -194,3 +198,34 @@ def test_a_broker_connection_collected_after_its_loss_closes_and_acks_with_conne
         ignore_errors(connection, connection.close)
         with pytest.raises(connection.connection_errors):
             message.ack()
+
+
+SETTINGS_PROBE = (
+    "import ssl, django; django.setup(); from readiness.celery import app; "
+    "checked = (app.conf.broker_use_ssl or {}).get('ssl_cert_reqs') == ssl.CERT_REQUIRED; "
+    "print(app.conf.broker_transport, checked)"
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "transport", "certificate_checked"),
+    [
+        ("redis://127.0.0.1:6379/0", REDIS_TRANSPORT, False),
+        ("rediss://127.0.0.1:6380/0", REDIS_TRANSPORT, True),
+        ("amqp://guest@127.0.0.1:5672//", "None", False),
+    ],
+)
+def test_a_redis_broker_gets_the_guarded_transport_and_rediss_checks_the_certificate(
+    url: str, transport: str, certificate_checked: bool, tmp_path: Path
+) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DATABASE_URL"))},
+        "CELERY_BROKER_URL": url,
+        "DJANGO_SETTINGS_MODULE": "readiness.settings",
+        "READINESS_VAR_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", SETTINGS_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [transport, str(certificate_checked)]
