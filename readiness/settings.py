@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 from datetime import timedelta
 from pathlib import Path
 
@@ -247,6 +248,14 @@ if _broker_url:
     # back sooner through the sweepers (ingest batches, deliveries) and the lost-request rule of
     # evaluations; the claims make a late redelivery harmless.
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 900}
+    if _broker_url.startswith(("redis://", "rediss://")):
+        # kombu's Redis transport with the guard that keeps a worker alive when Redis goes away
+        # while it holds unacknowledged tasks (readiness/broker.py says why).
+        CELERY_BROKER_TRANSPORT = "readiness.broker:Transport"
+        if _broker_url.startswith("rediss://"):
+            # Named by class, the transport no longer gets kombu's default for a rediss:// URL (TLS
+            # without checking the certificate): check it, as redis-py does for the rate limiter's.
+            CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 else:
     # The embedded default: kombu's file-system transport needs no server, only a shared folder.
     _queue_dir = VAR_DIR / "broker"

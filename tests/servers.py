@@ -1,13 +1,18 @@
 """Real servers a test may start, stop, kill and restart without touching anyone else's: a private
-redis-server, a Celery worker, a gunicorn web server and a private PostgreSQL cluster, each a
-subprocess on a free port. Shared by the ingestion pipeline tests and the fault suite."""
+redis-server, Celery worker and beat, a gunicorn web server and a private PostgreSQL cluster, each a
+subprocess on a free port. Celery and gunicorn run with the arguments the deployment files give them
+(Procfile, docker-compose.yml, Dockerfile), read from those files. Shared by the ingestion pipeline
+tests and the fault suite."""
 
 from __future__ import annotations
 
 import contextlib
 import glob
 import http.client
+import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -19,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
 from django.db import connection
 
 from readiness.celery import app
@@ -128,56 +134,173 @@ def subprocess_env(*, broker_url: str | None, db_url: str, **extra: str) -> dict
     return env
 
 
-class Worker:
-    """A Celery worker subprocess on the private broker and this test's database."""
+# --- Celery and gunicorn exactly as the deployment files run them -----------------------------------
 
-    def __init__(self, broker_url: str | None, db_url: str | None = None, log: Path | None = None) -> None:
+PROCFILE = "procfile"  # `make run` (honcho): one worker with beat inside it, prefork
+COMPOSE = "compose"  # docker-compose.yml: prefork workers without gossip and mingle, beat apart
+SOLO = "solo"  # test-only: one process that runs the tasks itself, for tests that must kill exactly it
+DEPLOYMENTS = (PROCFILE, COMPOSE)
+
+# ``${NAME:-default}`` in docker-compose.yml: the tests run with the defaults a fresh .env gives.
+_COMPOSE_VARIABLE = re.compile(r"\$\{[A-Z_]+:-([^}]*)\}")
+
+
+def _compose_service_command(service: str) -> list[str]:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return [_COMPOSE_VARIABLE.sub(r"\1", str(part)) for part in compose["services"][service]["command"]]
+
+
+def _procfile_command(process: str) -> list[str]:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process:
+            return shlex.split(command)
+    raise LookupError(f"the Procfile has no {process!r} process")
+
+
+def celery_arguments(deployment: str, process: str, *, state_dir: Path) -> list[str]:
+    """The ``celery`` arguments a deployment starts ``process`` (worker or beat) with, read from the
+    file that deploys it, so a test cannot drift from production. Beat's local state (the Procfile's
+    ``--schedule``) goes to ``state_dir``."""
+    if deployment == SOLO:
+        assert process == "worker"
+        return ["-A", "readiness", "worker", "--pool=solo", "--loglevel=WARNING"]
+    if deployment == PROCFILE:
+        assert process == "worker", "the Procfile runs beat inside the worker (--beat)"
+        command = _procfile_command("worker")
+    else:
+        command = _compose_service_command(process)
+    assert Path(command[0]).name == "celery", command
+    return [
+        f"--schedule={state_dir / 'celerybeat-schedule'}" if part.startswith("--schedule=") else part
+        for part in command[1:]
+    ]
+
+
+def gunicorn_arguments() -> list[str]:
+    """The Dockerfile's CMD (what compose's web service runs too), without its ``--bind``."""
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("CMD "):
+            command = json.loads(line.removeprefix("CMD "))
+            break
+    else:
+        raise LookupError("the Dockerfile has no CMD")
+    assert command[0] == "gunicorn", command
+    bind = command.index("--bind")
+    return command[1:bind] + command[bind + 2 :]
+
+
+class CeleryProcess:
+    """A ``celery`` subprocess (worker or beat) on the private broker and this test's database, in a
+    session of its own, so a kill reaches its pool's children as a container's end would."""
+
+    process_name = "worker"
+
+    def __init__(
+        self,
+        broker_url: str | None,
+        db_url: str | None = None,
+        log: Path | None = None,
+        *,
+        deployment: str = COMPOSE,
+    ) -> None:
         self.env = subprocess_env(broker_url=broker_url, db_url=db_url or database_url())
         self.log = log  # where its output goes (default: this process's)
+        self.deployment = deployment
+        self.state_dir = Path(tempfile.mkdtemp(prefix="readiness-celery-"))
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
+    def arguments(self) -> list[str]:
+        return celery_arguments(self.deployment, self.process_name, state_dir=self.state_dir)
+
     def start(self) -> None:
+        self.state_dir.mkdir(exist_ok=True)  # stop() removed it; a test may start the process again
         output = self.log.open("ab") if self.log is not None else None
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "readiness",
-                "worker",
-                "--pool=solo",
-                "--loglevel=WARNING",
-            ],
+            [sys.executable, "-m", "celery", *self.arguments()],
             cwd=ROOT,
             env=self.env,
             stdout=output,
             stderr=output,
+            start_new_session=True,
         )
         if output is not None:
             output.close()
         self.starts += 1
 
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def kill(self) -> None:
+        """SIGKILL to the whole process group: the main process and its pool's children at once, with
+        no chance to finish, commit, acknowledge or roll back by themselves."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+        if self.alive:
+            assert self.process is not None
+            self.process.terminate()  # a warm shutdown: the tasks in hand finish first
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.process is not None:
+            # Children a stopped (or crashed) main process left behind go with it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+class Worker(CeleryProcess):
+    """A Celery worker as deployed (docker-compose.yml's by default, prefork), or, with
+    ``deployment=SOLO``, one process that runs the tasks itself."""
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Return once the worker answers a ping, that is consumes: a prefork worker on a busy machine
+        takes many seconds to start its pool, which a test timing the pipeline must not count."""
+
+        def answers() -> bool:
+            assert self.alive, "the worker exited while starting"
+            return bool(app.control.ping(timeout=0.5))
+
+        assert wait_for(answers, timeout=timeout), f"the worker did not answer a ping within {timeout:.0f} s"
+
+
+class Beat(CeleryProcess):
+    """docker-compose.yml's beat, the one scheduler beside the workers."""
+
+    process_name = "beat"
+
+
+# How long a cold gunicorn may take over its first requests: its processes import Django, DRF, numpy
+# and scipy, which takes a minute on a machine whose two cores are shared by several test runs.
+WARM_UP_SECONDS = 120.0
 
 
 class WebServer:
-    """gunicorn serving the app on a free port, as in production (sync workers, one request each)."""
+    """gunicorn serving the app on a free port as the Dockerfile runs it (gthread: 3 processes of 4
+    threads by default), so per-process state is shared by concurrent requests as in production."""
 
-    def __init__(self, env: dict[str, str], *, workers: int = 2, log: Path | None = None) -> None:
-        self.env, self.workers, self.port = env, workers, free_port()
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        workers: int | None = None,
+        threads: int | None = None,
+        log: Path | None = None,
+    ) -> None:
+        self.env, self.port = env, free_port()
+        self.arguments = gunicorn_arguments()
+        for option, value in (("--workers", workers), ("--threads", threads)):
+            if value is not None:
+                self.arguments[self.arguments.index(option) + 1] = str(value)
+        self.workers = int(self.arguments[self.arguments.index("--workers") + 1])
+        self.threads = int(self.arguments[self.arguments.index("--threads") + 1])
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -192,15 +315,16 @@ class WebServer:
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "readiness.wsgi:application",
+                *self.arguments,
                 "--bind",
                 f"127.0.0.1:{self.port}",
-                "--workers",
-                str(self.workers),
                 # Above any request the fault tests make, so a hang shows as a client timeout, not a
                 # worker gunicorn killed and restarted behind the test's back.
                 "--timeout",
                 "120",
+                # gunicorn's control socket defaults to one path per user (~/.gunicorn): test servers
+                # running side by side would take it from each other. Nothing here uses it.
+                "--no-control-socket",
             ],
             cwd=ROOT,
             env=self.env,
@@ -213,16 +337,20 @@ class WebServer:
         self._warm_up()
 
     def _warm_up(self) -> None:
-        """A first request per gunicorn worker, so the URLconf and views are imported before a test
-        measures answer times: a cold worker on a busy machine takes seconds over its first request."""
+        """First requests in every gunicorn process, so the URLconf and views are imported before a
+        test measures answer times: a cold process on a busy machine takes seconds over its first
+        request, and the port is open (the arbiter's) before any process has booted."""
+        answered: list[int] = []
 
         def request() -> None:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=WARM_UP_SECONDS)
             try:
                 conn.request(
                     "POST", "/api/v1/metrics", body=b"{}", headers={"Content-Type": "application/json"}
                 )
-                conn.getresponse().read()
+                answered.append(conn.getresponse().status)
+            except (OSError, http.client.HTTPException):
+                pass  # counted below: no answer at all fails the start
             finally:
                 conn.close()
 
@@ -231,6 +359,7 @@ class WebServer:
             thread.start()
         for thread in threads:
             thread.join()
+        assert answered, f"gunicorn answered none of {len(threads)} requests in {WARM_UP_SECONDS:.0f} s"
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

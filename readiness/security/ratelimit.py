@@ -103,22 +103,37 @@ class WindowLimiter:
         self.window = -1
         self.leases: dict[str, int] = {}  # requests this process may still admit, per token
         self.counts: dict[str, int] = {}  # the in-memory count, without Redis
+        self.leasing: dict[str, threading.Lock] = {}  # one lease in flight per token, see allow()
 
     def allow(self, key: str, *, window: int, rate: Rate) -> bool:
+        if self._spend(key, window):
+            return True
+        # gunicorn's threads (the Dockerfile runs 4 per process) that find the lease spent at the same
+        # instant would each lease a slice, and the process would hold several unspent, lost to the
+        # others for the window. One leases; the others wait for it and spend from its slice.
+        with self.lock:
+            leasing = self.leasing.setdefault(key, threading.Lock())
+        with leasing:
+            if self._spend(key, window):
+                return True
+            granted = self._lease(key, window=window, rate=rate)
+            if granted <= 0:
+                return False
+            with self.lock:
+                if window == self.window:
+                    self.leases[key] = self.leases.get(key, 0) + granted - 1
+            return True
+
+    def _spend(self, key: str, window: int) -> bool:
+        """Admit one request from this process's lease, if anything is left of it."""
         with self.lock:
             if window != self.window:
-                self.window, self.leases, self.counts = window, {}, {}
+                self.window, self.leases, self.counts, self.leasing = window, {}, {}, {}
             left = self.leases.get(key, 0)
             if left > 0:
                 self.leases[key] = left - 1
                 return True
-        granted = self._lease(key, window=window, rate=rate)
-        if granted <= 0:
-            return False
-        with self.lock:
-            if window == self.window:
-                self.leases[key] = self.leases.get(key, 0) + granted - 1
-        return True
+        return False
 
     def _lease(self, key: str, *, window: int, rate: Rate) -> int:
         """How many requests this process may admit now (0: none), counted where the count lives."""

@@ -40,6 +40,11 @@ DRAIN_DELAY = 0.05
 DRAIN_MARGIN = 0.01
 # One drain task applies batches for at most this long, then yields the worker to other tasks.
 DRAIN_BUDGET = 10.0
+# SQLite (the embedded default) has one writer at a time, and a connection waiting for the write lock
+# polls for it, at most 100 ms apart (SQLite's busy handler). A drain committing one transaction after
+# another kept it from pushes that web threads were waiting to insert until their 20 s timeout ran
+# out: a 503. Between two transactions a drain leaves the lock free for longer than one poll.
+SQLITE_WRITER_GAP = 0.15
 # On the request path: one immediate reconnect (a pooled connection may be stale after a broker
 # restart), never a wait; the sweeper catches anything this misses.
 PUBLISH_ONCE = {"retry": True, "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0}}
@@ -288,6 +293,8 @@ def batches_drain(*, budget: float = DRAIN_BUDGET) -> tuple[int, bool]:
             return applied, False
         if time.monotonic() > deadline:
             return applied, True
+        if connection.vendor == "sqlite":
+            time.sleep(SQLITE_WRITER_GAP)
 
 
 # A queued evaluation normally starts within seconds. One still pending after this long had its message

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
+import redis
 from django.conf import settings
 
 from readiness.celery import app
 from tests.api.conftest import world  # noqa: F401 -- the API tests' world, for the schemathesis run
+from tests.faults.pipeline import apply_in_progress
 from tests.servers import RedisServer, WebServer, Worker, database_url, free_port, subprocess_env, use_broker
 
 # High enough that the load never meets it: the limiter stays in the request path (and its Redis
@@ -70,6 +72,11 @@ class Broker(Protocol):
 
     url: str | None
 
+    def unacknowledged(self) -> int:
+        """Tasks a worker received and has not acknowledged yet (with acks_late: running or
+        prefetched)."""
+        ...
+
     def stop(self) -> None: ...
 
     def start(self) -> None: ...
@@ -82,6 +89,12 @@ class PrivateRedis:
         self.server = RedisServer(free_port())
         self.server.start()
         self.url = self.server.url
+
+    def unacknowledged(self) -> int:
+        # kombu's Redis transport keeps every delivered, unacknowledged message in this hash until
+        # the ack (or a restore) removes it.
+        with redis.Redis.from_url(self.url, socket_timeout=1) as client:
+            return client.hlen("unacked")
 
     def stop(self) -> None:
         self.server.stop()
@@ -99,6 +112,11 @@ class BrokerFolder:
         self.folder = Path(settings.VAR_DIR) / "broker"
         self.away = self.folder.with_name("broker-away")
         shutil.rmtree(self.away, ignore_errors=True)
+
+    def unacknowledged(self) -> int:
+        # The file-system transport keeps no record of deliveries outside the worker: a drain in the
+        # middle of applying batches is the task known to be unacknowledged (acks_late).
+        return int(apply_in_progress())
 
     def stop(self) -> None:
         self.folder.rename(self.away)
@@ -136,6 +154,7 @@ def broker() -> Iterator[Broker]:
 def worker(broker: Broker, tmp_path: Path) -> Iterator[Worker]:
     process = Worker(broker.url, log=tmp_path / "worker.log")
     process.start()
+    process.wait_ready()
     yield process
     process.stop()
 

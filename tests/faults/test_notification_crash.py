@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -65,7 +63,7 @@ from tests.alerts.conftest import FreePortController, MailServer, email, go_then
 from tests.conftest import Cast
 from tests.factories import MetricCriterionFactory, MetricPointFactory
 from tests.faults.conftest import Broker
-from tests.servers import ROOT, Worker, database_url, wait_for
+from tests.servers import SOLO, Worker, database_url, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -197,37 +195,17 @@ def connecting_to(port: int) -> bool:
 # --- Workers and the delivery's state ---------------------------------------------------------------
 
 
-WORKER_COMMAND = [
-    sys.executable,
-    "-m",
-    "celery",
-    "-A",
-    "readiness",
-    "worker",
-    "--pool=solo",
-    "--loglevel=WARNING",
-]
-
-
 class NamedWorker(Worker):
     """tests.servers.Worker with a node name of its own: two workers on one host otherwise answer a
-    ping under one name, and the test could not tell that both are consuming."""
+    ping under one name, and the test could not tell that both are consuming. One process (solo): the
+    kill must land in the process that is in the middle of the send, at the instant the test chose."""
 
     def __init__(self, broker_url: str | None, *, name: str, log: Path) -> None:
-        super().__init__(broker_url, log=log)
+        super().__init__(broker_url, log=log, deployment=SOLO)
         self.name = name
 
-    def start(self) -> None:
-        assert self.log is not None
-        with self.log.open("ab") as output:
-            self.process = subprocess.Popen(
-                [*WORKER_COMMAND, "--hostname", f"{self.name}@%h"],
-                cwd=ROOT,
-                env=self.env,
-                stdout=output,
-                stderr=output,
-            )
-        self.starts += 1
+    def arguments(self) -> list[str]:
+        return [*super().arguments(), "--hostname", f"{self.name}@%h"]
 
 
 class Workers:

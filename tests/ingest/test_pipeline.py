@@ -50,6 +50,7 @@ def broker() -> Iterator[RedisServer]:
 def worker(broker: RedisServer) -> Iterator[Worker]:
     process = Worker(broker.url)
     process.start()
+    process.wait_ready()
     yield process
     process.stop()
 
