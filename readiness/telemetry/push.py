@@ -97,13 +97,13 @@ def encode_points(points: Iterable[tuple[int, Any]], problems: Problems, *, now:
     for index, point in points:
         row = rules.row(index, point, problems)
         # Once the batch is refused its rows are of no use: stop keeping them.
-        if row is not None and not problems:
+        if row is not None and not problems.count:
             pending.append(row)
             count += 1
             if len(pending) == ENCODE_EVERY:
                 encoded.append("".join(pending).encode())
                 pending.clear()
-    if problems:
+    if problems.count:
         raise problems.invalid()
     rows = "".join(pending).encode()
     return ParsedPush(count=count, rows=b"".join((*encoded, rows)) if encoded else rows)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import Any
 
 import orjson
@@ -92,9 +91,6 @@ class Problems:
         if len(self.details) < MAX_DETAILS:
             self.details.append({"index": index, "field": field, "message": message})
 
-    def __bool__(self) -> bool:
-        return self.count > 0
-
     def invalid(self) -> PushInvalid:
         more = self.count - len(self.details)
         noun = "point" if not more and len({d["index"] for d in self.details}) == 1 else "points"
@@ -118,11 +114,7 @@ class PointRules:
     def __init__(self, *, now: datetime) -> None:
         self.now = now
         self.earliest, self.latest = now - MAX_AGE, now + FUTURE_LEEWAY
-
-    @cached_property
-    def default_ts(self) -> str:
-        # Formatted once per batch, and only for a batch with a point that needs it.
-        return self.now.astimezone(UTC).isoformat()
+        self.default_ts = ""  # formatted once per batch, for the first point that needs it
 
     def row(self, index: int, point: Any, problems: Problems) -> str | None:
         """The point's COPY row (metric, ts, value, labels-json), or None after adding its problems."""
@@ -170,6 +162,8 @@ class PointRules:
 
     def _ts_text(self, index: int, ts_raw: Any, problems: Problems) -> str:
         if ts_raw is None:
+            if not self.default_ts:
+                self.default_ts = self.now.astimezone(UTC).isoformat()
             return self.default_ts
         if not isinstance(ts_raw, str):
             problems.add(index, "ts", TS_RULE)
