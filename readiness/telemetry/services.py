@@ -155,6 +155,7 @@ def _binding_cursor() -> CursorWrapper:
     copy. Wrapped like any Django cursor: database errors become Django's, and tests count the query."""
     if connection.vendor != "postgresql":
         return connection.cursor()
+    # Imported here: the embedded default (SQLite) never loads the PostgreSQL backend.
     from django.db.backends.postgresql.base import ServerBindingCursor
 
     connection.ensure_connection()
