@@ -405,11 +405,21 @@ READINESS_BASE_URL = env_str("READINESS_BASE_URL", "http://127.0.0.1:8000")
 # (60 s, readiness/alerts/tasks.py), or a sender still running could be presumed dead and its message
 # sent twice; the fault suite shortens it to watch a killed worker's delivery come back in seconds.
 READINESS_DELIVERY_LEASE_SECONDS = env_int("READINESS_DELIVERY_LEASE_SECONDS", 120, minimum=1)
-# Health-check probes never reach these networks (server-side request forgery), judged on the address
-# resolved at probe time: link-local, which holds the cloud metadata service (169.254.169.254), for
-# IPv4 and IPv6. Loopback and private ranges stay allowed (model services live there); the variable
-# adds networks (e.g. "127.0.0.0/8,10.0.0.0/8") and can never remove these two.
-READINESS_PROBE_DENY_NETWORKS = ["169.254.0.0/16", "fe80::/10"]
+# Probes, webhooks and pull sources never reach these networks (server-side request forgery, judged
+# on the address resolved when the request is made: readiness/security/egress.py): link-local, which
+# holds the cloud metadata service at 169.254.169.254, for IPv4 and IPv6; the metadata addresses
+# outside it (AWS over IPv6, fd00:ec2::254; Alibaba Cloud, 100.100.100.200); and 0.0.0.0/8 and ::,
+# which a connection on Linux takes for this very machine. Loopback and private ranges stay allowed
+# (model services live there); the variable adds networks (e.g. "127.0.0.0/8,10.0.0.0/8") and can
+# never remove these.
+READINESS_PROBE_DENY_NETWORKS = [
+    "169.254.0.0/16",
+    "fe80::/10",
+    "fd00:ec2::254/128",
+    "100.100.100.200/32",
+    "0.0.0.0/8",
+    "::/128",
+]
 for _network in env_list("READINESS_PROBE_DENY_NETWORKS", []):
     try:
         ipaddress.ip_network(_network)

@@ -13,20 +13,23 @@ decides what happens next from the kind alone:
 from __future__ import annotations
 
 import smtplib
-import socket
 from dataclasses import dataclass
-from ipaddress import ip_address
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 
-from readiness.alerts.models import WEBHOOK_SCHEMES, Channel
-from readiness.telemetry.healthchecks import deny_networks
-from readiness.telemetry.probes import denied_by
+from readiness.alerts.models import Channel
+from readiness.security.egress import (
+    DeniedDestination,
+    InvalidDestination,
+    UnresolvedDestination,
+    deny_networks,
+    destination,
+    http_client,
+)
 
 # A receiver that has not answered in 10 s is down for our purpose; the send task's time limit
 # (see tasks.py) leaves room for this plus the message composition.
@@ -34,6 +37,10 @@ WEBHOOK_TIMEOUT = 10.0
 # SMTP servers greylist and do DNS checks before answering: give them twice the webhook's time.
 SMTP_TIMEOUT = 20.0
 ERROR_MAX = 500  # what is kept of a receiver's answer in an error message
+# What is kept of a failed webhook's reply (issue 10): enough to see what the receiver said; read as
+# at most this many bytes, the most 200 characters of UTF-8 take.
+WEBHOOK_REPLY_MAX = 200
+WEBHOOK_REPLY_BYTES = 4 * WEBHOOK_REPLY_MAX
 
 
 class DeliveryError(Exception):
@@ -69,70 +76,73 @@ class Transport(Protocol):
 
 
 class WebhookTransport:
-    """POST the JSON payload; a 2xx answer is delivered."""
+    """POST the JSON payload; a 2xx answer is delivered.
+
+    A webhook URL is typed by people (admin console, YAML in a team's repository), so the POST obeys
+    the egress rules against server-side request forgery (readiness/security/egress.py): its host is
+    resolved and checked once, and the POST connects to that checked address, through no proxy,
+    following no redirect (a webhook that moved must be updated by a person).
+    """
 
     def __init__(self, url: str, *, timeout: float = WEBHOOK_TIMEOUT) -> None:
         self.url = url
         self.timeout = timeout
 
     def send(self, message: Message) -> None:
-        if urlsplit(self.url).scheme not in WEBHOOK_SCHEMES:
-            raise PermanentError(f"webhook URL {self.url!r} is not http(s)")
-        self.refuse_denied_address()
         try:
-            response = httpx.post(
-                self.url,
-                content=orjson.dumps(message.payload),
-                headers={
-                    "Content-Type": "application/json",
-                    "User-Agent": "Readiness notifications",
-                    # The same key on every attempt: a receiver that saw it already can drop the repeat
-                    # (the window between its 2xx and our recording "sent" is the one we cannot close).
-                    "Idempotency-Key": message.idempotency_key,
-                },
-                timeout=self.timeout,
-                # A webhook that moved must be updated by a person, not followed to wherever it points.
-                follow_redirects=False,
-            )
+            checked = destination(self.url, deny=deny_networks())
+        except InvalidDestination as exc:
+            raise PermanentError(f"webhook URL {self.url!r} is not usable: {exc}") from None
+        except DeniedDestination as exc:
+            raise PermanentError(f"webhook URL {self.url!r} refused: {exc}") from None
+        except UnresolvedDestination as exc:
+            raise TransientError(f"could not reach {self.url}: {exc}") from None
+        try:
+            with http_client(timeout=self.timeout) as client:
+                request = checked.request(
+                    client,
+                    "POST",
+                    content=orjson.dumps(message.payload),
+                    headers={
+                        "Content-Type": "application/json",
+                        "User-Agent": "Readiness notifications",
+                        # The same key on every attempt: a receiver that saw it already can drop the
+                        # repeat (the window between its 2xx and our recording "sent" is the one we
+                        # cannot close).
+                        "Idempotency-Key": message.idempotency_key,
+                    },
+                )
+                response = client.send(request, stream=True)
+                try:
+                    status = response.status_code
+                    if 200 <= status < 300:
+                        return
+                    reply = _reply_excerpt(response)
+                finally:
+                    response.close()
         except httpx.TimeoutException:
             raise TransientError(f"no answer from {self.url} within {self.timeout:g} s") from None
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise PermanentError(f"webhook URL {self.url!r} is not usable: {exc}") from None
         except httpx.TransportError as exc:
             raise TransientError(f"could not reach {self.url}: {exc or type(exc).__name__}") from None
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        answer = f"{self.url} answered HTTP {status}: {response.text[:ERROR_MAX].strip()}".rstrip(": ")
+        answer = f"{self.url} answered HTTP {status}: {reply}".rstrip(": ")
         if status == 429 or status >= 500:
             raise TransientError(answer)
         raise PermanentError(answer)
 
-    def refuse_denied_address(self) -> None:
-        """A webhook URL is typed by people (admin console, YAML in a team's repository), so it gets the
-        health probes' guard against server-side request forgery: every address its host resolves to
-        NOW is checked against READINESS_PROBE_DENY_NETWORKS (link-local and cloud metadata by default).
-        The POST resolves again; a DNS answer changed in between is the residual risk (docs/security.md).
-        """
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except ValueError as exc:
-            raise PermanentError(f"webhook URL {self.url!r} is not usable: {exc}") from None
-        except socket.gaierror as exc:
-            raise TransientError(
-                f"could not reach {self.url}: cannot resolve {host} ({exc.strerror})"
-            ) from None
-        deny = deny_networks()
-        for address in dict.fromkeys(ip_address(info[4][0]) for info in infos):
-            network = denied_by(address, deny)
-            if network is not None:
-                raise PermanentError(
-                    f"webhook URL {self.url!r} refused: {host} resolves to {address}, "
-                    f"in the denied network {network}"
-                )
+
+def _reply_excerpt(response: httpx.Response) -> str:
+    """At most WEBHOOK_REPLY_MAX characters of a failed webhook's reply, on one line: its error becomes
+    the channel's last error, shown in the admin console, and a receiver may answer a whole HTML page
+    (or, hostile, gigabytes: only the bytes those characters can take are read)."""
+    read = b""
+    for chunk in response.iter_bytes():
+        read += chunk
+        if len(read) >= WEBHOOK_REPLY_BYTES:
+            break
+    text = " ".join(read[:WEBHOOK_REPLY_BYTES].decode("utf-8", errors="replace").split())
+    return text if len(text) <= WEBHOOK_REPLY_MAX else text[: WEBHOOK_REPLY_MAX - 1] + "…"
 
 
 class EmailTransport:

@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from readiness.api.errors import error_response
-from readiness.api.serializers import ErrorSerializer
+from readiness.api.serializers import ErrorSerializer, PushErrorSerializer
 from readiness.api.tokens import bearer_secret, push_caller
 from readiness.telemetry.push import (
     MAX_BODY_BYTES,
@@ -101,10 +101,13 @@ class MetricsPushView(APIView):
         responses={
             202: _accepted,
             # Every refusal in the one error shape, so clients (and schemathesis) can rely on its body.
+            400: OpenApiResponse(
+                PushErrorSerializer,
+                description="invalid body, nothing stored; details list the first 100 problems",
+            ),
             **{
                 status: OpenApiResponse(ErrorSerializer, description=description)
                 for status, description in {
-                    400: "invalid body; details list every bad point",
                     401: "no or unknown token",
                     403: "the token lacks metrics:write",
                     409: "Idempotency-Key reused with a different body",
@@ -164,7 +167,7 @@ def metrics_push(request: HttpRequest) -> HttpResponse:
         return error_response(413, "too_large", "a push may carry at most 5 MiB of body")
     key = request.META.get("HTTP_IDEMPOTENCY_KEY")
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-        return error_response(400, "invalid", "Idempotency-Key must be 1 to 200 characters")
+        return error_response(400, "invalid", "Idempotency-Key must be 1 to 200 characters", [])
     try:
         batch_id, accepted, _ = batch_ingest(
             project_id=token.project_id, body=body, idempotency_key=key, token_id=token.token_id

@@ -42,6 +42,31 @@ class ErrorSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
 
 
+# --- Push -----------------------------------------------------------------------------------------
+
+
+class PushProblemSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="the point's index in points; -1 for a field of the body")
+    field = serializers.CharField(
+        allow_blank=True, help_text='"metric", "labels.<key>", ...; empty for the point as a whole'
+    )
+    message = serializers.CharField()
+
+
+class PushErrorDetailSerializer(ErrorDetailSerializer):
+    details = PushProblemSerializer(
+        many=True,
+        help_text="the first 100 problems (the message counts the rest); empty for a problem of the "
+        "whole body (not JSON, not an object, too many points)",
+    )
+
+
+class PushErrorSerializer(serializers.Serializer):
+    """A refused push: every problem at its point's index and field, all-or-nothing."""
+
+    error = PushErrorDetailSerializer()
+
+
 # --- Read -----------------------------------------------------------------------------------------
 
 

@@ -14,7 +14,6 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from ipaddress import ip_network
 
 import orjson
 from django.conf import settings
@@ -23,8 +22,9 @@ from django.utils import timezone
 
 from readiness.observability.metrics import record_probe_outcomes
 from readiness.projects.vocabulary import Stage
+from readiness.security.egress import deny_networks
 from readiness.telemetry.models import HealthCheck
-from readiness.telemetry.probes import Network, ProbeResult, ProbeTarget, probe_all
+from readiness.telemetry.probes import ProbeResult, ProbeTarget, probe_all
 from readiness.telemetry.services import batch_ingest, evaluation_request
 
 log = logging.getLogger(__name__)
@@ -93,10 +93,6 @@ def healthchecks_claim_due(*, now: datetime, limit: int) -> list[HealthCheck]:
             check.next_probe_at = following
             claimed.append(check)
     return claimed
-
-
-def deny_networks() -> list[Network]:
-    return [ip_network(network) for network in settings.READINESS_PROBE_DENY_NETWORKS]
 
 
 def probe_target(check: HealthCheck) -> ProbeTarget:

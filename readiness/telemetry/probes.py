@@ -1,30 +1,33 @@
 """HTTP probes of health-check targets: plain data in, results out; no ORM, no clock of record.
 
-One probe = resolve the host, refuse a denied address (server-side request forgery), ask the vetted
-address, judge status and body. Every probe is bounded by its target's timeout as a whole (DNS, connect,
-TLS, answer and body together), and ``probe_all`` runs them concurrently under a semaphore, so a slow or
-dead target costs one slot for at most its own timeout and never delays the others beyond that.
+One probe = resolve the host and refuse a denied address, then ask the checked address (the egress
+rules against server-side request forgery, readiness/security/egress.py), and judge status and body.
+Every probe is bounded by its target's timeout as a whole (DNS, connect, TLS, answer and body
+together), and ``probe_all`` runs them concurrently under a semaphore, so a slow or dead target costs
+one slot for at most its own timeout and never delays the others beyond that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import socket
 import ssl
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 import httpx
 
-Network = IPv4Network | IPv6Network
-Address = IPv4Address | IPv6Address
+from readiness.security.egress import (
+    DeniedDestination,
+    EgressRefused,
+    Network,
+    UnresolvedDestination,
+    async_http_client,
+    destination_async,
+)
 
-SCHEMES = ("http", "https")
 # Enough for any health page; a body check never reads a large download to the end.
 MAX_BODY_BYTES = 1024 * 1024
 USER_AGENT = "Readiness-HealthCheck/1"
@@ -53,64 +56,16 @@ class ProbeResult:
     status: int | None = None
 
 
-class ProbeRefused(Exception):
-    """The probe was not sent (bad scheme, denied address, unresolvable host); the message says why."""
-
-
 def probe_client(*, concurrency: int = 100, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
-    """The one client a probe cycle shares.
-
-    - no redirects: a 30x to an internal address would bypass the check of the resolved address, and
-      a health endpoint answering a redirect is not answering its expected status;
-    - ``trust_env=False``: through an HTTP_PROXY the proxy, not us, would resolve and connect, so the
-      address check would judge the wrong host;
-    - no keep-alive: each probe measures a fresh connection (what a client of the service pays), and
-      a pinned connection made for one host name is never reused for another name on the same address.
-    """
-    return httpx.AsyncClient(
-        follow_redirects=False,
-        trust_env=False,
+    """The one client a probe cycle shares: the egress rules' client (no proxy, no redirects: a
+    health endpoint answering a redirect is not answering its expected status either), without
+    keep-alive, so each probe measures a fresh connection (what a client of the service pays) and a
+    connection made for one host name is never reused for another name on the same address."""
+    return async_http_client(
         verify=verify,
         headers={"User-Agent": USER_AGENT},
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=0),
     )
-
-
-def denied_by(address: Address, deny: Iterable[Network]) -> Network | None:
-    # An IPv4-mapped IPv6 address (::ffff:169.254.169.254) reaches the IPv4 host: judge both forms.
-    candidates: list[Address] = [address]
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        candidates.append(address.ipv4_mapped)
-    for network in deny:
-        if any(candidate in network for candidate in candidates):
-            return network
-    return None
-
-
-async def resolve(host: str, port: int, deny: Sequence[Network]) -> Address:
-    """The address to connect to, resolved now (not when the target was saved: DNS can change to point
-    at a metadata service afterwards). Refused if ANY resolved address is denied, so a name listing a
-    public and a denied address cannot be used to reach the denied one."""
-    literal = True
-    try:
-        addresses = [ip_address(host)]
-    except ValueError:
-        literal = False
-        try:
-            infos = await asyncio.get_running_loop().run_in_executor(
-                RESOLVER, partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-            )
-        except socket.gaierror as exc:
-            raise ProbeRefused(f"DNS failure: cannot resolve {host} ({exc.strerror})") from None
-        addresses = list(dict.fromkeys(ip_address(info[4][0]) for info in infos))
-        if not addresses:
-            raise ProbeRefused(f"DNS failure: {host} has no address") from None
-    for address in addresses:
-        network = denied_by(address, deny)
-        if network is not None:
-            where = f"{host} is" if literal else f"{host} resolves to {address},"
-            raise ProbeRefused(f"denied: {where} in the denied network {network}")
-    return addresses[0]
 
 
 async def probe(target: ProbeTarget, *, client: httpx.AsyncClient, deny: Sequence[Network]) -> ProbeResult:
@@ -121,7 +76,11 @@ async def probe(target: ProbeTarget, *, client: httpx.AsyncClient, deny: Sequenc
             return await _probe(target, client=client, deny=deny, started=started)
     except (TimeoutError, httpx.TimeoutException):
         return ProbeResult(False, None, f"no answer within {target.timeout:g} s")
-    except ProbeRefused as exc:
+    except DeniedDestination as exc:
+        return ProbeResult(False, None, f"denied: {exc}")
+    except UnresolvedDestination as exc:
+        return ProbeResult(False, None, f"DNS failure: {exc}")
+    except EgressRefused as exc:
         return ProbeResult(False, None, str(exc))
     except httpx.HTTPError as exc:
         return ProbeResult(False, None, _transport_reason(exc))
@@ -130,32 +89,9 @@ async def probe(target: ProbeTarget, *, client: httpx.AsyncClient, deny: Sequenc
 async def _probe(
     target: ProbeTarget, *, client: httpx.AsyncClient, deny: Sequence[Network], started: float
 ) -> ProbeResult:
-    try:
-        url = httpx.URL(target.url)
-    except httpx.InvalidURL as exc:
-        raise ProbeRefused(f"invalid URL: {exc}") from None
-    if url.scheme not in SCHEMES:
-        raise ProbeRefused(f"only http and https URLs are probed, not {url.scheme or 'a relative URL'}")
-    host = url.raw_host.decode("ascii")
-    if not host:
-        raise ProbeRefused("invalid URL: no host")
-    port = url.port or (443 if url.scheme == "https" else 80)
-    address = await resolve(host, port, deny)
-
-    # Connect to the vetted address itself, not the name: resolving again at connect time could give
-    # another answer (DNS rebinding). The name stays in the Host header and, for TLS, in SNI and the
-    # certificate check, so the service sees and proves the name it was asked by.
-    pinned = url.copy_with(host=str(address))
-    extensions: dict[str, object] = {}
-    if url.scheme == "https" and str(address) != host:
-        extensions["sni_hostname"] = host
-    request = client.build_request(
-        target.method,
-        pinned,
-        headers={"Host": url.netloc.decode("ascii")},
-        timeout=httpx.Timeout(target.timeout),
-        extensions=extensions,
-    )
+    # Resolved now, checked, and asked at the checked address (readiness/security/egress.py).
+    checked = await destination_async(target.url, deny=deny, resolver=RESOLVER)
+    request = checked.request(client, target.method, timeout=httpx.Timeout(target.timeout))
     response = await client.send(request, stream=True)
     try:
         status = response.status_code

@@ -1,38 +1,68 @@
-"""Parsing and validating a metrics push (PRODUCT.md §3), in one tight loop.
+"""Parsing and validating a metrics push (PRODUCT.md §3): body in, COPY rows or every problem out.
 
-A 10,000-point batch is the common case, so this avoids per-point serializer objects: orjson parses
-the body, one pass checks every rule and encodes each point straight into a PostgreSQL COPY row.
-The whole batch is judged before anything is stored; every bad point is reported with its index.
+The whole batch is judged before anything is stored; the first 100 problems are reported with their
+point's index (``push_rules``). What a push may cost is bounded by its body's *structure*, not only its
+size: orjson makes Python objects of ~90 bytes for each comma, colon or bracket, so a 5 MiB body of
+``{},`` would take 150 MB. A body with no more structure than a real batch (WHOLE_BODY_STRUCTURE, counted
+without parsing) is parsed whole, the fast path every ordinary push takes; any other is read a chunk of
+points at a time (``push_reader``), within a few MB whatever it holds.
 """
 
 from __future__ import annotations
 
-import math
-import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-MAX_POINTS = 10_000
-MAX_BODY_BYTES = 5 * 1024 * 1024
-MAX_LABELS = 10
-MAX_LABEL_VALUE = 200
-MAX_DETAILS = 100  # enough to fix a payload; bounds the size of an error response
-FUTURE_LEEWAY = timedelta(minutes=5)
-MAX_AGE = timedelta(days=400)
+from readiness.telemetry.push_reader import read_points
+from readiness.telemetry.push_rules import (
+    LABEL_KEY_RE,
+    MAX_BODY_BYTES,
+    MAX_DETAILS,
+    MAX_LABEL_VALUE,
+    MAX_LABELS,
+    MAX_POINTS,
+    METRIC_RE,
+    NOT_A_LIST,
+    NOT_AN_OBJECT,
+    PointRules,
+    Problems,
+    PushInvalid,
+    not_json,
+    point_count_invalid,
+    unknown_fields_invalid,
+)
 
-METRIC_RE = re.compile(r"[a-z][a-z0-9_.:]{0,99}")
-LABEL_KEY_RE = re.compile(r"[a-z_][a-z0-9_]{0,49}")
-POINT_FIELDS = frozenset({"metric", "value", "ts", "labels"})
+__all__ = [
+    "LABEL_KEY_RE",
+    "MAX_BODY_BYTES",
+    "MAX_DETAILS",
+    "MAX_LABELS",
+    "MAX_LABEL_VALUE",
+    "MAX_POINTS",
+    "METRIC_RE",
+    "ParsedPush",
+    "Problems",
+    "PushInvalid",
+    "document_points",
+    "encode_points",
+    "parse_push",
+    "read_points",
+    "structure_of",
+]
 
-
-class PushInvalid(Exception):
-    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or []
+# Commas, colons and opening brackets: the most a batch of 10,000 points with a time and two labels
+# each has (14 per point), with room to spare. Parsed whole, a body with this much structure costs
+# at most ~20 MB of Python objects, whatever it is made of.
+WHOLE_BODY_STRUCTURE = 200_000
+# Every value of a JSON text but the first follows one of these bytes; every key, a colon.
+_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b",:[")
+# Rows are encoded this many at a time, so a 5 MiB batch never holds its rows as strings and as
+# bytes at once.
+ENCODE_EVERY = 512
 
 
 @dataclass(frozen=True)
@@ -41,118 +71,60 @@ class ParsedPush:
     rows: bytes  # COPY text rows: metric \t ts \t value \t labels-json \n
 
 
-def _copy_text(text: str) -> str:
-    # COPY's text format gives backslash, tab and newline a meaning; JSON already escapes tab and
-    # newline inside strings, so only backslashes need doubling.
-    return text.replace("\\", "\\\\")
-
-
-def _point_error(index: int, field: str, message: str) -> dict[str, Any]:
-    return {"index": index, "field": field, "message": message}
+def structure_of(body: bytes) -> int:
+    """An upper bound of the values and keys that parsing ``body`` makes (brackets, commas and colons
+    inside strings count too); one pass in C, and none for a body shorter than the bound it is
+    compared with, since a body never has more structure than bytes."""
+    if len(body) <= WHOLE_BODY_STRUCTURE:
+        return len(body)
+    return len(body.translate(None, _NOT_STRUCTURE))
 
 
 def parse_push(body: bytes, *, now: datetime) -> ParsedPush:
     """Validate a push body and encode its points. Raises PushInvalid with per-point details."""
+    problems = Problems()
+    if structure_of(body) <= WHOLE_BODY_STRUCTURE:
+        return encode_points(document_points(body), problems, now=now)
+    return encode_points(read_points(body, problems), problems, now=now)
+
+
+def encode_points(points: Iterable[tuple[int, Any]], problems: Problems, *, now: datetime) -> ParsedPush:
+    """Judge every point and encode the batch as COPY rows, or raise PushInvalid with its problems."""
+    rules = PointRules(now=now)
+    pending: list[str] = []
+    encoded: list[bytes] = []
+    count = 0
+    for index, point in points:
+        row = rules.row(index, point, problems)
+        # Once the batch is refused its rows are of no use: stop keeping them.
+        if row is not None and not problems.count:
+            pending.append(row)
+            count += 1
+            if len(pending) == ENCODE_EVERY:
+                encoded.append("".join(pending).encode())
+                pending.clear()
+    if problems.count:
+        raise problems.invalid()
+    rows = "".join(pending).encode()
+    return ParsedPush(count=count, rows=b"".join((*encoded, rows)) if encoded else rows)
+
+
+def document_points(body: bytes) -> Iterable[tuple[int, Any]]:
+    """The points of a body parsed whole, with their index; PushInvalid for what the body answers."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         # orjson rejects NaN and Infinity literals, as the contract requires.
-        raise PushInvalid(f"the body is not valid JSON: {exc}") from None
+        raise not_json(str(exc)) from None
     if not isinstance(document, dict):
-        raise PushInvalid('the body must be a JSON object {"points": [...]}')
-    unknown = sorted(set(document) - {"points"})
-    if unknown:
-        raise PushInvalid(
-            f"unknown field(s): {', '.join(unknown)}", [_point_error(-1, f, "unknown field") for f in unknown]
-        )
+        raise PushInvalid(NOT_AN_OBJECT)
+    if len(document) > 1 or "points" not in document:
+        unknown = list(set(document) - {"points"})
+        if unknown:
+            raise unknown_fields_invalid(unknown)
     points = document.get("points")
     if not isinstance(points, list):
-        raise PushInvalid('"points" must be a list of 1 to 10,000 points')
+        raise PushInvalid(NOT_A_LIST)
     if not 1 <= len(points) <= MAX_POINTS:
-        raise PushInvalid(f'"points" must hold 1 to {MAX_POINTS:,} points, got {len(points):,}')
-
-    earliest, latest = now - MAX_AGE, now + FUTURE_LEEWAY
-    default_ts = now.astimezone(UTC).isoformat()
-    errors: list[dict[str, Any]] = []
-    rows: list[str] = []
-    metric_ok = METRIC_RE.fullmatch
-    key_ok = LABEL_KEY_RE.fullmatch
-    for index, point in enumerate(points):
-        if not isinstance(point, dict):
-            errors.append(_point_error(index, "", "a point must be an object"))
-            continue
-        if len(errors) >= MAX_DETAILS:
-            break
-        if not POINT_FIELDS.issuperset(point):
-            for field in sorted(set(point) - POINT_FIELDS):
-                errors.append(_point_error(index, field, "unknown field"))
-        metric = point.get("metric")
-        if not isinstance(metric, str) or metric_ok(metric) is None:
-            errors.append(
-                _point_error(index, "metric", "1-100 characters of [a-z0-9_.:], starting with a letter")
-            )
-        value = point.get("value")
-        # bool is an int in Python; the contract says booleans are not numbers.
-        if type(value) is float:
-            if not math.isfinite(value):
-                errors.append(_point_error(index, "value", "must be a finite number"))
-        elif type(value) is int:
-            try:
-                value = float(value)
-            except OverflowError:
-                errors.append(_point_error(index, "value", "must be a finite number"))
-        else:
-            errors.append(_point_error(index, "value", "must be a number"))
-        ts_raw = point.get("ts")
-        if ts_raw is None:
-            ts_text = default_ts
-        elif not isinstance(ts_raw, str):
-            errors.append(_point_error(index, "ts", "must be an ISO 8601 time with offset"))
-            ts_text = ""
-        else:
-            try:
-                ts = datetime.fromisoformat(ts_raw)
-            except ValueError:
-                errors.append(_point_error(index, "ts", "must be an ISO 8601 time with offset"))
-                ts_text = ""
-            else:
-                ts_text = ""
-                if ts.tzinfo is None:
-                    errors.append(_point_error(index, "ts", "needs a UTC offset, e.g. 2026-11-22T10:00:00Z"))
-                elif ts > latest:
-                    errors.append(_point_error(index, "ts", "is more than 5 minutes in the future"))
-                elif ts < earliest:
-                    errors.append(_point_error(index, "ts", "is older than 400 days"))
-                else:
-                    # In UTC: Python accepts offsets PostgreSQL refuses (beyond ±15:59, or with
-                    # seconds), and a row the database refuses would fail every apply after the 202.
-                    ts_text = ts.astimezone(UTC).isoformat()
-        labels = point.get("labels")
-        labels_text = "{}"
-        if labels is not None:
-            if not isinstance(labels, dict):
-                errors.append(_point_error(index, "labels", "must be an object of string values"))
-            elif labels:
-                if len(labels) > MAX_LABELS:
-                    errors.append(_point_error(index, "labels", f"at most {MAX_LABELS} pairs"))
-                for key, label in labels.items():
-                    if key_ok(key) is None:
-                        errors.append(_point_error(index, f"labels.{key}", "keys are [a-z_][a-z0-9_]{0,49}"))
-                    if not isinstance(label, str):
-                        errors.append(_point_error(index, f"labels.{key}", "values must be strings"))
-                    elif "\x00" in label:
-                        # PostgreSQL text (and jsonb) cannot hold NUL: refused here, not after the 202.
-                        errors.append(
-                            _point_error(index, f"labels.{key}", "must not contain the NUL character")
-                        )
-                    elif len(label) > MAX_LABEL_VALUE:
-                        errors.append(
-                            _point_error(index, f"labels.{key}", f"at most {MAX_LABEL_VALUE} characters")
-                        )
-                labels_text = _copy_text(orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode())
-        if not errors:
-            rows.append(f"{metric}\t{ts_text}\t{value!r}\t{labels_text}\n")
-    if errors:
-        noun = "point" if len({e["index"] for e in errors}) == 1 else "points"
-        raise PushInvalid(f"invalid {noun}: nothing was stored", errors[:MAX_DETAILS])
-    return ParsedPush(count=len(rows), rows="".join(rows).encode())
+        raise point_count_invalid(f"{len(points):,}")
+    return enumerate(points)

@@ -16,11 +16,26 @@ from pathlib import Path
 
 import pytest
 
-from readiness.telemetry.healthchecks import deny_networks
+from readiness.security.egress import deny_networks
 from readiness.telemetry.probes import ProbeResult, ProbeTarget, probe, probe_all, probe_client
 from tests.healthchecks.conftest import TargetServer, TLSServer
 
-DEFAULT_DENY = [ip_network("169.254.0.0/16"), ip_network("fe80::/10")]
+DEFAULT_NETWORKS = [
+    *("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32", "0.0.0.0/8", "::/128")
+]
+DEFAULT_DENY = [ip_network(network) for network in DEFAULT_NETWORKS]
+# Each default-denied address, and the IPv4-mapped IPv6 form of each IPv4 one: (URL host, network).
+DENIED_HOSTS = [
+    ("169.254.169.254", "169.254.0.0/16"),
+    ("[::ffff:169.254.169.254]", "169.254.0.0/16"),
+    ("[fe80::1]", "fe80::/10"),
+    ("[fd00:ec2::254]", "fd00:ec2::254/128"),
+    ("100.100.100.200", "100.100.100.200/32"),
+    ("[::ffff:100.100.100.200]", "100.100.100.200/32"),
+    ("0.0.0.0", "0.0.0.0/8"),  # noqa: S104 -- an address to refuse, not one to listen on
+    ("[::ffff:0.0.0.0]", "0.0.0.0/8"),
+    ("[::]", "::/128"),
+]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -198,6 +213,32 @@ def test_loopback_refused_when_the_setting_denies_it(
     assert not [request for request in target_server.requests if request[0] == path]
 
 
+@pytest.mark.parametrize(("host", "network"), DENIED_HOSTS)
+def test_every_default_denied_address_is_refused(
+    target_server: TargetServer, host: str, network: str
+) -> None:
+    # The port of a live local server: 0.0.0.0 and :: reach this very machine when connected to.
+    path = f"/up?probe={uuid.uuid4()}"
+    result = run_one(target(f"http://{host}:{target_server.port}{path}"), deny=deny_networks())
+    assert result.reason == f"denied: {host.strip('[]')} is in the denied network {network}"
+    assert not [request for request in target_server.requests if request[0] == path]
+
+
+def test_probe_ignores_proxy_settings_of_the_environment(
+    target_server: TargetServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy would resolve and connect in our stead: the address checked would not be the one asked.
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+            monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.getsockname()[1]}")
+        assert run_one(target(target_server.url("/up"), timeout=2.0)).up
+        proxy.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            proxy.accept()  # nobody connected to the proxy
+
+
 def test_loopback_allowed_by_default(target_server: TargetServer, settings: object) -> None:
     results = asyncio.run(probe_all([target(target_server.url("/up"))], concurrency=1, deny=deny_networks()))
     assert results[0].up
@@ -215,9 +256,9 @@ def test_probe_connects_to_the_vetted_address_with_the_name_as_host(
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("ftp://127.0.0.1/file", "only http and https URLs are probed, not ftp"),
-        ("file:///etc/passwd", "only http and https URLs are probed, not file"),
-        ("gopher://127.0.0.1:70/", "only http and https URLs are probed, not gopher"),
+        ("ftp://127.0.0.1/file", "ftp is not http or https"),
+        ("file:///etc/passwd", "file is not http or https"),
+        ("gopher://127.0.0.1:70/", "gopher is not http or https"),
     ],
 )
 def test_non_http_scheme_is_refused(url: str, reason: str) -> None:
@@ -234,7 +275,7 @@ def test_deny_setting_extends_from_the_environment() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == "['169.254.0.0/16', 'fe80::/10', '127.0.0.0/8', '10.0.0.0/8']"
+    assert out.stdout.strip() == str([*DEFAULT_NETWORKS, "127.0.0.0/8", "10.0.0.0/8"])
 
 
 def test_malformed_deny_network_stops_start_and_names_it() -> None:

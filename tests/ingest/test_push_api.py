@@ -168,7 +168,36 @@ def test_idempotency_keys_are_scoped_to_the_project(client: Client, cast: Cast, 
 
 
 def test_an_overlong_idempotency_key_gets_400(client: Client, secret: str) -> None:
-    assert push(client, POINTS, secret, idempotency_key="k" * 201).status_code == 400
+    response = push(client, POINTS, secret, idempotency_key="k" * 201)
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == []  # every 400 of a push has a list of details
+
+
+def test_a_point_with_150000_labels_is_answered_with_one_detail(client: Client, secret: str) -> None:
+    point = {"metric": "m", "value": 1.0, "labels": {f"k{i}": "" for i in range(150_000)}}
+    response = push(client, {"points": [point]}, secret)
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == [
+        {"index": 0, "field": "labels", "message": "at most 10 pairs"}
+    ]
+    assert not IngestBatch.objects.exists()
+
+
+def test_a_push_of_ten_thousand_bad_points_answers_a_hundred_details(client: Client, secret: str) -> None:
+    response = push(client, {"points": [{"metric": "Bad", "value": 1.0}] * 10_000}, secret)
+    error = response.json()["error"]
+    assert response.status_code == 400
+    assert len(error["details"]) == 100
+    assert error["message"].endswith("the first 100 problems are listed, and 9,900 more")
+
+
+def test_the_schema_documents_the_details_of_a_refused_push(client: Client) -> None:
+    schema = client.get("/api/v1/schema/", headers={"Accept": "application/json"}).json()
+    refused = schema["paths"]["/api/v1/metrics"]["post"]["responses"]["400"]
+    assert refused["content"]["application/json"]["schema"]["$ref"].endswith("/PushError")
+    details = schema["components"]["schemas"]["PushErrorDetail"]["properties"]["details"]
+    assert details["type"] == "array" and details["items"]["$ref"].endswith("/PushProblem")
+    assert set(schema["components"]["schemas"]["PushProblem"]["required"]) == {"index", "field", "message"}
 
 
 def test_a_push_costs_a_bounded_number_of_queries(client: Client, secret: str) -> None:

@@ -123,6 +123,49 @@ def test_every_bad_point_is_reported_not_only_the_first() -> None:
     assert [d["index"] for d in err.details] == [0, 2]
 
 
+@pytest.mark.parametrize(
+    ("point", "detail"),
+    [
+        (
+            {"metric": "Bad", "value": "x", "labels": {f"Key{i}": 7 for i in range(11)}},
+            {"index": 0, "field": "labels", "message": "at most 10 pairs"},
+        ),
+        (
+            {"metric": "Bad", "value": "x", "unit": "ms", "host": "a", "zone": "b"},
+            {"index": 0, "field": "host", "message": "unknown field (2 more unknown fields)"},
+        ),
+    ],
+    ids=["eleven labels", "unknown fields"],
+)
+def test_a_point_breaking_a_limit_is_one_problem(point: dict[str, Any], detail: dict[str, Any]) -> None:
+    # Nothing else of the point is looked at: not its metric or value, not each of its labels.
+    assert rejection(body(point)).details == [detail]
+
+
+def test_details_stop_at_a_hundred_and_the_message_counts_the_rest() -> None:
+    err = rejection(body(*[{"metric": "m", "value": "high"}] * 10_000))
+    assert len(err.details) == 100
+    assert err.details[-1] == {"index": 99, "field": "value", "message": "must be a number"}
+    assert err.message == (
+        "invalid points: nothing was stored; the first 100 problems are listed, and 9,900 more"
+    )
+
+
+def test_unknown_fields_of_the_body_are_named_at_most_a_hundred_times() -> None:
+    raw = orjson.dumps({"points": [{"metric": "m", "value": 1}], **{f"x{i:04}": 1 for i in range(5_000)}})
+    err = rejection(raw)
+    assert err.message == "unknown field(s): x0000, x0001, x0002, x0003, x0004 and 4,995 more"
+    assert len(err.details) == 100
+    assert err.details[0] == {"index": -1, "field": "x0000", "message": "unknown field"}
+
+
+def test_a_name_longer_than_any_valid_one_is_cut_in_details() -> None:
+    err = rejection(body({"metric": "m", "value": 1, "labels": {"K" * 100_000: "v"}}))
+    assert err.details == [
+        {"index": 0, "field": "labels." + "K" * 64 + "…", "message": "keys are [a-z_][a-z0-9_]{0,49}"}
+    ]
+
+
 def test_backslashes_in_labels_survive_the_copy_encoding() -> None:
     parsed = parse_push(body({"metric": "m", "value": 1, "labels": {"path": "C:\\models\t7"}}), now=NOW)
     labels_field = parsed.rows.decode().rstrip("\n").split("\t")[3]
