@@ -23,7 +23,7 @@ from readiness.telemetry.otlp import (
     UnsupportedMediaType,
     decode_export,
 )
-from readiness.telemetry.push import MAX_BODY_BYTES
+from readiness.telemetry.push_rules import MAX_BODY_BYTES
 from tests.otlp.sdk import BODY_FORMS, body_of, instrumented
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"

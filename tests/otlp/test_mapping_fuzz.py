@@ -22,7 +22,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 
 from readiness.telemetry.otlp import ExportRefused, InMemorySeriesMemory, map_export
-from readiness.telemetry.push import (
+from readiness.telemetry.push_rules import (
     FUTURE_LEEWAY,
     LABEL_KEY_RE,
     MAX_AGE,

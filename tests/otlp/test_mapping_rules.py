@@ -22,7 +22,7 @@ from readiness.telemetry.otlp import (
     TooManyPoints,
     map_export,
 )
-from readiness.telemetry.push import MAX_POINTS
+from readiness.telemetry.push_rules import MAX_POINTS
 from tests.otlp.exports import (
     NOW,
     NOW_NANOS,

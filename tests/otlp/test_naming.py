@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
 from readiness.telemetry.otlp.naming import Rejection, label_key, labels_of, metric_name, service_of
-from readiness.telemetry.push import LABEL_KEY_RE, MAX_LABEL_VALUE, MAX_LABELS, METRIC_RE
+from readiness.telemetry.push_rules import LABEL_KEY_RE, MAX_LABEL_VALUE, MAX_LABELS, METRIC_RE
 
 SUFFIXES = st.sampled_from([("",), (".count", ".sum", ".p50", ".p90", ".p95", ".p99")])
 

@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from readiness.telemetry.otlp.errors import BodyTooLarge, UndecodableBody, UnsupportedMediaType
-from readiness.telemetry.push import MAX_BODY_BYTES
+from readiness.telemetry.push_rules import MAX_BODY_BYTES
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # gzip header and trailer only, not raw deflate or zlib
 _INFLATE_STEP = 64 * 1024

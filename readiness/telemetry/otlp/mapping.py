@@ -59,7 +59,7 @@ from readiness.telemetry.otlp.naming import (
 )
 from readiness.telemetry.otlp.quantiles import PERCENTILES, percentiles, with_finite_edges
 from readiness.telemetry.otlp.series import SeriesMemory, series_key
-from readiness.telemetry.push import FUTURE_LEEWAY, MAX_AGE, MAX_POINTS
+from readiness.telemetry.push_rules import FUTURE_LEEWAY, MAX_AGE, MAX_POINTS
 
 MAX_REASONS = 5  # the first reasons are enough to fix an exporter; they bound the answer's size
 SCALAR_SUFFIXES = ("",)

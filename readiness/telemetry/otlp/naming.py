@@ -18,7 +18,7 @@ from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from readiness.telemetry.push import LABEL_KEY_RE, MAX_LABEL_VALUE, MAX_LABELS
+from readiness.telemetry.push_rules import LABEL_KEY_RE, MAX_LABEL_VALUE, MAX_LABELS
 
 RESERVED_PREFIX = "health."  # the probes' names (PRODUCT.md §8)
 SERVICE_LABEL = "service"
