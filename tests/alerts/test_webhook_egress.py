@@ -23,7 +23,14 @@ PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "http
 
 
 def message() -> Message:
-    return Message(subject="s", text="t", html="<p>h</p>", payload={"text": "hi"}, idempotency_key="k-1")
+    return Message(
+        subject="s",
+        text="t",
+        html="<p>h</p>",
+        payload={"text": "hi"},
+        idempotency_key="k-1",
+        message_id="<k-1@readiness>",
+    )
 
 
 @pytest.mark.parametrize(("host", "network"), DENIED_HOSTS)
