@@ -15,7 +15,6 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from readiness.api.selectors import metric_summary
 from readiness.dashboard.display import (
     DECISION_LABELS,
     DIMENSION_LABELS,
@@ -33,6 +32,7 @@ from readiness.dashboard.svg import LineChart, Timeline, decision_timeline, line
 from readiness.projects.models import Project
 from readiness.scoring.engine import parse_window
 from readiness.scoring.models import Scorecard
+from readiness.telemetry.series import metric_summary
 
 MAX_CHARTS = 4
 SIGNOFF_BLOCKERS = frozenset({"signoff_missing", "signoff_stale"})

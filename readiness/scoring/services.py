@@ -13,7 +13,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from readiness.alerts.services import notifications_record_evaluation
 from readiness.audit.services import audit_record, audit_snapshot
 from readiness.observability.metrics import evaluation_timer
 from readiness.projects.models import OWNER_FIELDS, Project, ProjectToken
@@ -28,6 +27,7 @@ from readiness.scoring.models import (
     SignOff,
     Waiver,
 )
+from readiness.scoring.signals import scorecard_stored
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -106,7 +106,7 @@ def _evaluate_and_store(
     )
     # Its notification events (decision change, regressions, data gone missing) in the same
     # transaction: they exist exactly when the scorecard does, and the lock records them once.
-    notifications_record_evaluation(project=project, scorecard=scorecard, previous=latest)
+    scorecard_stored.send(sender=Scorecard, project=project, scorecard=scorecard, previous=latest)
     return scorecard
 
 
