@@ -176,7 +176,7 @@ def deliveries_create(*, project: Project, events: list[Event], now: datetime) -
 
 def _lock_project(project_id: int) -> Project | None:
     # The same lock as scorecard_refresh: a scan and an evaluation of one project never interleave.
-    if not list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk", flat=True)):
+    if Project.objects.lock(project_id) is None:
         return None
     return Project.objects.select_related(*OWNER_FIELDS.values()).get(pk=project_id)
 
@@ -254,7 +254,7 @@ def expiring_scan(*, now: datetime | None = None) -> int:
             project = _lock_project(project_id)
             if project is None:  # deleted since the scan read it
                 continue
-            latest = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id").first()
+            latest = Scorecard.objects.latest_for(project).first()
             recorded += len(
                 _events_record(
                     project=project,
