@@ -65,6 +65,7 @@ run: install
 test: install-dev mlflow-env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make mlflow-env: the MLflow tracking server the pull-source tests start (tests/sources), in its own
@@ -93,6 +94,7 @@ lock: | $(UV)
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 
 clean:
 	rm -rf var/*.sqlite3* var/broker var/celerybeat-schedule*

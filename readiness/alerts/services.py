@@ -10,6 +10,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import OuterRef, Q, Subquery
@@ -79,8 +80,8 @@ def notifications_record_evaluation(
 ) -> list[Event]:
     """Record the events between the previous stored scorecard and the new one, with their deliveries.
 
-    Called by ``scorecard_refresh`` inside the transaction that stores the scorecard, holding the
-    project's row lock: the events exist exactly when the scorecard does.
+    Called (``scorecard_stored``) by ``scorecard_refresh`` inside the transaction that stores the
+    scorecard, holding the project's row lock: the events exist exactly when the scorecard does.
     """
     specs = evaluation_events(
         previous=previous.payload if previous is not None else None,
@@ -95,6 +96,12 @@ def notifications_record_evaluation(
         decision_before=previous.decision if previous is not None else "",
         now=scorecard.computed_at,
     )
+
+
+def scorecard_stored_receiver(
+    *, project: Project, scorecard: Scorecard, previous: Scorecard | None, **_signal: Any
+) -> None:
+    notifications_record_evaluation(project=project, scorecard=scorecard, previous=previous)
 
 
 def _events_record(
@@ -169,7 +176,7 @@ def deliveries_create(*, project: Project, events: list[Event], now: datetime) -
 
 def _lock_project(project_id: int) -> Project | None:
     # The same lock as scorecard_refresh: a scan and an evaluation of one project never interleave.
-    if not list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk", flat=True)):
+    if Project.objects.lock(project_id) is None:
         return None
     return Project.objects.select_related(*OWNER_FIELDS.values()).get(pk=project_id)
 
@@ -247,7 +254,7 @@ def expiring_scan(*, now: datetime | None = None) -> int:
             project = _lock_project(project_id)
             if project is None:  # deleted since the scan read it
                 continue
-            latest = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id").first()
+            latest = Scorecard.objects.latest_for(project).first()
             recorded += len(
                 _events_record(
                     project=project,

@@ -21,9 +21,10 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from readiness.api.errors import error_response
 from readiness.api.serializers import ErrorSerializer, PushErrorSerializer
-from readiness.api.tokens import bearer_secret, push_caller
+from readiness.api.tokens import push_caller
+from readiness.security.bearer import bearer_secret
+from readiness.security.errors import error_response
 from readiness.telemetry.push import (
     MAX_BODY_BYTES,
     MAX_LABEL_VALUE,

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 from django.db.models import OuterRef, Subquery
 
-from readiness.api.selectors import SeriesPoint
 from readiness.dashboard.display import format_number
 from readiness.dashboard.scorecards import CriterionLine
 from readiness.dashboard.series import Window, chart_series, window_samples
@@ -30,6 +29,7 @@ from readiness.scoring.engine import parse_window
 from readiness.scoring.inputs import UNITS
 from readiness.scoring.models import Criterion, DriftResult, Kind, Scorecard
 from readiness.telemetry.models import HealthCheck
+from readiness.telemetry.series import SeriesPoint
 
 # A week shows an outage and the daily rhythm of latency; the 30-day availability criterion has its own
 # chart when a project defines one.

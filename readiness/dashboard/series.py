@@ -1,6 +1,6 @@
 """Every chart series of a scorecard page in a bounded number of queries, whatever its number of criteria.
 
-The API's metrics endpoint charts one metric at a time (``readiness.api.selectors.metric_summary``): a
+The API's metrics endpoint charts one metric at a time (``readiness.telemetry.series.metric_summary``): a
 count, then the raw points when there are few, or ``MAX_SERIES_POINTS`` SQL buckets when there are many.
 A page with 30 metric criteria and a few health targets would pay that 60 times. Here the same steps
 run once for all series: one UNION ALL of every window's buckets (which also count and sum each
@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 import numpy as np
 from django.db.models import IntegerField, QuerySet, Value
 
-from readiness.api.selectors import MAX_SERIES_POINTS, SeriesPoint, bucket_rows, series_from_buckets
 from readiness.telemetry.aggregates import window_points
 from readiness.telemetry.models import MetricPoint
+from readiness.telemetry.series import MAX_SERIES_POINTS, SeriesPoint, bucket_rows, series_from_buckets
 
 # SQLite refuses a compound SELECT of more than 500 terms (SQLITE_MAX_COMPOUND_SELECT): chunk the unions
 # well below it. A page charts a few dozen series, so this costs a second query only on huge projects.

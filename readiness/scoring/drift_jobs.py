@@ -25,10 +25,10 @@ from readiness.projects.models import Project
 from readiness.scoring.drift import ReferenceProfile, drift_statistic, reference_profile
 from readiness.scoring.engine import Measurement, drift_status, parse_window
 from readiness.scoring.models import Criterion, DriftReference, DriftResult, Kind
+from readiness.scoring.requests import evaluation_request
 from readiness.scoring.specs import criterion_spec
 from readiness.telemetry.aggregates import window_points
 from readiness.telemetry.models import MetricPoint
-from readiness.telemetry.services import evaluation_request
 
 log = logging.getLogger(__name__)
 

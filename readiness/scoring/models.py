@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q
 from django.utils import timezone
 
 from readiness.projects.vocabulary import Dimension, Stage, choices_check
+
+if TYPE_CHECKING:
+    from readiness.projects.models import Project
 
 
 class Kind(models.TextChoices):
@@ -310,9 +314,6 @@ class Waiver(models.Model):
     def __str__(self) -> str:
         return f"waiver of {self.criterion.key} ({self.display_status})"
 
-    def is_active(self, at: datetime) -> bool:
-        return self.status == self.Status.APPROVED and at < self.expires_at
-
     @property
     def display_status(self) -> str:
         """pending, approved, rejected, or expired once past ``expires_at``."""
@@ -364,6 +365,14 @@ class Decision(models.TextChoices):
     NO_GO = "no_go"
 
 
+class ScorecardQuerySet(models.QuerySet["Scorecard"]):
+    def latest_for(self, project: Project | OuterRef | int) -> ScorecardQuerySet:
+        """The project's scorecards, newest first (ties by id, as the ``scorecard_project_latest``
+        index orders them): ``.first()`` is its latest scorecard, ``.values(...)[:1]`` the same as a
+        correlated subquery when ``project`` is ``OuterRef("pk")``."""
+        return self.filter(project=project).order_by("-computed_at", "-id")
+
+
 class Scorecard(models.Model):
     """An immutable snapshot of one evaluation. Stored when its digest changes, and daily."""
 
@@ -376,6 +385,8 @@ class Scorecard(models.Model):
     payload = models.JSONField()
     # The previous scorecard's decision, when this one changed it (a decision change event).
     previous_decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)
+
+    objects = ScorecardQuerySet.as_manager()
 
     class Meta:
         ordering = ["-computed_at", "-id"]

@@ -13,7 +13,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from readiness.alerts.services import notifications_record_evaluation
 from readiness.audit.services import audit_record, audit_snapshot
 from readiness.observability.metrics import evaluation_timer
 from readiness.projects.models import OWNER_FIELDS, Project, ProjectToken
@@ -28,6 +27,7 @@ from readiness.scoring.models import (
     SignOff,
     Waiver,
 )
+from readiness.scoring.signals import scorecard_stored
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -66,14 +66,10 @@ def scorecard_refresh(
     with transaction.atomic():
         # Lock the project row: two workers evaluating one project at once would both see the old
         # digest and store two identical scorecards, or record one decision change twice.
-        evaluated_at = (
-            Project.objects.select_for_update()
-            .filter(pk=project.pk)
-            .values_list("evaluated_at", flat=True)
-            .first()
-        )
+        locked = Project.objects.lock(project.pk)
+        evaluated_at = locked.evaluated_at if locked is not None else None
         project = project_for_evaluation(project.pk)
-        latest = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id").first()
+        latest = Scorecard.objects.latest_for(project).first()
         if (
             unless_current
             and latest is not None
@@ -106,13 +102,13 @@ def _evaluate_and_store(
     )
     # Its notification events (decision change, regressions, data gone missing) in the same
     # transaction: they exist exactly when the scorecard does, and the lock records them once.
-    notifications_record_evaluation(project=project, scorecard=scorecard, previous=latest)
+    scorecard_stored.send(sender=Scorecard, project=project, scorecard=scorecard, previous=latest)
     return scorecard
 
 
 def latest_scorecard(*, project: Project) -> Scorecard:
     """The newest stored scorecard, evaluating the project first if it has none yet."""
-    latest = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id").first()
+    latest = Scorecard.objects.latest_for(project).first()
     return latest if latest is not None else scorecard_refresh(project=project)
 
 
@@ -131,7 +127,7 @@ def scorecard_for_gate(*, project: Project, now: datetime | None = None) -> Scor
     when the digest changed, with its decision-change event) under the same project row lock as the
     evaluation task, so a gate and a worker evaluating at once never store two scorecards."""
     now = now or timezone.now()
-    latest = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id").first()
+    latest = Scorecard.objects.latest_for(project).first()
     if latest is not None and scorecard_is_current(
         project=project, latest=latest, evaluated_at=project.evaluated_at, now=now
     ):

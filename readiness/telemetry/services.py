@@ -19,13 +19,12 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from django.db import DataError, IntegrityError, connection, transaction
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Q
 from django.utils import timezone
 
 from readiness.observability.metrics import record_batches_applied
-from readiness.projects.models import Project
 from readiness.telemetry.models import IngestBatch, MetricPoint
 from readiness.telemetry.push import parse_push
+from readiness.telemetry.signals import project_evidence_changed
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +214,7 @@ def batches_apply(*, first: uuid.UUID | str | None = None) -> int:
             state=IngestBatch.State.DONE, rows=None, processed_at=timezone.now()
         )
         for project_id in {b.project_id for b in applied}:
-            evaluation_request(project_id=project_id)
+            project_evidence_changed.send(sender=IngestBatch, project_id=project_id)
     points = sum(b.accepted for b in applied)
     record_batches_applied(batches=len(applied), points=points)
     return points
@@ -311,30 +310,3 @@ def batches_drain(*, budget: float = DRAIN_BUDGET) -> tuple[int, bool]:
             return applied, True
         if connection.vendor == "sqlite":
             time.sleep(SQLITE_WRITER_GAP)
-
-
-# A queued evaluation normally starts within seconds. One still pending after this long had its message
-# lost (the broker was down when it was published): the next trigger, or the periodic tick at the
-# latest, queues it again. Re-queueing one that was merely slow costs one harmless extra evaluation.
-LOST_EVALUATION_REQUEST = timedelta(minutes=10)
-
-
-def evaluation_request(*, project_id: int, delay: float = 1.0) -> bool:
-    """Queue one re-evaluation of a project, coalescing bursts: only the request that flips
-    ``evaluation_pending`` enqueues; the rest ride along. Returns whether this call enqueued."""
-    from readiness.scoring.tasks import project_evaluate
-
-    now = timezone.now()
-    flipped = (
-        Project.objects.filter(pk=project_id)
-        .filter(Q(evaluation_pending=False) | Q(evaluation_requested_at__lt=now - LOST_EVALUATION_REQUEST))
-        .update(evaluation_pending=True, evaluation_requested_at=now)
-    )
-    if flipped:
-        transaction.on_commit(
-            lambda: _safely(
-                lambda: project_evaluate.apply_async((project_id,), countdown=delay, **PUBLISH_ONCE),
-                "evaluation",
-            )
-        )
-    return bool(flipped)

@@ -1,0 +1,59 @@
+"""Asking for an evaluation: every trigger (applied metrics, a health-check flip, a stored drift
+result, the periodic tick) goes through ``evaluation_request``, which coalesces bursts into one task.
+
+Telemetry sits below scoring (pyproject.toml's import contracts), so it does not call this itself: it
+sends ``project_evidence_changed`` (readiness/telemetry/signals.py), which ``ScoringConfig.ready``
+connects here.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from readiness.projects.models import Project
+
+log = logging.getLogger(__name__)
+
+# A queued evaluation normally starts within seconds. One still pending after this long had its message
+# lost (the broker was down when it was published): the next trigger, or the periodic tick at the
+# latest, queues it again. Re-queueing one that was merely slow costs one harmless extra evaluation.
+LOST_EVALUATION_REQUEST = timedelta(minutes=10)
+# On the request path: one immediate reconnect (a pooled connection may be stale after a broker
+# restart), never a wait; the lost-request rule above catches anything this misses.
+PUBLISH_ONCE = {"retry": True, "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0}}
+
+
+def evaluation_request(*, project_id: int, delay: float = 1.0) -> bool:
+    """Queue one re-evaluation of a project, coalescing bursts: only the request that flips
+    ``evaluation_pending`` enqueues; the rest ride along. Returns whether this call enqueued."""
+    now = timezone.now()
+    flipped = (
+        Project.objects.filter(pk=project_id)
+        .filter(Q(evaluation_pending=False) | Q(evaluation_requested_at__lt=now - LOST_EVALUATION_REQUEST))
+        .update(evaluation_pending=True, evaluation_requested_at=now)
+    )
+    if flipped:
+        transaction.on_commit(lambda: _enqueue(project_id=project_id, delay=delay))
+    return bool(flipped)
+
+
+def _enqueue(*, project_id: int, delay: float) -> None:
+    # Runs after commit: the request is recorded (evaluation_pending), so a broker outage must not fail
+    # the push or probe cycle that asked; the lost-request rule queues it again later.
+    from readiness.scoring.tasks import project_evaluate
+
+    try:
+        project_evaluate.apply_async((project_id,), countdown=delay, **PUBLISH_ONCE)
+    except Exception:
+        log.warning("could not enqueue evaluation; the sweeper will pick it up", exc_info=True)
+
+
+def evidence_changed_receiver(*, project_id: int, **_signal: Any) -> None:
+    """``project_evidence_changed``: new metric points or a health-check flip may change the decision."""
+    evaluation_request(project_id=project_id)
