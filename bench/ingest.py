@@ -462,6 +462,11 @@ def run(args: argparse.Namespace, n: int, db_url: str, broker: str, web: WebServ
         f"web {web_cpu:.1f} s ({web_cpu / total:.0%}), wrk {wrk_cpu:.1f} s ({wrk_cpu / total:.0%}); "
         f"machine busy {busy / total:.0%} (the rest: PostgreSQL, Redis, other work on the machine)"
     )
+    # CPU per push is what a busy machine distorts least: it says what the figure would be with the
+    # cores to ourselves, where requests/s says how much of them we got.
+    if requests:
+        web_ms, worker_ms = web_cpu / requests * 1000, worker_cpu / requests * 1000
+        print(f"  CPU per push: web {web_ms:.2f} ms, worker {worker_ms:.2f} ms")
 
     # Every push the server accepted is one batch; the points stored must be exactly those, once each
     # (the values are distinct). wrk may have left a few answers unread when its time ran out, so the
