@@ -91,8 +91,15 @@ def drop_database(name: str) -> None:
 
 
 def manage(env: dict[str, str], *args: str) -> str:
+    # Bounded, like every wait of the benchmarks: a locked database fails the run instead of hanging it.
     result = subprocess.run(
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        [PYTHON, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
     )
     return result.stdout
 
@@ -380,15 +387,21 @@ def main() -> int:
     )
     web = WebServer(dict(os.environ), log=var_dir / "gunicorn.log")
     worker = Worker(broker, db_url=db_url, log=var_dir / "worker.log", deployment=PROCFILE)
+    status = 1
     try:
-        return run(args, n, db_url, broker, web, worker)
+        status = run(args, n, db_url, broker, web, worker)
     except BenchFailed as exc:
-        print(f"FAILED: {exc} (logs: {var_dir})")
-        return 1
+        print(f"FAILED: {exc}")
     finally:
         web.stop()
         worker.stop()
         drop_database(db_name)
+        # The servers' logs are kept for a run that failed or missed a figure.
+        if status == 0:
+            shutil.rmtree(var_dir, ignore_errors=True)
+        else:
+            print(f"logs of gunicorn and the worker: {var_dir}")
+    return status
 
 
 def run(args: argparse.Namespace, n: int, db_url: str, broker: str, web: WebServer, worker: Worker) -> int:
