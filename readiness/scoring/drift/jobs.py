@@ -105,7 +105,7 @@ def drift_reference_profile(*, criterion: Criterion, now: datetime) -> tuple[Ref
             shares=profile.shares.tolist() if profile is not None else [],
             computed_at=now,
         )
-        # An upsert: the job and an evaluation's fallback may build the same profile at once.
+        # An upsert: the job and an evaluation's ensure step may build the same profile at once.
         DriftReference.objects.bulk_create(
             [row],
             update_conflicts=True,
