@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import numpy as np
 from django.db.models import IntegerField, QuerySet, Value
 
 from readiness.telemetry.aggregates import window_points
@@ -88,18 +87,6 @@ def chart_series(*, project_id: int, windows: Sequence[Window]) -> list[ChartSer
         ChartSeries(points=points, count=n, mean=(total / n) if n else None)
         for points, n, total in zip(series, counts, totals, strict=True)
     ]
-
-
-def window_samples(*, project_id: int, windows: Sequence[Window]) -> list[np.ndarray]:
-    """All values of each window (drift distributions), in one UNION ALL for every window."""
-    values: list[list[float]] = [[] for _ in windows]
-    rows = [
-        window.points(project_id).order_by().annotate(series=_tag(i)).values_list("series", "value")
-        for i, window in enumerate(windows)
-    ]
-    for tag, value in _union_all(rows):
-        values[tag].append(value)
-    return [np.asarray(sample, dtype=float) for sample in values]
 
 
 def _union_all(querysets: list[QuerySet]) -> list[tuple]:

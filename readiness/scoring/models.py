@@ -14,6 +14,12 @@ from django.utils import timezone
 
 from readiness.projects.vocabulary import Dimension, Stage, choices_check
 
+# The drift job's results and reference cache live in the drift package; importing them here is what
+# registers them with the scoring app at load time (Django loads each app's ``models`` module), and the
+# aliases re-export them for ``from readiness.scoring.models import DriftResult``.
+from readiness.scoring.drift.models import DriftReference as DriftReference
+from readiness.scoring.drift.models import DriftResult as DriftResult
+
 if TYPE_CHECKING:
     from readiness.projects.models import Project
 
@@ -422,8 +428,3 @@ class Scorecard(models.Model):
     @property
     def is_decision_change(self) -> bool:
         return bool(self.previous_decision) and self.previous_decision != self.decision
-
-
-# The drift job's results and reference cache live in their own module; importing them here is what
-# registers them with the scoring app.
-from readiness.scoring.drift_models import DriftReference, DriftResult  # noqa: E402, F401

@@ -17,6 +17,7 @@ from readiness.audit.services import audit_record, audit_snapshot
 from readiness.observability.metrics import evaluation_timer
 from readiness.projects.models import OWNER_FIELDS, Project, ProjectToken
 from readiness.scoring import engine
+from readiness.scoring.drift.jobs import drift_results_ensure
 from readiness.scoring.inputs import evaluation_input
 from readiness.scoring.models import (
     MAX_WAIVER_DAYS,
@@ -47,10 +48,16 @@ def project_for_evaluation(project_id: int) -> Project:
 def scorecard_compute(
     *, project: Project, target: str | None = None, now: datetime | None = None
 ) -> engine.Scorecard:
-    """Evaluate the project now without storing anything (``?target=`` on the fly)."""
+    """Evaluate the project now without storing a scorecard (``?target=`` on the fly).
+
+    Its drift criteria get a stored result first where none is usable yet (the job has not reached a
+    new or edited criterion): the evaluation's inputs only read, and the next evaluation and the drift
+    chart read that same row."""
     if target is not None and target not in ("pilot", "production"):
         raise ValidationError({"target": f"unknown target {target!r}; expected pilot or production"})
-    return engine.evaluate(evaluation_input(project=project, target=target, now=now or timezone.now()))
+    now = now or timezone.now()
+    drift_results_ensure(project=project, now=now)
+    return engine.evaluate(evaluation_input(project=project, target=target, now=now))
 
 
 def scorecard_refresh(
