@@ -224,6 +224,8 @@ AXES_CLIENT_IP_CALLABLE = "readiness.security.logins.client_address"
 READINESS_API_RATE_LIMIT = env_parsed("READINESS_API_RATE_LIMIT", "6000/m", parse_rate)
 
 # --- Celery ---------------------------------------------------------------------------------------
+# Seconds one broker operation may take before it counts as failed (readiness/publishing.py).
+BROKER_SOCKET_TIMEOUT = 5.0
 _broker_url = env_url(
     "CELERY_BROKER_URL",
     schemes={"redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem"},
@@ -241,6 +243,16 @@ if _broker_url:
         # kombu's Redis transport with the guard that keeps a worker alive when Redis goes away
         # while it holds unacknowledged tasks (readiness/broker.py says why).
         CELERY_BROKER_TRANSPORT = "readiness.broker:Transport"
+        # kombu asks redis-py for no socket timeout: a broker that accepts a connection and then
+        # never answers (a half-open connection after a failover, a stuck proxy) held a push's
+        # publish, and its gunicorn thread, until gunicorn killed the process (30 s; seen in
+        # bench/push_overhead.py). Bounded here; above kombu's BRPOP wait (1 s), so an idle worker
+        # never times out, and with keepalive so a dead peer is noticed without traffic.
+        CELERY_BROKER_TRANSPORT_OPTIONS.update(
+            socket_timeout=BROKER_SOCKET_TIMEOUT,
+            socket_connect_timeout=BROKER_SOCKET_TIMEOUT,
+            socket_keepalive=True,
+        )
         if _broker_url.startswith("rediss://"):
             # Named by class, the transport no longer gets kombu's default for a rediss:// URL (TLS
             # without checking the certificate): check it, as redis-py does for the rate limiter's.

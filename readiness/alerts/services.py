@@ -28,6 +28,7 @@ from readiness.alerts.rules import (
 )
 from readiness.projects.models import OWNER_FIELDS, Project
 from readiness.projects.vocabulary import Stage
+from readiness.publishing import publish
 from readiness.scoring.models import Attestation, Criterion, Scorecard, Waiver
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,6 @@ FAILURES = ("transient", "permanent", "uncertain")
 SWEEP_GRACE = timedelta(seconds=30)
 # Deliveries one sweep re-enqueues at most: a backlog drains over a few sweeps instead of one flood.
 SWEEP_MAX = 500
-# On the evaluation's path: one immediate reconnect, never a wait; the sweeper catches the rest.
-PUBLISH_ONCE = {"retry": True, "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0}}
 
 
 def notification_failed_send(*, delivery: Delivery, error: str, failure: str) -> None:
@@ -62,14 +61,12 @@ def delivery_enqueue(*, delivery_id: int, countdown: float = 0.0) -> None:
     """Queue the send of a delivery once the current transaction commits (at once outside one)."""
     from readiness.alerts.tasks import delivery_send
 
-    def publish() -> None:
-        # The delivery is committed: a broker outage must not fail the evaluation that made it.
-        try:
-            delivery_send.apply_async((delivery_id,), countdown=countdown, **PUBLISH_ONCE)
-        except Exception:
-            log.warning("could not enqueue delivery %s; the sweeper will", delivery_id, exc_info=True)
-
-    transaction.on_commit(publish)
+    # The delivery is committed: a broker outage must not fail the evaluation that made it.
+    transaction.on_commit(
+        lambda: publish(
+            delivery_send, what=f"delivery {delivery_id}", args=(delivery_id,), countdown=countdown
+        )
+    )
 
 
 # --- Recording events -----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ connects here.
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from typing import Any
 
@@ -17,16 +16,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from readiness.projects.models import Project
-
-log = logging.getLogger(__name__)
+from readiness.publishing import publish
 
 # A queued evaluation normally starts within seconds. One still pending after this long had its message
 # lost (the broker was down when it was published): the next trigger, or the periodic tick at the
 # latest, queues it again. Re-queueing one that was merely slow costs one harmless extra evaluation.
 LOST_EVALUATION_REQUEST = timedelta(minutes=10)
-# On the request path: one immediate reconnect (a pooled connection may be stale after a broker
-# restart), never a wait; the lost-request rule above catches anything this misses.
-PUBLISH_ONCE = {"retry": True, "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0}}
 
 
 def evaluation_request(*, project_id: int, delay: float = 1.0) -> bool:
@@ -48,10 +43,9 @@ def _enqueue(*, project_id: int, delay: float) -> None:
     # the push or probe cycle that asked; the lost-request rule queues it again later.
     from readiness.scoring.tasks import project_evaluate
 
-    try:
-        project_evaluate.apply_async((project_id,), countdown=delay, **PUBLISH_ONCE)
-    except Exception:
-        log.warning("could not enqueue evaluation; the sweeper will pick it up", exc_info=True)
+    publish(
+        project_evaluate, what=f"the evaluation of project {project_id}", args=(project_id,), countdown=delay
+    )
 
 
 def evidence_changed_receiver(*, project_id: int, **_signal: Any) -> None:

@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -22,6 +21,7 @@ from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from readiness.observability.metrics import record_batches_applied
+from readiness.publishing import publish
 from readiness.telemetry.models import IngestBatch, MetricPoint
 from readiness.telemetry.push import parse_push
 from readiness.telemetry.signals import project_evidence_changed
@@ -45,22 +45,10 @@ DRAIN_BUDGET = 10.0
 # another kept it from pushes that web threads were waiting to insert until their 20 s timeout ran
 # out: a 503. Between two transactions a drain leaves the lock free for longer than one poll.
 SQLITE_WRITER_GAP = 0.15
-# On the request path: one immediate reconnect (a pooled connection may be stale after a broker
-# restart), never a wait; the sweeper catches anything this misses.
-PUBLISH_ONCE = {"retry": True, "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0}}
 
 
 class IdempotencyConflict(Exception):
     """The Idempotency-Key was used before with a different body (HTTP 409)."""
-
-
-def _safely(enqueue: Callable[[], object], what: str) -> None:
-    # Runs after commit: the batch is already durable, so a broker outage must not fail the request.
-    # The sweeper re-enqueues whatever could not be enqueued here.
-    try:
-        enqueue()
-    except Exception:
-        log.warning("could not enqueue %s; the sweeper will pick it up", what, exc_info=True)
 
 
 class DrainSchedule:
@@ -86,10 +74,9 @@ class DrainSchedule:
                 return
             self.due_at = now + DRAIN_DELAY
             eta = self.due_at
-        _safely(
-            lambda: batches_drain.apply_async(eta=datetime.fromtimestamp(eta, UTC), **PUBLISH_ONCE),
-            "a drain of pending batches",
-        )
+        # Runs after commit: the batch is durable, so a broker outage must not fail the request;
+        # the sweeper re-enqueues whatever could not be enqueued here.
+        publish(batches_drain, what="a drain of pending batches", eta=datetime.fromtimestamp(eta, UTC))
 
 
 drain_schedule = DrainSchedule()
