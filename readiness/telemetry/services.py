@@ -25,7 +25,7 @@ from django.utils import timezone
 from readiness.observability.metrics import record_batches_applied
 from readiness.projects.models import Project
 from readiness.telemetry.models import IngestBatch, MetricPoint
-from readiness.telemetry.push import parse_push
+from readiness.telemetry.push import ParsedPush, parse_push
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,28 @@ def batch_ingest(
         if replay is not None:
             return replay.id, replay.accepted, False
     parsed = parse_push(body, now=now)
+    return batch_store(
+        project_id=project_id,
+        parsed=parsed,
+        source="",
+        digest=digest,
+        idempotency_key=idempotency_key,
+        token_id=token_id,
+        now=now,
+    )
+
+
+def batch_store(
+    *,
+    project_id: int,
+    parsed: ParsedPush,
+    source: str,
+    digest: str,
+    idempotency_key: str | None = None,
+    token_id: int | None = None,
+    now: datetime,
+) -> tuple[uuid.UUID, int, bool]:
+    """Store validated points durably as one pending batch (see ``batch_ingest``)."""
     batch_id = uuid.uuid4()
     values = {
         "id": batch_id,
