@@ -79,6 +79,7 @@ class OtlpMetricsView(APIView):
     @extend_schema(
         operation_id="otlp_metrics_export",
         summary="OTLP/HTTP metrics export (protobuf or JSON, optionally gzip)",
+        tags=["metrics"],
         description=(
             "Point an OpenTelemetry SDK (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`) or a Collector's "
             "`otlphttp` exporter here, with `Authorization: Bearer <token with metrics:write>`. "
