@@ -118,12 +118,20 @@ def encode_valid_points(points: Iterable[tuple[str, datetime, float, dict[str, s
     pending: list[str] = []
     encoded: list[bytes] = []
     count = 0
-    empty = "{}"
+    # An export repeats a few label sets and times (an SDK stamps a collection's points alike) over
+    # thousands of points: each is encoded once.
+    labels_texts: dict[tuple[tuple[str, str], ...], str] = {(): "{}"}
+    ts_texts: dict[datetime, str] = {}
     for metric, ts, value, labels in points:
-        labels_text = (
-            copy_text(orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode()) if labels else empty
-        )
-        pending.append(f"{metric}\t{ts.isoformat()}\t{value!r}\t{labels_text}\n")
+        ts_text = ts_texts.get(ts)
+        if ts_text is None:
+            ts_text = ts_texts[ts] = ts.isoformat()
+        key = tuple(labels.items())
+        labels_text = labels_texts.get(key)
+        if labels_text is None:
+            labels_text = copy_text(orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode())
+            labels_texts[key] = labels_text
+        pending.append(f"{metric}\t{ts_text}\t{value!r}\t{labels_text}\n")
         count += 1
         if len(pending) == ENCODE_EVERY:
             encoded.append("".join(pending).encode())
