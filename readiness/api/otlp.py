@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 from readiness.api.errors import error_response
 from readiness.api.push import database_unavailable, push_body, push_token
 from readiness.api.serializers import ErrorSerializer, PushErrorSerializer
-from readiness.projects.models import ProjectToken
+from readiness.api.tokens import PushCaller
 from readiness.telemetry.otlp import (
     ExportRefused,
     MappedExport,
@@ -166,9 +166,7 @@ def otlp_export(request: HttpRequest) -> HttpResponse:
             content_type=request.META.get("CONTENT_TYPE"),
             content_encoding=request.META.get("HTTP_CONTENT_ENCODING"),
         )
-        mapped = _store(
-            decoded.request, project_id=token.project_id, token_id=token.token_id, body=body, now=now
-        )
+        mapped = _store(decoded.request, token=token, body=body, now=now)
     except ReservedName as exc:
         detail = {"index": exc.index, "field": exc.path.rsplit(".", 2)[0] + ".name", "message": exc.message}
         return error_response(exc.status, exc.code, exc.message, [detail])
@@ -179,23 +177,21 @@ def otlp_export(request: HttpRequest) -> HttpResponse:
 
 
 def _store(
-    request: ExportMetricsServiceRequest, *, project_id: int, token_id: int, body: bytes, now: datetime
+    request: ExportMetricsServiceRequest, *, token: PushCaller, body: bytes, now: datetime
 ) -> MappedExport:
     """Map the export and store its points, with the series memory it moved on, in one transaction:
     a failure before the commit leaves both as they were, and the exporter's retry maps the same
     differences again. Raises what refuses the export whole (``ExportRefused``)."""
-    name = ProjectToken.objects.filter(pk=token_id).values_list("name", flat=True).get()
     with transaction.atomic():
-        mapped = map_export(
-            request=request, memory=DatabaseSeriesMemory(project_id=project_id, now=now), now=now
-        )
+        memory = DatabaseSeriesMemory(project_id=token.project_id, now=now)
+        mapped = map_export(request=request, memory=memory, now=now)
         if mapped.points:
             batch_store(
-                project_id=project_id,
+                project_id=token.project_id,
                 parsed=encode_valid_points((p.metric, p.ts, p.value, p.labels) for p in mapped.points),
-                source=source_label("otlp", name),
+                source=source_label("otlp", token.name),
                 digest=hashlib.sha256(body).hexdigest(),
-                token_id=token_id,
+                token_id=token.token_id,
                 now=now,
             )
     return mapped

@@ -86,7 +86,9 @@ def test_a_protobuf_export_is_stored_before_the_answer_and_answered_in_protobuf(
     assert not protobuf_answer(response).HasField("partial_success")
     batch = IngestBatch.objects.get()  # durable before the 200: the worker applies it later
     assert batch.state == "pending" and batch.accepted == 1 and batch.project == cast.project
+    assert batch.source == "otlp:fraud-exporter"
     assert stored() == [("model.accuracy", 0.931, {"model_version": "7", "service": "fraud-api"})]
+    assert MetricPoint.objects.get().source == "otlp:fraud-exporter"
 
 
 @pytest.mark.parametrize("form", ["json", "json+gzip", "protobuf+gzip"])

@@ -147,3 +147,5 @@ def test_the_sdk_configured_by_two_environment_variables_lands_its_metrics(
     stored_labels = MetricPoint.objects.filter(project=project).values_list("labels", flat=True)
     assert all(labels == {"model_version": "7", "service": "fraud-api"} for labels in stored_labels)
     assert MetricPoint.objects.filter(project=project).count() == expected
+    sources = set(MetricPoint.objects.filter(project=project).values_list("source", flat=True))
+    assert sources == {"otlp:fraud-sdk"}

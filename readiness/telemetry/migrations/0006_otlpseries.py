@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('projects', '0004_project_evaluated_at'),
-        ('telemetry', '0004_ingestbatch_failed_state'),
+        ('telemetry', '0005_source'),
     ]
 
     operations = [
