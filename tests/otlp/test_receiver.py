@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AGGREGATION_TEMPORALITY_CUMULATIVE
 
 from readiness.projects.services import token_create
+from readiness.security.rates import Rate
 from readiness.telemetry.models import IngestBatch, MetricPoint, OtlpSeries
 from readiness.telemetry.push_rules import MAX_BODY_BYTES
 from readiness.telemetry.services import batches_apply
@@ -202,6 +203,23 @@ def test_no_token_is_a_401_and_a_token_without_metrics_write_a_403(client: Clien
     assert anonymous["WWW-Authenticate"] == "Bearer"
     assert forbidden.json()["error"]["code"] == "forbidden"
     assert not IngestBatch.objects.exists()
+
+
+def test_a_token_over_its_rate_limit_gets_429_with_retry_after_as_pushes_do(
+    client: Client, cast: Cast, secret: str, settings: Any
+) -> None:
+    settings.READINESS_RATE_LIMIT_REDIS_URL = ""  # this process's own count: no Redis shared with others
+    settings.READINESS_API_RATE_LIMIT = Rate(requests=2, seconds=60)
+    body = export(gauge("accuracy", number(0.9))).SerializeToString()
+
+    statuses = [send(client, body, secret).status_code for _ in range(2)]
+    refused = send(client, body, secret)
+
+    assert statuses == [200, 200]
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) > 0
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert IngestBatch.objects.count() == 2
 
 
 def cumulative(counts: tuple[int, ...], *, at: int, total: float) -> ExportMetricsServiceRequest:
