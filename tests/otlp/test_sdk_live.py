@@ -27,7 +27,7 @@ from readiness.celery import app
 from readiness.projects.services import token_create
 from readiness.telemetry.models import IngestBatch, MetricPoint
 from readiness.telemetry.otlp.quantiles import PERCENTILES
-from tests.factories import ProjectFactory
+from tests.factories import MetricCriterionFactory, ProjectFactory
 from tests.otlp.test_sdk_exports import DEFAULT_BOUNDS
 from tests.servers import (
     RedisServer,
@@ -95,6 +95,16 @@ def test_the_sdk_configured_by_two_environment_variables_lands_its_metrics(
     web: WebServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = ProjectFactory()
+    # A criterion that accepts only OTLP points: its result must say they came from this exporter.
+    MetricCriterionFactory(
+        project=project,
+        key="accuracy",
+        metric="model.accuracy",
+        aggregation="latest",
+        op=">=",
+        threshold=0.9,
+        sources=["otlp"],
+    )
     _, secret = token_create(project=project, name="fraud-sdk", scopes=["metrics:write"])
     _, reader_secret = token_create(project=project, name="reader", scopes=["scorecard:read"])
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"{web.url}/api/v1/otlp/v1/metrics")
@@ -147,5 +157,8 @@ def test_the_sdk_configured_by_two_environment_variables_lands_its_metrics(
     stored_labels = MetricPoint.objects.filter(project=project).values_list("labels", flat=True)
     assert all(labels == {"model_version": "7", "service": "fraud-api"} for labels in stored_labels)
     assert MetricPoint.objects.filter(project=project).count() == expected
-    sources = set(MetricPoint.objects.filter(project=project).values_list("source", flat=True))
-    assert sources == {"otlp:fraud-sdk"}
+    metric = client.get(f"/api/v1/projects/{project.slug}/metrics/model.accuracy", {"source": "otlp"}).json()
+    assert metric["sources"] == {"otlp:fraud-sdk": ROUNDS + 1}
+    scorecard = client.get(f"/api/v1/projects/{project.slug}/scorecard", {"target": "pilot"}).json()
+    (result,) = [c for c in scorecard["criteria"] if c["key"] == "accuracy"]
+    assert (result["status"], result["sources"]) == ("pass", ["otlp:fraud-sdk"])
