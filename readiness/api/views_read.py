@@ -142,6 +142,7 @@ class MetricApi(APIView):
             aggregation=query["aggregation"],
             window=window,
             now=timezone.now(),
+            kinds=[query["source"]] if "source" in query else (),
         )
         body = {
             "metric": metric,
@@ -150,6 +151,7 @@ class MetricApi(APIView):
             "value": summary.value,
             "count": summary.count,
             "series": summary.series,
+            "sources": summary.sources,
         }
         return Response(MetricOutputSerializer(body).data)
 

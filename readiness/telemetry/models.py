@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from readiness.telemetry.provenance import MAX_SOURCE
+
 
 class MetricPoint(models.Model):
     """One observation of one metric of one project.
@@ -20,6 +22,8 @@ class MetricPoint(models.Model):
     ts = models.DateTimeField()
     value = models.FloatField()
     labels = models.JSONField(default=dict, blank=True)
+    # Provenance (PRODUCT.md §8): "kind:name", e.g. "probe:api" or "push:ci-pipeline" (telemetry.provenance).
+    source = models.CharField(max_length=MAX_SOURCE)
 
     class Meta:
         # Every windowed aggregation is "this project, this metric, ts in (now - window, now]": one
@@ -90,6 +94,8 @@ class IngestBatch(models.Model):
         "projects.ProjectToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # The provenance every point of the batch is stored with ("push:<token name>", "probe:<check>"...).
+    source = models.CharField(max_length=MAX_SOURCE)
     body_sha256 = models.CharField(max_length=64)
     accepted = models.PositiveIntegerField()
     # Tab-separated COPY rows (metric, ts, value, labels); cleared once applied.
@@ -119,3 +125,28 @@ class IngestBatch(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.id} ({self.accepted} points, {self.state})"
+
+
+class OtlpSeries(models.Model):
+    """The previous data point of one cumulative OTLP histogram series (PRODUCT.md §8 "OTLP receiver").
+
+    The receiver maps a cumulative histogram's difference from the previous data point of its
+    series, as the Collector's ``cumulativetodelta`` does. Kept in the database, not in a process:
+    the difference survives restarts and is the same whichever gunicorn process takes the next
+    export. Read and written with a row lock inside the transaction that stores the export's batch
+    (``readiness.telemetry.otlp_memory``), so two exports of one series never count an interval twice.
+    """
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=64)  # otlp.series_key: a SHA-256 of resource, scope, metric, attributes
+    # HistogramState.as_dict(); null for a row created to hold the lock before any state was stored.
+    state = models.JSONField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "key"], name="otlpseries_key_unique_per_project"),
+        ]
+
+    def __str__(self) -> str:
+        return f"OTLP series {self.key[:12]} of project {self.project_id}"

@@ -31,6 +31,7 @@ from readiness.telemetry.push_rules import (
     PointRules,
     Problems,
     PushInvalid,
+    copy_text,
     not_json,
     point_count_invalid,
     unknown_fields_invalid,
@@ -49,6 +50,7 @@ __all__ = [
     "PushInvalid",
     "document_points",
     "encode_points",
+    "encode_valid_points",
     "parse_push",
     "read_points",
     "structure_of",
@@ -80,17 +82,21 @@ def structure_of(body: bytes) -> int:
     return len(body.translate(None, _NOT_STRUCTURE))
 
 
-def parse_push(body: bytes, *, now: datetime) -> ParsedPush:
-    """Validate a push body and encode its points. Raises PushInvalid with per-point details."""
+def parse_push(body: bytes, *, now: datetime, reserved_allowed: bool = False) -> ParsedPush:
+    """Validate a push body and encode its points. Raises PushInvalid with per-point details.
+    ``health.*`` names are refused unless ``reserved_allowed`` (the probes' own batches)."""
     problems = Problems()
-    if structure_of(body) <= WHOLE_BODY_STRUCTURE:
-        return encode_points(document_points(body), problems, now=now)
-    return encode_points(read_points(body, problems), problems, now=now)
+    points = (
+        document_points(body) if structure_of(body) <= WHOLE_BODY_STRUCTURE else read_points(body, problems)
+    )
+    return encode_points(points, problems, now=now, reserved_allowed=reserved_allowed)
 
 
-def encode_points(points: Iterable[tuple[int, Any]], problems: Problems, *, now: datetime) -> ParsedPush:
+def encode_points(
+    points: Iterable[tuple[int, Any]], problems: Problems, *, now: datetime, reserved_allowed: bool = False
+) -> ParsedPush:
     """Judge every point and encode the batch as COPY rows, or raise PushInvalid with its problems."""
-    rules = PointRules(now=now)
+    rules = PointRules(now=now, reserved_allowed=reserved_allowed)
     pending: list[str] = []
     encoded: list[bytes] = []
     count = 0
@@ -105,6 +111,35 @@ def encode_points(points: Iterable[tuple[int, Any]], problems: Problems, *, now:
                 pending.clear()
     if problems.count:
         raise problems.invalid()
+    rows = "".join(pending).encode()
+    return ParsedPush(count=count, rows=b"".join((*encoded, rows)) if encoded else rows)
+
+
+def encode_valid_points(points: Iterable[tuple[str, datetime, float, dict[str, str]]]) -> ParsedPush:
+    """Encode points another path already judged by the push's rules (OTLP's mapping: names from
+    ``METRIC_RE``, labels within the limits, finite values, times within bounds and in UTC) as the
+    same COPY rows ``encode_points`` makes, so both paths store alike."""
+    pending: list[str] = []
+    encoded: list[bytes] = []
+    count = 0
+    # An export repeats a few label sets and times (an SDK stamps a collection's points alike) over
+    # thousands of points: each is encoded once.
+    labels_texts: dict[tuple[tuple[str, str], ...], str] = {(): "{}"}
+    ts_texts: dict[datetime, str] = {}
+    for metric, ts, value, labels in points:
+        ts_text = ts_texts.get(ts)
+        if ts_text is None:
+            ts_text = ts_texts[ts] = ts.isoformat()
+        key = tuple(labels.items())
+        labels_text = labels_texts.get(key)
+        if labels_text is None:
+            labels_text = copy_text(orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode())
+            labels_texts[key] = labels_text
+        pending.append(f"{metric}\t{ts_text}\t{value!r}\t{labels_text}\n")
+        count += 1
+        if len(pending) == ENCODE_EVERY:
+            encoded.append("".join(pending).encode())
+            pending.clear()
     rows = "".join(pending).encode()
     return ParsedPush(count=count, rows=b"".join((*encoded, rows)) if encoded else rows)
 

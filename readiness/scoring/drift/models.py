@@ -37,6 +37,7 @@ def reference_fingerprint(criterion: Criterion) -> str:
             criterion.labels or {},
             criterion.reference_start.isoformat() if criterion.reference_start else None,
             criterion.reference_end.isoformat() if criterion.reference_end else None,
+            *([criterion.sources] if criterion.sources else []),  # absent when empty: old profiles stay valid
         ]
     )
 
@@ -102,6 +103,8 @@ class DriftResult(models.Model):
     current_count = models.PositiveIntegerField()
     reason = models.TextField(blank=True)  # why value is None; empty when there is a value
     bins = models.JSONField(null=True, blank=True)  # {"edges": [9], "reference": [10], "current": [10]}
+    # The distinct sources of the points compared, reference and current window (PRODUCT.md §8).
+    sources = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-computed_at", "-id"]
@@ -125,4 +128,5 @@ class DriftResult(models.Model):
             count=min(self.reference_count, self.current_count),
             as_of=self.computed_at if self.value is not None else None,
             reason=self.reason or None,
+            sources=tuple(self.sources or ()),
         )
