@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
+import time_machine
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.test import override_settings
@@ -30,6 +31,19 @@ from tests.conftest import Cast
 from tests.factories import MetricCriterionFactory, MetricPointFactory
 
 T0 = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def test_clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every alerts test runs on its own clock, a few minutes after T0 and ticking: events happen at
+    T0 and their deliveries fall due then, so a sender or sweep that reads the clock must see that clock,
+    never the day the suite runs (a real clock before T0 found nothing due). Tests with a real worker
+    stay on the real clock, which the worker's process shares, and compute their times from now."""
+    if request.node.get_closest_marker("worker"):
+        yield
+        return
+    with time_machine.travel(T0 + dt.timedelta(minutes=5)):
+        yield
 
 
 # --- A webhook receiver -----------------------------------------------------------------------------

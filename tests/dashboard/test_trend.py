@@ -3,7 +3,7 @@ scorecard as of each week's end, checked against a hand-computed case."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 
 import pytest
@@ -19,6 +19,14 @@ from tests.factories import ProjectFactory, TeamFactory
 
 # A Wednesday: the current week started on Monday 16 November.
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def frozen() -> Iterator[None]:
+    """Every test here lives wholly at NOW: its projects, scorecards, logins and pages alike, so the
+    trend's weeks never depend on the day the suite runs."""
+    with time_machine.travel(NOW, tick=False):
+        yield
 
 
 def stored(project: Project, decision: str, at: datetime) -> None:
@@ -95,8 +103,7 @@ def test_rows_can_leave_the_trend_out(history: dict[str, Project]) -> None:
 def test_portfolio_draws_the_trend_with_a_table_fallback(
     history: dict[str, Project], cast: Cast, as_user: Callable
 ) -> None:
-    with time_machine.travel(NOW, tick=False):
-        content = as_user(cast.leader).get("/").content.decode()
+    content = as_user(cast.leader).get("/").content.decode()
     assert 'aria-labelledby="trend-title trend-desc"' in content
     assert "From 100% go in the week of 31 Aug to 75% in the week of 16 Nov." in content
     assert "<summary>The trend as a table</summary>" in content
@@ -111,8 +118,7 @@ def test_trend_follows_the_portfolio_filters(
 ) -> None:
     other = ProjectFactory(slug="elsewhere", team=TeamFactory(slug="search", name="Search"))
     stored(other, "no_go", datetime(2026, 11, 1, tzinfo=UTC))
-    with time_machine.travel(NOW, tick=False):
-        content = as_user(cast.leader).get("/?team=search").content.decode()
+    content = as_user(cast.leader).get("/?team=search").content.decode()
     assert "From 0% go in the week of 26 Oct to 0% in the week of 16 Nov." in content
 
 
@@ -120,8 +126,7 @@ def test_retired_projects_leave_the_trend_like_the_matrix(
     history: dict[str, Project], cast: Cast, as_user: Callable
 ) -> None:
     Project.objects.filter(slug="b").update(stage="retired")
-    with time_machine.travel(NOW, tick=False):
-        content = as_user(cast.leader).get("/").content.decode()
+    content = as_user(cast.leader).get("/").content.decode()
     assert "(3 of 3)" in content  # a, d, e are go this week; b is retired, c never evaluated
 
 
@@ -131,8 +136,7 @@ def test_portfolio_without_scorecards_says_there_is_no_trend(cast: Cast, as_user
 
 
 def test_htmx_results_carry_the_trend(history: dict[str, Project], cast: Cast, as_user: Callable) -> None:
-    with time_machine.travel(NOW, tick=False):
-        response = as_user(cast.leader).get("/?team=fraud", HTTP_HX_REQUEST="true")
+    response = as_user(cast.leader).get("/?team=fraud", HTTP_HX_REQUEST="true")
     assert "Readiness trend" in response.content.decode()
     assert "<html" not in response.content.decode()
 
