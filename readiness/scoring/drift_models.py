@@ -31,6 +31,7 @@ class DriftReference(models.Model):
     sample = models.BinaryField()
     edges = models.JSONField()
     shares = models.JSONField()
+    sources = models.JSONField(default=list)  # the distinct sources of the sample (PRODUCT.md §8)
     computed_at = models.DateTimeField()
 
     def __str__(self) -> str:
