@@ -379,6 +379,49 @@ def test_criterion_edit_is_audited_and_keeps_it_applicable(console: Client, cast
     assert (entry.before["threshold"], entry.after["threshold"]) == (300.0, 250.0)
 
 
+@pytest.mark.parametrize(
+    ("sources", "stored", "error"),
+    [
+        ('["probe", "prometheus"]', ["probe", "prometheus"], None),
+        ("", [], None),  # emptied: every kind
+        ('["probe", "pigeon"]', None, "unknown source kind 'pigeon'"),
+        ('"probe"', None, "must be a list of source kinds"),
+        ('["probe", "probe"]', None, "lists a source kind twice"),
+    ],
+)
+def test_criterion_sources_are_edited_in_the_console(
+    console: Client, cast: Cast, sources: str, stored: list[str] | None, error: str | None
+) -> None:
+    criterion = MetricCriterionFactory(project=cast.project, key="uptime", metric="health.up", threshold=0.99)
+    data = {
+        "project": cast.project.pk,
+        "key": "uptime",
+        "title": criterion.title,
+        "dimension": "engineering",
+        "kind": "metric",
+        "severity": "blocker",
+        "stage": "pilot",
+        "position": 0,
+        "labels": "{}",
+        "sources": sources,
+        "min_samples": 1,
+        "metric": "health.up",
+        "window": "24h",
+        "aggregation": "mean",
+        "op": ">=",
+        "threshold": "0.99",
+    }
+    response = console.post(reverse("admin:scoring_criterion_change", args=[criterion.pk]), data)
+    criterion.refresh_from_db()
+    if error is None:
+        assert response.status_code == 302
+        assert criterion.sources == stored
+    else:
+        assert response.status_code == 200
+        assert error in " ".join(response.context["adminform"].form.errors["sources"])
+        assert criterion.sources == [] and criterion.aggregation == "p99"  # nothing changed
+
+
 # --- Tokens -----------------------------------------------------------------------------------------
 
 

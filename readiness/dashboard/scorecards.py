@@ -215,6 +215,8 @@ def _criterion_line(result: dict[str, Any], comparison: tuple[str, str]) -> Crit
         as_of=parse_time(result.get("as_of")),
         remediation=result.get("remediation") or "",
         applies=bool(result.get("applies", True)),
+        # Absent from scorecards stored before provenance was recorded.
+        sources=tuple(result.get("sources") or ()),
     )
 
 

@@ -58,7 +58,7 @@ class HealthCheckAdmin(admin.ModelAdmin):
 class MetricPointAdmin(ReadOnlyModelAdmin):
     """Read-only, for looking at what a project pushed; the API and the prober write points."""
 
-    list_display = ("metric", "project", "ts", "value", "labels")
+    list_display = ("metric", "project", "ts", "value", "labels", "source")
     list_filter = ("project",)
     # Exact match only: a LIKE over this table would scan it whole.
     search_fields = ("=metric",)
@@ -74,7 +74,7 @@ class MetricPointAdmin(ReadOnlyModelAdmin):
 class IngestBatchAdmin(ReadOnlyModelAdmin):
     """Accepted pushes: whether each was applied, and why the database refused one (``failed``)."""
 
-    list_display = ("id", "project", "state", "accepted", "received_at", "processed_at", "error")
+    list_display = ("id", "project", "source", "state", "accepted", "received_at", "processed_at", "error")
     list_filter = ("state", "project")
     search_fields = ("=id", "idempotency_key")
     list_select_related = ("project",)

@@ -2,7 +2,7 @@
 
 beat (every 10 s) -> claim due targets (conditional UPDATE each) -> probe_all (asyncio, bounded)
     -> one bulk update of last_probe_at/last_up/last_reason
-    -> per target: one batch of health.up / health.latency_ms points through batch_ingest, from
+    -> per target: one batch of health.up / health.latency_ms points (batches_store, one INSERT), from
        "probe:<target name>" (the provenance that lets a criterion accept only probed availability)
     -> per project whose up/down changed: a coalesced re-evaluation
 """
@@ -26,7 +26,7 @@ from readiness.security.egress import deny_networks
 from readiness.telemetry.models import HealthCheck
 from readiness.telemetry.probes import ProbeResult, ProbeTarget, probe_all
 from readiness.telemetry.provenance import source_label
-from readiness.telemetry.services import batch_ingest
+from readiness.telemetry.services import batches_store
 from readiness.telemetry.signals import project_evidence_changed
 
 log = logging.getLogger(__name__)
@@ -161,16 +161,17 @@ def healthchecks_record(*, checks: list[HealthCheck], results: list[ProbeResult]
     # One transaction: the target's shown state and its points land together or not at all.
     with transaction.atomic():
         HealthCheck.objects.bulk_update(checks, ["last_probe_at", "last_up", "last_reason"], batch_size=500)
-        for check, check_points in points:
-            # The same storage path as a push: validated, stored durably, applied by the drain, so
-            # availability is mean(health.up) like any pushed metric. One batch per target, since a
-            # batch has one source: "probe:<name>", which may write the reserved health.* names.
-            batch_ingest(
-                project_id=check.project_id,
-                body=orjson.dumps({"points": check_points}),
-                source=source_label("probe", check.name),
-                now=now,
-            )
+        # The same storage path as a push: validated, stored durably, applied by the drain, so
+        # availability is mean(health.up) like any pushed metric. One batch per target, since a batch
+        # has one source: "probe:<name>", which may write the reserved health.* names; all of a
+        # cycle's batches in one INSERT (one at a time took 3 s for 1,000 targets).
+        batches_store(
+            batches=[
+                (check.project_id, source_label("probe", check.name), orjson.dumps({"points": check_points}))
+                for check, check_points in points
+            ],
+            now=now,
+        )
         # A flip must be judged promptly (a target going down can turn the decision no_go). Applying
         # the batch asks for an evaluation too, and requests coalesce, so this adds none when the
         # drain keeps up; the evaluation runs a second later, after the drain applied the points.

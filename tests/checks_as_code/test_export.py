@@ -83,6 +83,26 @@ def test_exported_project_is_recreated_identically(people: None, write_yaml: Cal
     assert run_command("readiness_export").stdout == first
 
 
+def test_criterion_sources_survive_export_and_reimport(people: None, write_yaml: Callable) -> None:
+    """PRODUCT.md §8: a criterion's accepted source kinds are part of its definition in the file."""
+    run_command("readiness_import", str(FRAUD_YAML))
+    document = yaml.safe_load(run_command("readiness_export").stdout)
+    criteria = {c["key"]: c for c in document["projects"][0]["criteria"]}
+    assert criteria["availability"]["sources"] == ["probe", "prometheus"]  # from the baseline
+    assert "sources" not in criteria["p99_latency"]  # every kind: nothing to write
+    criteria["p99_latency"]["sources"] = ["otlp", "prometheus"]
+    criteria["availability"]["sources"] = []  # cleared: every kind again
+    run_command("readiness_import", write_yaml(document))
+
+    stored = dict(Criterion.objects.values_list("key", "sources"))
+    assert (stored["p99_latency"], stored["availability"]) == (["otlp", "prometheus"], [])
+    first, second, _ = round_trip(write_yaml)
+    assert second == first
+    exported = {c["key"]: c for c in yaml.safe_load(first)["projects"][0]["criteria"]}
+    assert exported["p99_latency"]["sources"] == ["otlp", "prometheus"]
+    assert exported["availability"]["sources"] == []
+
+
 def test_a_digest_channel_survives_export_and_reimport(people: None, write_yaml: Callable) -> None:
     run_command("readiness_import", str(FRAUD_YAML))
     Channel.objects.filter(kind="webhook").update(digest=True)

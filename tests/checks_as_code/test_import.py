@@ -246,20 +246,20 @@ def test_newer_template_version_adds_criteria_and_reports_differences(
     )  # fmt: skip
     TemplateCriterion.objects.filter(template=template, key="error_rate").update(threshold=0.5)
     TemplateCriterion.objects.filter(template=template, key="pen_test").update(valid_for_days=30)
-    Template.objects.filter(pk=template.pk).update(version=2)
+    Template.objects.filter(pk=template.pk).update(version=3)
 
     result = run_command("readiness_import", write_yaml(fraud))
 
-    assert "~ fraud-detector.templates.baseline v1 → v2: 1 criteria added" in result.stdout
+    assert "~ fraud-detector.templates.baseline v2 → v3: 1 criteria added" in result.stdout
     assert "+ fraud-detector.criteria.model_registry (from baseline)" in result.stdout
     assert (
-        "! fraud-detector.criteria.error_rate differs from baseline v2 (threshold); "
+        "! fraud-detector.criteria.error_rate differs from baseline v3 (threshold); "
         "the project's definition is kept"
     ) in result.stdout
     # pen_test is defined in the file: its difference from the template is intended, not news.
     assert "criteria.pen_test differs" not in result.stdout
     assert Criterion.objects.get(project__slug="fraud-detector", key="error_rate").threshold != 0.5
-    assert AppliedTemplate.objects.get(project__slug="fraud-detector", template=template).version == 2
+    assert AppliedTemplate.objects.get(project__slug="fraud-detector", template=template).version == 3
 
 
 def test_dry_run_prints_changes_and_changes_nothing() -> None:
@@ -482,6 +482,30 @@ INVALID_CASES = [
         _set([*C, "min_samples"], 0),
         "projects[0].criteria[0].min_samples",
         "must be at least 1",
+    ),
+    (
+        "sources with an unknown kind",
+        _set([*C, "sources"], ["probe", "carrier"]),
+        "projects[0].criteria[0].sources[1]",
+        "expected one of push, otlp, probe, prometheus, mlflow",
+    ),
+    (
+        "sources not a list",
+        _set([*C, "sources"], "probe"),
+        "projects[0].criteria[0].sources",
+        "expected a list of source kinds",
+    ),
+    (
+        "a source kind twice",
+        _set([*C, "sources"], ["probe", "prometheus", "probe"]),
+        "projects[0].criteria[0].sources[2]",
+        "probe is listed twice",
+    ),
+    (
+        "sources on an attestation",
+        _set([*P, "criteria", 1, "sources"], ["probe"]),
+        "projects[0].criteria[1].sources",
+        "an attestation has no sources",
     ),
 ]
 

@@ -36,6 +36,21 @@ def test_scorecard_shows_blockers_owners_and_remediation(cast: Cast, as_user: Ca
     assert 'id="engineering"' in content
 
 
+def test_scorecard_says_where_each_value_came_from(cast: Cast, as_user: Callable) -> None:
+    """PRODUCT.md §8: the sources of a value next to it, in words, with the stored labels on hover."""
+    MetricCriterionFactory(
+        project=cast.project, key="uptime", metric="health.up", aggregation="mean", op=">=", threshold=0.5
+    )
+    MetricPointFactory(project=cast.project, metric="health.up", value=1.0, source="probe:api")
+    MetricPointFactory(project=cast.project, metric="health.up", value=1.0, source="probe:db")
+    MetricPointFactory(project=cast.project, metric="health.up", value=0.0, source="otlp:serving")
+    content = as_user(cast.leader).get("/projects/fraud-detector/").content.decode()
+    assert (
+        '<p class="criterion__sources muted" title="otlp:serving, probe:api, probe:db">'
+        "from OTLP exports: serving; probes: api, db</p>"
+    ) in content
+
+
 def test_scorecard_of_a_go_project_says_go(cast: Cast, as_user: Callable) -> None:
     # A prototype aims at pilot, where sign-offs are optional: no criteria, nothing blocks.
     Project.objects.filter(pk=cast.project.pk).update(stage="prototype")

@@ -50,6 +50,7 @@ def store_points(
     end: dt.datetime,
     metric: str = "prediction_score",
     labels: dict[str, str] | None = None,
+    source: str = "push:ci",
 ) -> None:
     """Spread the values evenly over ``(start, end]``: inside a window with those bounds."""
     values = np.asarray(values, dtype=float)
@@ -57,7 +58,12 @@ def store_points(
     MetricPoint.objects.bulk_create(
         [
             MetricPoint(
-                project=project, metric=metric, ts=start + step * (i + 1), value=v, labels=labels or {}
+                project=project,
+                metric=metric,
+                ts=start + step * (i + 1),
+                value=v,
+                labels=labels or {},
+                source=source,
             )
             for i, v in enumerate(values.tolist())
         ],

@@ -892,8 +892,8 @@ def test_to_json_criterion_has_the_contract_fields_plus_allowed_extras() -> None
     assert isinstance(criteria, list)
     contract = {"key", "dimension", "kind", "severity", "status", "value", "threshold", "warn_threshold"}
     contract |= {"reason", "as_of"}
-    assert set(criteria[0]) == contract | {"title", "remediation", "applies"}
-    assert criteria[0] | {"title": "", "remediation": "", "applies": True} == {
+    assert set(criteria[0]) == contract | {"title", "remediation", "applies", "sources"}
+    assert criteria[0] | {"title": "", "remediation": "", "applies": True, "sources": []} == {
         "key": "latency_p99",
         "dimension": "engineering",
         "kind": "metric",
@@ -907,6 +907,7 @@ def test_to_json_criterion_has_the_contract_fields_plus_allowed_extras() -> None
         "title": "",
         "remediation": "",
         "applies": True,
+        "sources": [],
     }
 
 
@@ -976,3 +977,37 @@ def test_engine_imports_no_django_and_reads_no_clock() -> None:
             for node in ast.walk(tree)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
         }
+
+
+# ---- provenance (PRODUCT.md §8) ---------------------------------------------------------------
+
+
+def test_a_result_carries_the_sources_of_its_measurement() -> None:
+    spec = metric(metric="health.up", aggregation="mean", op=">=", threshold=0.99, sources=("probe",))
+    result = result_of(spec, measurements={spec.key: measured(1.0, sources=("probe:api", "probe:db"))})
+    assert (result.status, result.sources) == ("pass", ("probe:api", "probe:db"))
+    assert result.to_json()["sources"] == ["probe:api", "probe:db"]
+    shifted = drift(sources=("prometheus",))
+    pulled = measured(0.01, sources=("prometheus:prod",))
+    assert result_of(shifted, measurements={shifted.key: pulled}).sources == ("prometheus:prod",)
+
+
+def test_attestations_and_unmeasured_criteria_have_no_sources() -> None:
+    assert result_of(attestation(), attestations={"threat_model": attested()}).to_json()["sources"] == []
+    assert result_of(metric()).sources == ()
+
+
+def test_missing_data_says_which_kinds_were_accepted() -> None:
+    spec = metric(metric="health.up", aggregation="mean", op=">=", sources=("probe", "prometheus"))
+    assert result_of(spec).reason == (
+        "no health.up data from probe or prometheus over 24h (at least 1 sample needed)"
+    )
+    few = metric(metric="health.up", min_samples=100, sources=("probe",))
+    assert result_of(few, measurements={few.key: measured(1.0, count=3)}).reason == (
+        "only 3 samples of health.up from probe over 24h; 100 samples needed"
+    )
+
+
+def test_an_unknown_source_kind_is_refused_loudly() -> None:
+    with pytest.raises(ValueError, match=r"criterion 'latency_p99': sources must be one of push, otlp"):
+        evaluate(make_input([metric(sources=("pigeon",))]))

@@ -10,12 +10,13 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
+from django.utils import timezone
 
 from readiness.projects.services import token_create
 from readiness.telemetry.models import IngestBatch, MetricPoint
 from readiness.telemetry.provenance import SOURCE_KINDS, is_reserved, kind_of, source_label
 from readiness.telemetry.push import PushInvalid
-from readiness.telemetry.services import batch_ingest, batches_apply
+from readiness.telemetry.services import batch_ingest, batches_apply, batches_store
 from tests.conftest import Cast
 from tests.factories import ProjectFactory
 
@@ -128,3 +129,19 @@ def test_the_migration_marks_existing_points_and_batches_push_legacy() -> None:
             "WHERE table_name = 'telemetry_metricpoint' AND column_name = 'source'"
         )
         assert cursor.fetchone() == (None,)
+
+
+@pytest.mark.django_db
+def test_many_batches_are_stored_at_once_each_with_its_source_or_none_at_all() -> None:
+    """A probe cycle's batches (one per target) in one INSERT; an invalid one stores nothing."""
+    project = ProjectFactory()
+    body = orjson.dumps({"points": [{"metric": "health.up", "value": 1.0}]})
+    refused = [(project.pk, "probe:api", body), (project.pk, "push:ci", body)]
+    with pytest.raises(PushInvalid):
+        batches_store(batches=refused, now=timezone.now())
+    assert not IngestBatch.objects.exists()
+
+    probed = [(project.pk, "probe:api", body), (project.pk, "probe:db", body)]
+    assert batches_store(batches=probed, now=timezone.now()) == 2
+    assert batches_apply() == 2
+    assert sorted(MetricPoint.objects.values_list("source", flat=True)) == ["probe:api", "probe:db"]

@@ -55,25 +55,32 @@ class DriftRun:
     pruned: int
 
 
-def sample_values(points: QuerySet[MetricPoint]) -> np.ndarray:
-    """The values of a window's points, in one query.
+def sample_values(points: QuerySet[MetricPoint]) -> tuple[np.ndarray, list[str]]:
+    """The values of a window's points and their distinct sources (sorted), in one query.
 
-    On PostgreSQL the database packs them into one bytea of big-endian float8 (``float8send``), which
-    numpy reads as it is: no row objects, no float parsing, about half the time of iterating rows. SQLite
-    has no such function; there the rows are read one by one."""
+    On PostgreSQL the database packs the values into one bytea of big-endian float8 (``float8send``),
+    which numpy reads as it is: no row objects, no float parsing, about half the time of iterating rows.
+    SQLite has no such function; there the rows are read one by one."""
     if connection.vendor != "postgresql":
-        return np.fromiter(points.values_list("value", flat=True), dtype=float)
-    sql, params = points.values_list("value").query.sql_with_params()
+        rows = list(points.values_list("value", "source"))
+        return np.fromiter((value for value, _ in rows), dtype=float), sorted({source for _, source in rows})
+    sql, params = points.values_list("value", "source").query.sql_with_params()
     # The inner SQL is the ORM's own, its values still bound as parameters.
-    packing = f"SELECT string_agg(float8send(value), ''::bytea) FROM ({sql}) AS window_values"  # noqa: S608
+    packing = (
+        "SELECT string_agg(float8send(value), ''::bytea), array_agg(DISTINCT source) "  # noqa: S608
+        f"FROM ({sql}) AS window_values"
+    )
     with connection.cursor() as cursor:
         cursor.execute(packing, params)
-        (packed,) = cursor.fetchone()
-    return np.frombuffer(packed, dtype=">f8").astype(float) if packed else np.empty(0)
+        packed, sources = cursor.fetchone()
+    values = np.frombuffer(packed, dtype=">f8").astype(float) if packed else np.empty(0)
+    return values, sorted(sources or ())
 
 
-def drift_reference_profile(*, criterion: Criterion, now: datetime) -> tuple[ReferenceProfile | None, int]:
-    """The reference period's profile and sample count, from the cache when it is still current.
+def drift_reference_profile(
+    *, criterion: Criterion, now: datetime
+) -> tuple[ReferenceProfile | None, int, list[str]]:
+    """The reference period's profile, sample count and sources, from the cache when still current.
 
     Metric points are only ever appended (and pruned by retention), so the count of the period's points
     tells whether the cached sample is still the period's sample: a backfill of reference data pushed
@@ -92,8 +99,8 @@ def drift_reference_profile(*, criterion: Criterion, now: datetime) -> tuple[Ref
     )
     cached = DriftReference.objects.filter(criterion=criterion, fingerprint=fingerprint).first()
     if cached is not None and points.count() == cached.count:
-        return (cached.profile() if cached.count else None), cached.count
-    values = sample_values(points)
+        return (cached.profile() if cached.count else None), cached.count, list(cached.sources or ())
+    values, sources = sample_values(points)
     profile = reference_profile(values) if values.size else None
     if criterion.reference_end <= now:
         sample = profile.sorted_sample if profile is not None else np.empty(0)
@@ -104,6 +111,7 @@ def drift_reference_profile(*, criterion: Criterion, now: datetime) -> tuple[Ref
             sample=sample.astype("<f8").tobytes(),
             edges=profile.edges.tolist() if profile is not None else [],
             shares=profile.shares.tolist() if profile is not None else [],
+            sources=sources,
             computed_at=now,
         )
         # An upsert: the job and an evaluation's ensure step may build the same profile at once.
@@ -111,9 +119,9 @@ def drift_reference_profile(*, criterion: Criterion, now: datetime) -> tuple[Ref
             [row],
             update_conflicts=True,
             unique_fields=["criterion"],
-            update_fields=["fingerprint", "count", "sample", "edges", "shares", "computed_at"],
+            update_fields=["fingerprint", "count", "sample", "edges", "shares", "sources", "computed_at"],
         )
-    return profile, int(values.size)
+    return profile, int(values.size), sources
 
 
 def drift_result_compute(*, criterion: Criterion, now: datetime) -> DriftResult:
@@ -129,7 +137,7 @@ def drift_result_compute(*, criterion: Criterion, now: datetime) -> DriftResult:
         window = parse_window(criterion.window)
     except ValueError as exc:  # the database does not check the window's text; the engine must not pass it
         return DriftResult(**base, status="missing", reference_count=0, current_count=0, reason=str(exc))
-    profile, reference_count = drift_reference_profile(criterion=criterion, now=now)
+    profile, reference_count, reference_sources = drift_reference_profile(criterion=criterion, now=now)
     current_points = window_points(
         project_id=criterion.project_id,
         metric=criterion.metric,
@@ -138,7 +146,7 @@ def drift_result_compute(*, criterion: Criterion, now: datetime) -> DriftResult:
         labels=criterion.labels,
         kinds=criterion.sources or (),
     )
-    current = sample_values(current_points)
+    current, current_sources = sample_values(current_points)
     counts = {"reference_count": reference_count, "current_count": int(current.size)}
     needed = max(DRIFT_MIN_SAMPLES, criterion.min_samples)
     if profile is None or reference_count < needed or current.size < needed:
@@ -156,7 +164,8 @@ def drift_result_compute(*, criterion: Criterion, now: datetime) -> DriftResult:
         **counts,
         status=drift_status(criterion_spec(criterion), measurement),
         value=statistic.value,
-        sources=_sources(criterion, current_points),
+        # PRODUCT.md §8: the distinct sources of the points compared, on both sides.
+        sources=sorted({*reference_sources, *current_sources}),
         bins={
             "edges": profile.edges.tolist(),
             "reference": profile.shares.tolist(),
@@ -176,23 +185,6 @@ def drift_results_ensure(*, project: Project, now: datetime) -> list[DriftResult
     stored = drift_results_usable(criteria=criteria, now=now)
     computed = [drift_result_compute(criterion=c, now=now) for c in criteria if c.pk not in stored]
     return DriftResult.objects.bulk_create(computed)
-
-
-def _sources(criterion: Criterion, current: QuerySet[MetricPoint]) -> list[str]:
-    """The distinct sources of the points a drift value compares: the current window's and the
-    reference period's (PRODUCT.md §8)."""
-    assert criterion.reference_start is not None and criterion.reference_end is not None
-    reference = window_points(
-        project_id=criterion.project_id,
-        metric=criterion.metric,
-        start=criterion.reference_start,
-        end=criterion.reference_end,
-        labels=criterion.labels,
-        kinds=criterion.sources or (),
-    )
-    found = set(current.order_by().values_list("source", flat=True).distinct())
-    found |= set(reference.order_by().values_list("source", flat=True).distinct())
-    return sorted(found)
 
 
 def drift_results_compute(*, now: datetime | None = None) -> DriftRun:

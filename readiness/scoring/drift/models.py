@@ -37,7 +37,8 @@ def reference_fingerprint(criterion: Criterion) -> str:
             criterion.labels or {},
             criterion.reference_start.isoformat() if criterion.reference_start else None,
             criterion.reference_end.isoformat() if criterion.reference_end else None,
-            *([criterion.sources] if criterion.sources else []),  # absent when empty: old profiles stay valid
+            # Always present: profiles cached before provenance lack their sources and are rebuilt once.
+            criterion.sources or [],
         ]
     )
 
@@ -68,6 +69,7 @@ class DriftReference(models.Model):
     sample = models.BinaryField()
     edges = models.JSONField()
     shares = models.JSONField()
+    sources = models.JSONField(default=list)  # the distinct sources of the sample (PRODUCT.md §8)
     computed_at = models.DateTimeField()
 
     def __str__(self) -> str:
