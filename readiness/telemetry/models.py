@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.core.validators import MinValueValidator, URLValidator
 from django.db import models
 from django.db.models import Q
@@ -179,6 +181,21 @@ class MetricSource(models.Model):
         """The provenance of the points it stores: ``prometheus:<name>`` or ``mlflow:<name>``."""
         return f"{self.kind}:{self.name}"
 
+    def status_line(self, now: datetime) -> str:
+        """The source's state in one line for the scorecard: "prod-prometheus: last pulled 40 s ago",
+        "prod-prometheus: failing since 10:02: connection refused"."""
+        if not self.enabled:
+            return f"{self.name}: disabled"
+        if self.failing_since is not None:
+            since = timezone.localtime(self.failing_since)
+            shown = (
+                f"{since:%H:%M}" if now - self.failing_since < timedelta(hours=20) else f"{since:%d %b %H:%M}"
+            )
+            return f"{self.name}: failing since {shown}: {self.last_error}"
+        if self.last_success_at is None:
+            return f"{self.name}: not pulled yet"
+        return f"{self.name}: last pulled {_elapsed(now - self.last_success_at)} ago"
+
     def definition(self) -> dict[str, object]:
         """What people configure, as checks as code writes it (the keys a kind does not use left out)."""
         entry: dict[str, object] = {"name": self.name, "kind": self.kind, "url": self.url}
@@ -224,3 +241,14 @@ class MetricSource(models.Model):
                 field = field if field in {f.name for f in self._meta.fields} else "__all__"
                 errors.setdefault(field, []).append(f"{path}: {message}" if field != path else message)
             raise ValidationError(errors)
+
+
+def _elapsed(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    if seconds < 36 * 3600:
+        return f"{round(seconds / 3600)} h"
+    return f"{round(seconds / 86400)} days"
