@@ -162,6 +162,11 @@ class MetricSource(models.Model):
     # last pull succeeded.
     failing_since = models.DateTimeField(null=True, blank=True)
     points_stored = models.BigIntegerField(default=0)
+    # Prometheus: per query's metric, the timestamp of the newest point this source stored for it
+    # (ISO 8601). Written in the transaction that stores the points, under the row's lock, so it is
+    # exactly "the last point stored": the next pull asks from one step after it, and keeps only
+    # samples after it, without reading the metric table.
+    pulled_until = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["project", "name"]
