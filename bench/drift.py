@@ -39,6 +39,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from ingest import bench_database, drop_database  # noqa: E402 -- the same throwaway-database helpers
 
+COPY_POINTS = "COPY telemetry_metricpoint (project_id, source, metric, ts, value, labels) FROM STDIN"
+
 PYTHON = sys.executable
 MAX_SECONDS = 10.0
 WARM_RUNS = 3
@@ -88,14 +90,14 @@ def load_points(db_url: str, project_ids: list[int], data: list[tuple[str, np.nd
     with psycopg.connect(db_url) as conn:
         with (
             conn.cursor() as cur,
-            cur.copy("COPY telemetry_metricpoint (project_id, metric, ts, value, labels) FROM STDIN") as copy,
+            cur.copy(COPY_POINTS) as copy,
         ):
             for index, (_method, reference, current) in enumerate(data):
                 project_id = project_ids[index % len(project_ids)]
                 buf = io.StringIO()
                 for stamps, values in ((reference_ts, reference), (current_ts, current)):
                     for ts, value in zip(stamps, values.tolist(), strict=True):
-                        buf.write(f"{project_id}\tfeature_{index}\t{ts}\t{value!r}\t{{}}\n")
+                        buf.write(f"{project_id}\tpush:bench\tfeature_{index}\t{ts}\t{value!r}\t{{}}\n")
                 copy.write(buf.getvalue())
         conn.commit()
     # What autovacuum does to an append-only table soon after a load (PostgreSQL >= 13 vacuums on

@@ -36,6 +36,8 @@ from pathlib import Path
 import orjson
 import psycopg
 
+COPY_POINTS = "COPY telemetry_metricpoint (project_id, source, metric, ts, value, labels) FROM STDIN"
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 # The benchmarks run Readiness with DJANGO_DEBUG off, as in production, which refuses to start without
@@ -114,13 +116,14 @@ def raw_copy(db_url: str, project_id: int, n: int) -> float:
     buf = io.StringIO()
     for i in range(n):
         ts = (now - dt.timedelta(milliseconds=i)).isoformat()
-        buf.write(f'{project_id}\tlatency_ms\t{ts}\t{float(i % 997) + 0.5}\t{{"model_version":"{i % 5}"}}\n')
+        labels = f'{{"model_version":"{i % 5}"}}'
+        buf.write(f"{project_id}\tpush:bench\tlatency_ms\t{ts}\t{float(i % 997) + 0.5}\t{labels}\n")
     data = buf.getvalue().encode()
     with psycopg.connect(db_url) as conn:
         started = time.perf_counter()
         with (
             conn.cursor() as cur,
-            cur.copy("COPY telemetry_metricpoint (project_id, metric, ts, value, labels) FROM STDIN") as copy,
+            cur.copy(COPY_POINTS) as copy,
         ):
             for offset in range(0, len(data), 1 << 20):
                 copy.write(data[offset : offset + (1 << 20)])

@@ -126,7 +126,7 @@ def copy_points(project_ids: Sequence[int], *, every: dt.timedelta, now: dt.date
     stamps = [(now - k * every).isoformat() for k in range(steps)]
     written = 0
     with connection.cursor() as cursor:
-        columns = "(project_id, metric, ts, value, labels)"
+        columns = "(project_id, source, metric, ts, value, labels)"
         with cursor.copy(f"COPY telemetry_metricpoint {columns} FROM STDIN") as copy:
             for project_id in project_ids:
                 rng = random.Random(project_id)
@@ -139,7 +139,8 @@ def copy_points(project_ids: Sequence[int], *, every: dt.timedelta, now: dt.date
                     errors = max(0.0, 0.01 + 0.01 * wave + rng.random() * 0.01)
                     accuracy = 0.9 + 0.03 * wave + rng.random() * 0.01
                     for metric, value in zip(METRICS, (latency, up, errors, accuracy), strict=True):
-                        lines.append(f"{project_id}\t{metric}\t{stamp}\t{value:.6g}\t{{}}\n")
+                        source = "probe:api" if metric.startswith("health.") else "push:bench"
+                        lines.append(f"{project_id}\t{source}\t{metric}\t{stamp}\t{value:.6g}\t{{}}\n")
                 copy.write("".join(lines))
                 written += len(lines)
     return written

@@ -101,3 +101,4 @@ class MetricPointFactory(factory.django.DjangoModelFactory):
     ts = factory.LazyFunction(timezone.now)
     value = 100.0
     labels = factory.LazyFunction(dict)
+    source = "push:ci"

@@ -153,7 +153,7 @@ def test_eu_ai_act_high_risk_has_its_eight_blocker_attestations_with_evidence() 
 def test_migration_and_loader_agree_on_the_data_files() -> None:
     reports = template_load_builtin()
     assert [str(r) for r in reports] == [
-        "baseline v1: unchanged",
+        "baseline v2: unchanged",
         "eu_ai_act_high_risk v1: unchanged",
         "ml_test_score v1: unchanged",
     ]
@@ -175,19 +175,19 @@ def test_loader_is_idempotent() -> None:
 def test_reload_restores_an_edited_criterion_and_bumps_the_version() -> None:
     TemplateCriterion.objects.filter(template__key="baseline", key="latency_p99").update(threshold=900)
     reports = {r.key: r for r in template_load_builtin()}
-    assert (reports["baseline"].status, reports["baseline"].version) == ("updated", 2)
-    assert Template.objects.get(key="baseline").version == 2
+    assert (reports["baseline"].status, reports["baseline"].version) == ("updated", 3)
+    assert Template.objects.get(key="baseline").version == 3
     assert TemplateCriterion.objects.get(template__key="baseline", key="latency_p99").threshold == 500
     entry = AuditEntry.objects.get(action="template.update")
     assert entry.actor_label == "system"
-    assert entry.before["version"] == 1 and entry.after["version"] == 2
+    assert entry.before["version"] == 2 and entry.after["version"] == 3
     assert {r.status for r in template_load_builtin()} == {"unchanged"}
 
 
 @pytest.mark.django_db
 def test_reload_with_a_newer_file_version_takes_it(builtin_copy: Path) -> None:
     path = builtin_copy / "baseline.yaml"
-    text = path.read_text(encoding="utf-8").replace("version: 1", "version: 5", 1)
+    text = path.read_text(encoding="utf-8").replace("version: 2", "version: 5", 1)
     path.write_text(text.replace("threshold: 500", "threshold: 400", 1), encoding="utf-8")
     reports = {r.key: r for r in template_load_builtin(directory=builtin_copy)}
     assert (reports["baseline"].status, reports["baseline"].version) == ("updated", 5)
@@ -228,13 +228,13 @@ def test_apply_copies_the_template_criteria_into_the_project(cast) -> None:
 
     template_criteria = criteria_of("baseline")
     assert report.added == [c.key for c in template_criteria]
-    assert (report.unchanged, report.differences, report.version) == ([], [], 1)
+    assert (report.unchanged, report.differences, report.version) == ([], [], 2)
     copied = {c.key: c for c in Criterion.objects.filter(project=cast.project)}
     for source in template_criteria:
         criterion = copied[source.key]
         assert criterion.source_template == baseline and criterion.position == source.position
         assert criterion_definition_dict(criterion) == criterion_definition_dict(source)
-    assert AppliedTemplate.objects.get(project=cast.project, template=baseline).version == 1
+    assert AppliedTemplate.objects.get(project=cast.project, template=baseline).version == 2
     created = AuditEntry.objects.filter(action="criterion.create", project=cast.project)
     assert created.count() == len(template_criteria)
     assert {e.actor_label for e in created} == {"admin"}
@@ -268,16 +268,16 @@ def test_reapply_adds_new_criteria_and_reports_differences_without_overwriting(c
         kind="attestation",
         position=99,
     )
-    Template.objects.filter(pk=baseline.pk).update(version=2)
+    Template.objects.filter(pk=baseline.pk).update(version=3)
 
     report = template_apply(project=cast.project, template=baseline, actor_label="import")
 
     assert report.added == ["sbom"]
     assert report.differences == [("latency_p99", ["threshold", "warn_threshold"])]
-    assert report.version == 2
+    assert report.version == 3
     latency = Criterion.objects.get(project=cast.project, key="latency_p99")
     assert (latency.threshold, latency.warn_threshold) == (500, 300)
-    assert AppliedTemplate.objects.get(project=cast.project, template=baseline).version == 2
+    assert AppliedTemplate.objects.get(project=cast.project, template=baseline).version == 3
     entry = AuditEntry.objects.get(action="criterion.create", object_repr__startswith="sbom")
     assert (entry.actor_label, entry.project) == ("import", cast.project)
 
@@ -333,7 +333,7 @@ def test_command_prints_one_line_per_template() -> None:
     out = StringIO()
     call_command("readiness_templates", stdout=out)
     assert out.getvalue().splitlines() == [
-        "baseline v1: unchanged",
+        "baseline v2: unchanged",
         "eu_ai_act_high_risk v1: unchanged",
         "ml_test_score v2: updated",
     ]
@@ -344,3 +344,26 @@ def test_command_fails_with_a_clear_message_on_a_bad_data_file(tmp_path: Path) -
     (tmp_path / "broken.yaml").write_text(BAD_KIND, encoding="utf-8")
     with pytest.raises(CommandError, match=r"broken\.yaml: criterion 'oddity'"):
         call_command("readiness_templates", directory=tmp_path, stdout=StringIO())
+
+
+def test_baseline_availability_takes_probes_and_prometheus_and_reapplying_reports_it(cast) -> None:
+    """PRODUCT.md §8: pushed health.up must not pass the baseline's availability. A database from
+    before provenance (baseline v1, availability of any source) is brought up to v2 by the command,
+    and re-applying the template reports the project's own definition as different, without touching it."""
+    baseline = Template.objects.get(key="baseline")
+    availability = TemplateCriterion.objects.filter(template=baseline, key="availability")
+    assert availability.get().sources == ["probe", "prometheus"]
+    template_apply(project=cast.project, template=baseline)
+    TemplateCriterion.objects.filter(template=baseline, key="availability").update(sources=[])
+    Template.objects.filter(pk=baseline.pk).update(version=1)
+    Criterion.objects.filter(project=cast.project, key="availability").update(sources=[])
+    AppliedTemplate.objects.filter(project=cast.project, template=baseline).update(version=1)
+
+    out = StringIO()
+    call_command("readiness_templates", stdout=out)
+
+    assert "baseline v2: updated" in out.getvalue().splitlines()
+    assert availability.get().sources == ["probe", "prometheus"]
+    report = template_apply(project=cast.project, template=Template.objects.get(pk=baseline.pk))
+    assert (report.version, report.differences) == (2, [("availability", ["sources"])])
+    assert Criterion.objects.get(project=cast.project, key="availability").sources == []

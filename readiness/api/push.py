@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 from readiness.api.errors import error_response
 from readiness.api.serializers import ErrorSerializer, PushErrorSerializer
 from readiness.api.tokens import bearer_secret, push_caller
+from readiness.telemetry.provenance import source_label
 from readiness.telemetry.push import (
     MAX_BODY_BYTES,
     MAX_LABEL_VALUE,
@@ -103,7 +104,8 @@ class MetricsPushView(APIView):
             # Every refusal in the one error shape, so clients (and schemathesis) can rely on its body.
             400: OpenApiResponse(
                 PushErrorSerializer,
-                description="invalid body, nothing stored; details list the first 100 problems",
+                description="invalid body, nothing stored; details list the first 100 problems (a metric "
+                "named health.* is one: those names are reserved for health checks)",
             ),
             **{
                 status: OpenApiResponse(ErrorSerializer, description=description)
@@ -170,7 +172,11 @@ def metrics_push(request: HttpRequest) -> HttpResponse:
         return error_response(400, "invalid", "Idempotency-Key must be 1 to 200 characters", [])
     try:
         batch_id, accepted, _ = batch_ingest(
-            project_id=token.project_id, body=body, idempotency_key=key, token_id=token.token_id
+            project_id=token.project_id,
+            body=body,
+            source=source_label("push", token.name),
+            idempotency_key=key,
+            token_id=token.token_id,
         )
     except PushInvalid as exc:
         return error_response(400, "invalid", exc.message, exc.details)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,7 +11,7 @@ from django.db.models.functions import Cast, Floor
 
 from readiness.projects.models import Project
 from readiness.scoring.models import Scorecard
-from readiness.telemetry.aggregates import window_aggregate, window_points
+from readiness.telemetry.aggregates import source_counts, window_aggregate, window_points
 
 # A chart is a few hundred pixels wide: more points than this only cost bandwidth.
 MAX_SERIES_POINTS = 500
@@ -63,6 +63,7 @@ class MetricSummary:
     value: float | None
     count: int
     series: list[SeriesPoint]
+    sources: dict[str, int]  # points per source ("probe:api": 120), PRODUCT.md §8
 
 
 def metric_summary(
@@ -73,23 +74,26 @@ def metric_summary(
     window: timedelta,
     now: datetime,
     labels: Mapping[str, str] | None = None,
+    kinds: Sequence[str] = (),
 ) -> MetricSummary:
     """The aggregate of a metric over the window ``now - window < ts <= now`` (exactly what a criterion
-    with these ``labels`` would see), and a series of at most ``MAX_SERIES_POINTS`` points for a chart."""
+    with these ``labels`` and source ``kinds`` would see), a series of at most ``MAX_SERIES_POINTS``
+    points for a chart, and how many points each source gave."""
     start = now - window
-    aggregate = window_aggregate(
-        project_id=project.pk, metric=metric, aggregation=aggregation, start=start, end=now, labels=labels
-    )
+    window_of = {"project_id": project.pk, "metric": metric, "start": start, "end": now}
+    aggregate = window_aggregate(**window_of, aggregation=aggregation, labels=labels, kinds=kinds)
     if aggregate.count == 0:
-        return MetricSummary(value=None, count=0, series=[])
-    points = window_points(project_id=project.pk, metric=metric, start=start, end=now, labels=labels)
+        return MetricSummary(value=None, count=0, series=[], sources={})
+    points = window_points(**window_of, labels=labels, kinds=kinds)
     if aggregate.count <= MAX_SERIES_POINTS:
         # Few enough to chart as they are: exact times and values beat bucket averages.
         raw = points.order_by("ts", "id").values_list("ts", "value")
         series = [SeriesPoint(ts, value) for ts, value in raw]
     else:
         series = _bucketed_series(points=points, start=start, window=window)
-    return MetricSummary(value=aggregate.value, count=aggregate.count, series=series)
+    return MetricSummary(
+        value=aggregate.value, count=aggregate.count, series=series, sources=source_counts(points)
+    )
 
 
 def _bucketed_series(*, points: QuerySet, start: datetime, window: timedelta) -> list[SeriesPoint]:

@@ -17,6 +17,7 @@ from readiness.projects.vocabulary import Dimension, RiskTier, Stage
 from readiness.scoring.engine import STATUSES, TARGETS
 from readiness.scoring.models import KEY_PATTERN, METRIC_PATTERN, Decision
 from readiness.telemetry.aggregates import AGGREGATIONS
+from readiness.telemetry.provenance import SOURCE_KINDS
 
 # An unescaped "+" in a query string arrives as a space: "2026-01-01T00:00:00 00:00" meant "+00:00".
 _SPACE_FOR_PLUS_OFFSET = re.compile(r"^(.*\d) (\d\d(?::?\d\d)?)$")
@@ -146,6 +147,12 @@ class CriterionResultSerializer(serializers.Serializer):
     title = serializers.CharField()
     remediation = serializers.CharField()
     applies = serializers.BooleanField()
+    sources = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text='The distinct sources ("kind:name", e.g. "probe:api") of the points the value used; '
+        "empty for attestations. Absent from scorecards stored before provenance was recorded.",
+    )
 
 
 class BlockerSerializer(serializers.Serializer):
@@ -201,6 +208,11 @@ class MetricQuerySerializer(serializers.Serializer):
         "the points with now - window < ts <= now.",
     )
     aggregation = serializers.ChoiceField(choices=list(AGGREGATIONS), required=False, default="latest")
+    source = serializers.ChoiceField(
+        choices=list(SOURCE_KINDS),
+        required=False,
+        help_text="Only points of this source kind, as a criterion with `sources: [<kind>]` sees them.",
+    )
 
 
 class MetricPathSerializer(serializers.Serializer):
@@ -220,6 +232,10 @@ class MetricOutputSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     series = SeriesPointSerializer(
         many=True, help_text="At most 500 points: the raw points, or bucket averages when there are more."
+    )
+    sources = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text='The window\'s points per source ("kind:name"), e.g. {"probe:api": 120}.',
     )
 
 

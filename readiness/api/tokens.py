@@ -39,7 +39,7 @@ def token_from_request(request: HttpRequest) -> ProjectToken | None:
 
 # The table name comes from the model; every value is a parameter.
 PUSH_TOKEN_SQL = (
-    "SELECT id, project_id, scopes, (last_used_at IS NULL OR last_used_at < %s) "  # noqa: S608
+    "SELECT id, project_id, name, scopes, (last_used_at IS NULL OR last_used_at < %s) "  # noqa: S608
     f"FROM {ProjectToken._meta.db_table} WHERE hashed_secret = %s AND revoked_at IS NULL"
 )
 
@@ -48,6 +48,7 @@ PUSH_TOKEN_SQL = (
 class PushCaller:
     token_id: int
     project_id: int
+    name: str  # the token's name: the points it sends are stored as from "push:<name>" or "otlp:<name>"
     scopes: list[str]
 
 
@@ -65,11 +66,12 @@ def push_caller(secret: str) -> PushCaller | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    token_id, project_id, scopes, stale = row
+    token_id, project_id, name, scopes, stale = row
     if stale:
         token_touch(pk=token_id, last_used_at=None)
     return PushCaller(
         token_id=token_id,
         project_id=project_id,
+        name=name,
         scopes=meta.get_field("scopes").from_db_value(scopes, None, connection),
     )

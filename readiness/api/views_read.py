@@ -141,6 +141,7 @@ class MetricApi(APIView):
             aggregation=query["aggregation"],
             window=window,
             now=timezone.now(),
+            kinds=[query["source"]] if "source" in query else (),
         )
         body = {
             "metric": metric,
@@ -149,6 +150,7 @@ class MetricApi(APIView):
             "value": summary.value,
             "count": summary.count,
             "series": summary.series,
+            "sources": summary.sources,
         }
         return Response(MetricOutputSerializer(body).data)
 

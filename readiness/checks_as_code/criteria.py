@@ -22,6 +22,7 @@ from readiness.projects.vocabulary import Dimension
 from readiness.scoring.models import (
     KEY_PATTERN,
     METRIC_PATTERN,
+    SOURCES_ATTESTATION,
     WINDOW_PATTERN,
     Aggregation,
     AppliesFrom,
@@ -34,6 +35,7 @@ from readiness.scoring.models import (
     TemplateCriterion,
 )
 from readiness.scoring.templates import template_definition_fields
+from readiness.telemetry.provenance import SOURCE_KINDS
 
 # Label filters follow the metric push rules of PRODUCT.md §3, so a filter can match a pushed point.
 LABEL_KEY_PATTERN = r"[a-z_][a-z0-9_]{0,49}"
@@ -65,6 +67,25 @@ def _labels(problems: Problems, path: str, value: Any) -> Any:
         if checked is not INVALID:
             result[name] = checked
     return result if len(result) == len(value) else INVALID
+
+
+def _sources(problems: Problems, path: str, value: Any) -> Any:
+    """The source kinds a criterion accepts (PRODUCT.md §8): ``[probe, prometheus]``; each bad item
+    is reported at its own index."""
+    if not isinstance(value, list):
+        problems.add(
+            path, f"expected a list of source kinds ({', '.join(SOURCE_KINDS)}), got {c.type_name(value)}"
+        )
+        return INVALID
+    found = len(problems)
+    seen: set[str] = set()
+    for index, kind in enumerate(value):
+        if c.enum(problems, at(path, index), kind, SOURCE_KINDS) is INVALID:
+            continue
+        if kind in seen:
+            problems.add(at(path, index), f"{kind} is listed twice")
+        seen.add(kind)
+    return list(value) if len(problems) == found else INVALID
 
 
 def _nullable(checker: Checker, empty: Any) -> Checker:
@@ -104,6 +125,7 @@ CHECKERS: dict[str, Checker] = {
         "",
     ),
     "labels": _nullable(_labels, dict),
+    "sources": _nullable(_sources, list),
     "window": _nullable(partial(c.text, pattern=WINDOW_PATTERN, pattern_hint=WINDOW_HINT), ""),
     "aggregation": _nullable(partial(c.enum, choices=Aggregation.values), ""),
     "op": _nullable(partial(c.enum, choices=Op.values), ""),
@@ -198,6 +220,8 @@ def criterion_validate(
 
 
 def _check_consistency(problems: Problems, path: str, merged: dict[str, Any], kind: str) -> None:
+    if kind == Kind.ATTESTATION and merged["sources"]:
+        problems.add(at(path, "sources"), SOURCES_ATTESTATION)
     start, end = merged["reference_start"], merged["reference_end"]
     if kind == Kind.DRIFT and start is not None and end is not None and start >= end:
         problems.add(at(path, "reference_end"), "must be after reference_start")

@@ -48,10 +48,16 @@ class CriterionLine(ShowsStatus):
     as_of: datetime | None
     remediation: str
     applies: bool
+    sources: tuple[str, ...] = ()  # where the value's points came from: ("probe:api", "push:ci")
 
     @property
     def needs_action(self) -> bool:
         return self.applies and self.status in NEEDS_ACTION
+
+    @property
+    def provenance(self) -> str:
+        """The sources in words, next to the value: "from probes: api, db; pushes: ci" (PRODUCT.md §8)."""
+        return provenance_text(self.sources)
 
 
 @dataclass(frozen=True)
@@ -210,6 +216,25 @@ def _criterion_line(result: dict[str, Any], comparison: tuple[str, str]) -> Crit
         remediation=result.get("remediation") or "",
         applies=bool(result.get("applies", True)),
     )
+
+
+# How each source kind reads after "from" (PRODUCT.md §8 names the kinds).
+SOURCE_KIND_WORDS = {
+    "push": "pushes",
+    "otlp": "OTLP exports",
+    "probe": "probes",
+    "prometheus": "Prometheus",
+    "mlflow": "MLflow",
+}
+
+
+def provenance_text(sources: tuple[str, ...] | list[str]) -> str:
+    names: dict[str, list[str]] = {}
+    for source in sources:
+        kind, _, name = source.partition(":")
+        names.setdefault(kind, []).append(name)
+    groups = [f"{SOURCE_KIND_WORDS.get(kind, kind)}: {', '.join(found)}" for kind, found in names.items()]
+    return f"from {'; '.join(groups)}" if groups else ""
 
 
 def requirement(

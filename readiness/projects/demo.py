@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from readiness.telemetry.models import MetricPoint
+from readiness.telemetry.provenance import is_reserved
 
 PORTFOLIO_FILE = Path(__file__).with_name("demo_portfolio.yaml")
 DEMO_PASSWORD = "readiness-demo"  # noqa: S105 -- the documented password of a local demo
@@ -31,6 +32,10 @@ DAY = 24 * HOUR
 # behaved as validated.
 REFERENCE_DAYS_AGO = (28, 21)
 HEALTH_LABELS = {"target": "api"}
+# Provenance of the history (PRODUCT.md §8): the probes' points come from the "api" health check, the
+# rest as if pushed by the team's pipeline token.
+PROBE_SOURCE = "probe:api"
+PUSH_SOURCE = "push:demo"
 # A failed probe is recorded with the probe's timeout as its latency (PRODUCT.md §4 probes).
 PROBE_TIMEOUT_MS = 5000.0
 
@@ -159,9 +164,11 @@ class _Series:
         self, metric: str, ages: np.ndarray, values: np.ndarray, labels: dict[str, str] | None = None
     ) -> None:
         anchor, project_id = self.anchor, self.project_id
+        source = PROBE_SOURCE if is_reserved(metric) else PUSH_SOURCE
         self.points.extend(
             MetricPoint(
                 project_id=project_id,
+                source=source,
                 metric=metric,
                 ts=anchor - timedelta(seconds=float(age)),
                 value=float(value),

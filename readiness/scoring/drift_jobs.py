@@ -66,6 +66,7 @@ def reference_fingerprint(criterion: Criterion) -> str:
             criterion.labels or {},
             criterion.reference_start.isoformat() if criterion.reference_start else None,
             criterion.reference_end.isoformat() if criterion.reference_end else None,
+            *([criterion.sources] if criterion.sources else []),  # absent when empty: old profiles stay valid
         ]
     )
 
@@ -111,6 +112,7 @@ def drift_reference_profile(*, criterion: Criterion, now: datetime) -> tuple[Ref
         start=criterion.reference_start,
         end=criterion.reference_end,
         labels=criterion.labels,
+        kinds=criterion.sources or (),
     )
     cached = DriftReference.objects.filter(criterion=criterion, fingerprint=fingerprint).first()
     if cached is not None and points.count() == cached.count:
@@ -152,20 +154,21 @@ def drift_result_compute(*, criterion: Criterion, now: datetime) -> DriftResult:
     except ValueError as exc:  # the database does not check the window's text; the engine must not pass it
         return DriftResult(**base, status="missing", reference_count=0, current_count=0, reason=str(exc))
     profile, reference_count = drift_reference_profile(criterion=criterion, now=now)
-    current = sample_values(
-        window_points(
-            project_id=criterion.project_id,
-            metric=criterion.metric,
-            start=now - window,
-            end=now,
-            labels=criterion.labels,
-        )
+    current_points = window_points(
+        project_id=criterion.project_id,
+        metric=criterion.metric,
+        start=now - window,
+        end=now,
+        labels=criterion.labels,
+        kinds=criterion.sources or (),
     )
+    current = sample_values(current_points)
     counts = {"reference_count": reference_count, "current_count": int(current.size)}
     needed = max(DRIFT_MIN_SAMPLES, criterion.min_samples)
     if profile is None or reference_count < needed or current.size < needed:
+        accepted = f" (from {', '.join(criterion.sources)})" if criterion.sources else ""
         reason = (
-            f"drift of {criterion.metric} needs {needed} samples on each side; "
+            f"drift of {criterion.metric}{accepted} needs {needed} samples on each side; "
             f"reference has {reference_count}, current window has {current.size}"
         )
         bins = {"edges": profile.edges.tolist(), "reference": profile.shares.tolist()} if profile else None
@@ -177,12 +180,30 @@ def drift_result_compute(*, criterion: Criterion, now: datetime) -> DriftResult:
         **counts,
         status=drift_status(criterion_spec(criterion), measurement),
         value=statistic.value,
+        sources=_sources(criterion, current_points),
         bins={
             "edges": profile.edges.tolist(),
             "reference": profile.shares.tolist(),
             "current": statistic.current_shares.tolist(),
         },
     )
+
+
+def _sources(criterion: Criterion, current: QuerySet[MetricPoint]) -> list[str]:
+    """The distinct sources of the points a drift value compares: the current window's and the
+    reference period's (PRODUCT.md §8)."""
+    assert criterion.reference_start is not None and criterion.reference_end is not None
+    reference = window_points(
+        project_id=criterion.project_id,
+        metric=criterion.metric,
+        start=criterion.reference_start,
+        end=criterion.reference_end,
+        labels=criterion.labels,
+        kinds=criterion.sources or (),
+    )
+    found = set(current.order_by().values_list("source", flat=True).distinct())
+    found |= set(reference.order_by().values_list("source", flat=True).distinct())
+    return sorted(found)
 
 
 def drift_results_usable(*, criteria: Iterable[Criterion], now: datetime) -> dict[int, DriftResult]:

@@ -66,6 +66,8 @@ class DriftResult(models.Model):
     current_count = models.PositiveIntegerField()
     reason = models.TextField(blank=True)  # why value is None; empty when there is a value
     bins = models.JSONField(null=True, blank=True)  # {"edges": [9], "reference": [10], "current": [10]}
+    # The distinct sources of the points compared, reference and current window (PRODUCT.md §8).
+    sources = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-computed_at", "-id"]
@@ -89,4 +91,5 @@ class DriftResult(models.Model):
             count=min(self.reference_count, self.current_count),
             as_of=self.computed_at if self.value is not None else None,
             reason=self.reason or None,
+            sources=tuple(self.sources or ()),
         )

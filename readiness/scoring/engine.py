@@ -26,6 +26,7 @@ from readiness.scoring.facts import (
 )
 from readiness.scoring.mltestscore import AUTOMATED_POINTS, MANUAL_POINTS, MLTestScore, ml_test_score
 from readiness.scoring.results import Blocker, CriterionResult, DimensionResult, Scorecard, SignOffState
+from readiness.telemetry.provenance import SOURCE_KINDS  # plain data, no Django: the engine stays pure
 
 # The engine's whole vocabulary, importable from here: callers need not know the module split.
 __all__ = [
@@ -203,6 +204,7 @@ def _criterion_result(spec: CriterionSpec, data: EvaluationInput, target: str) -
         remediation=spec.remediation,
         applies=applies,
         raw_status=raw_status,
+        sources=measurement.sources if spec.kind != "attestation" and measurement is not None else (),
     )
 
 
@@ -223,6 +225,15 @@ def _drift_limits(spec: CriterionSpec) -> tuple[float, float | None]:
     return KS_FAIL_DEFAULT if spec.threshold is None else spec.threshold, spec.warn_threshold
 
 
+def _from(spec: CriterionSpec) -> str:
+    """The accepted kinds as words (" from probe or prometheus"), said of missing data so a person
+    sees why points of other kinds did not count."""
+    if not spec.sources:
+        return ""
+    kinds = list(spec.sources)
+    return " from " + (kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} or {kinds[-1]}")
+
+
 def _check_metric(spec: CriterionSpec, m: Measurement | None) -> _Check:
     over = f" over {spec.window}" if spec.window else ""
     agg = "latest " if spec.aggregation == "latest" else f"{spec.aggregation} of "
@@ -232,9 +243,14 @@ def _check_metric(spec: CriterionSpec, m: Measurement | None) -> _Check:
         return "missing", f"{what} has no threshold configured", None
     if m is None or count < spec.min_samples:
         needed = _plural(spec.min_samples, "sample")
+        accepted = _from(spec)
         if count == 0:
-            return "missing", f"no {spec.metric} data{over} (at least {needed} needed)", None
-        return "missing", f"only {_plural(count, 'sample')} of {spec.metric}{over}; {needed} needed", None
+            return "missing", f"no {spec.metric} data{accepted}{over} (at least {needed} needed)", None
+        return (
+            "missing",
+            f"only {_plural(count, 'sample')} of {spec.metric}{accepted}{over}; {needed} needed",
+            None,
+        )
     if m.value is None or math.isnan(m.value):  # NaN compares false both ways: it must not pass
         return "missing", m.reason or f"{what} has no value", None
 
@@ -409,6 +425,8 @@ def _validate(data: EvaluationInput, target: str) -> None:
         _require(spec.kind, KINDS, f"{where}: kind")
         _require(spec.severity, SEVERITIES, f"{where}: severity")
         _require(spec.stage, TARGETS, f"{where}: stage")
+        for kind in spec.sources:
+            _require(kind, SOURCE_KINDS, f"{where}: sources")
         if spec.kind == "metric":
             _require(spec.op, OPS, f"{where}: op")
         if spec.kind == "drift":

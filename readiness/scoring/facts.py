@@ -23,6 +23,7 @@ class CriterionSpec:
     threshold: float | None = None
     warn_threshold: float | None = None
     min_samples: int = 1
+    sources: tuple[str, ...] = ()  # metric and drift: the source kinds accepted; empty accepts all
     method: str = "psi"  # drift: "psi" | "ks"
     evidence_required: bool = False
     valid_for_days: int | None = None
@@ -36,6 +37,7 @@ class Measurement:  # the aggregate of a metric criterion's window, or a drift s
     as_of: datetime | None
     reason: str | None = None  # why value is None, e.g. "only 12 reference samples"
     unit: str = ""  # display unit, e.g. "ms"
+    sources: tuple[str, ...] = ()  # the distinct sources of the points used, e.g. ("probe:api",)
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,14 @@ def metric_measurement(criterion: Criterion, now: datetime) -> Measurement:
         start=now - parse_window(criterion.window),
         end=now,
         labels=criterion.labels,
+        kinds=criterion.sources or (),
     )
     return Measurement(
-        value=agg.value, count=agg.count, as_of=agg.as_of, unit=UNITS.get(criterion.metric, "")
+        value=agg.value,
+        count=agg.count,
+        as_of=agg.as_of,
+        unit=UNITS.get(criterion.metric, ""),
+        sources=agg.sources,
     )
 
 

@@ -12,6 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from readiness.projects.vocabulary import Dimension, Stage, choices_check
+from readiness.telemetry.provenance import SOURCE_KINDS
 
 
 class Kind(models.TextChoices):
@@ -58,6 +59,21 @@ class DriftMethod(models.TextChoices):
 KEY_PATTERN = r"^[a-z][a-z0-9_]{0,79}$"
 METRIC_PATTERN = r"^[a-z][a-z0-9_.:]{0,99}$"
 WINDOW_PATTERN = r"^[1-9][0-9]{0,4}[mhd]$"
+SOURCES_ATTESTATION = "only metric and drift criteria read points; an attestation has no sources"
+SOURCES_RULE = f"a list of source kinds, each one of {', '.join(SOURCE_KINDS)}"
+
+
+def source_kinds_validate(value: object) -> None:
+    """A criterion's ``sources``: the kinds of points it accepts (PRODUCT.md §8); empty accepts all."""
+    if not isinstance(value, list) or not all(isinstance(kind, str) for kind in value):
+        raise ValidationError(f"must be {SOURCES_RULE}")
+    unknown = [kind for kind in value if kind not in SOURCE_KINDS]
+    if unknown:
+        raise ValidationError(
+            f"unknown source kind {unknown[0]!r}: each must be one of {', '.join(SOURCE_KINDS)}"
+        )
+    if len(set(value)) != len(value):
+        raise ValidationError("lists a source kind twice")
 
 
 class CriterionDefinition(models.Model):
@@ -74,6 +90,13 @@ class CriterionDefinition(models.Model):
     # metric and drift
     metric = models.CharField(max_length=100, blank=True, validators=[RegexValidator(METRIC_PATTERN)])
     labels = models.JSONField(default=dict, blank=True)
+    # The kinds of points it accepts, e.g. ["probe", "prometheus"]; empty: every kind (PRODUCT.md §8).
+    sources = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[source_kinds_validate],
+        help_text=f"Accept only points of these kinds ({', '.join(SOURCE_KINDS)}); empty accepts every kind.",
+    )
     window = models.CharField(max_length=8, blank=True, validators=[RegexValidator(WINDOW_PATTERN)])
     # metric
     aggregation = models.CharField(max_length=8, choices=Aggregation.choices, blank=True)
@@ -106,6 +129,8 @@ class CriterionDefinition(models.Model):
             raise ValidationError(
                 {"reference_end": f"the reference period must end after it starts ({start:%Y-%m-%d %H:%M})"}
             )
+        if self.kind == Kind.ATTESTATION and self.sources:
+            raise ValidationError({"sources": SOURCES_ATTESTATION})
 
     @classmethod
     def definition_constraints(cls, prefix: str) -> list[models.BaseConstraint]:

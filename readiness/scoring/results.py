@@ -35,13 +35,15 @@ class CriterionResult:
     remediation: str
     applies: bool  # False when the criterion starts at a later stage than the target
     raw_status: str  # the status ignoring stage applicability: sign-off digests must not vary by target
+    # The distinct sources of the points its value used ("probe:api", ...); () for attestations.
+    sources: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         # PRODUCT.md §3 fields, then title/remediation/applies for pages; raw_status stays internal.
         data = {name: getattr(self, name) for name in _CRITERION_JSON_FIELDS}
         for name in ("value", "threshold", "warn_threshold"):  # a threshold of 300 is still 300.0
             data[name] = float(data[name]) if data[name] is not None else None
-        return data | {"as_of": iso(self.as_of)}
+        return data | {"as_of": iso(self.as_of), "sources": list(self.sources)}
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ def criterion_spec(criterion: Criterion) -> CriterionSpec:
         threshold=criterion.threshold,
         warn_threshold=criterion.warn_threshold,
         min_samples=criterion.min_samples,
+        sources=tuple(criterion.sources or ()),
         method=criterion.method or "psi",
         evidence_required=criterion.evidence_required,
         valid_for_days=criterion.valid_for_days,

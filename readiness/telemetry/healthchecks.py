@@ -2,7 +2,8 @@
 
 beat (every 10 s) -> claim due targets (conditional UPDATE each) -> probe_all (asyncio, bounded)
     -> one bulk update of last_probe_at/last_up/last_reason
-    -> per project: one batch of health.up / health.latency_ms points through batch_ingest
+    -> per target: one batch of health.up / health.latency_ms points through batch_ingest, from
+       "probe:<target name>" (the provenance that lets a criterion accept only probed availability)
     -> per project whose up/down changed: a coalesced re-evaluation
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +25,7 @@ from readiness.projects.vocabulary import Stage
 from readiness.security.egress import deny_networks
 from readiness.telemetry.models import HealthCheck
 from readiness.telemetry.probes import ProbeResult, ProbeTarget, probe_all
+from readiness.telemetry.provenance import source_label
 from readiness.telemetry.services import batch_ingest, evaluation_request
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def healthchecks_run(*, now: datetime | None = None) -> CycleReport:
 def healthchecks_record(*, checks: list[HealthCheck], results: list[ProbeResult], now: datetime) -> int:
     """Store a cycle's results: each target's last state, and its points through the push path.
     Returns how many targets changed between up and down."""
-    points: dict[int, list[dict[str, object]]] = defaultdict(list)
+    points: list[tuple[HealthCheck, list[dict[str, object]]]] = []
     flipped: set[int] = set()
     changed = 0
     ts = now.isoformat()
@@ -146,22 +147,29 @@ def healthchecks_record(*, checks: list[HealthCheck], results: list[ProbeResult]
         check.last_up = result.up
         check.last_reason = result.reason[:REASON_MAX]
         labels = {"target": check.name}
-        points[check.project_id].append(
+        check_points: list[dict[str, object]] = [
             {"metric": "health.up", "value": 1.0 if result.up else 0.0, "ts": ts, "labels": labels}
-        )
+        ]
         # Only an answer has a latency: a refused or timed-out probe would otherwise put its timeout
         # (or 0) into the latency percentiles. Its downtime is in health.up.
         if result.latency_ms is not None:
-            points[check.project_id].append(
+            check_points.append(
                 {"metric": "health.latency_ms", "value": result.latency_ms, "ts": ts, "labels": labels}
             )
+        points.append((check, check_points))
     # One transaction: the target's shown state and its points land together or not at all.
     with transaction.atomic():
         HealthCheck.objects.bulk_update(checks, ["last_probe_at", "last_up", "last_reason"], batch_size=500)
-        for project_id, project_points in points.items():
+        for check, check_points in points:
             # The same storage path as a push: validated, stored durably, applied by the drain, so
-            # availability is mean(health.up) like any pushed metric. One batch per project per cycle.
-            batch_ingest(project_id=project_id, body=orjson.dumps({"points": project_points}), now=now)
+            # availability is mean(health.up) like any pushed metric. One batch per target, since a
+            # batch has one source: "probe:<name>", which may write the reserved health.* names.
+            batch_ingest(
+                project_id=check.project_id,
+                body=orjson.dumps({"points": check_points}),
+                source=source_label("probe", check.name),
+                now=now,
+            )
         # A flip must be judged promptly (a target going down can turn the decision no_go). Applying
         # the batch asks for an evaluation too, and requests coalesce, so this adds none when the
         # drain keeps up; the evaluation runs a second later, after the drain applied the points.

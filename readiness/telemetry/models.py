@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from readiness.telemetry.provenance import MAX_SOURCE, source_label
+
 
 class MetricPoint(models.Model):
     """One observation of one metric of one project.
@@ -22,7 +24,8 @@ class MetricPoint(models.Model):
     ts = models.DateTimeField()
     value = models.FloatField()
     labels = models.JSONField(default=dict, blank=True)
-    source = models.CharField(max_length=120, default="push:legacy")  # TEMPORARY until provenance merges
+    # Provenance (PRODUCT.md §8): "kind:name", e.g. "probe:api" or "push:ci-pipeline" (telemetry.provenance).
+    source = models.CharField(max_length=MAX_SOURCE)
 
     class Meta:
         # Every windowed aggregation is "this project, this metric, ts in (now - window, now]": one
@@ -93,6 +96,8 @@ class IngestBatch(models.Model):
         "projects.ProjectToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # The provenance every point of the batch is stored with ("push:<token name>", "probe:<check>"...).
+    source = models.CharField(max_length=MAX_SOURCE)
     body_sha256 = models.CharField(max_length=64)
     accepted = models.PositiveIntegerField()
     # Tab-separated COPY rows (metric, ts, value, labels); cleared once applied.
@@ -184,7 +189,7 @@ class MetricSource(models.Model):
     @property
     def label(self) -> str:
         """The provenance of the points it stores: ``prometheus:<name>`` or ``mlflow:<name>``."""
-        return f"{self.kind}:{self.name}"
+        return source_label(self.kind, self.name)
 
     def status_line(self, now: datetime) -> str:
         """The source's state in one line for the scorecard: "prod-prometheus: last pulled 40 s ago",

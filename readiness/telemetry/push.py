@@ -80,17 +80,21 @@ def structure_of(body: bytes) -> int:
     return len(body.translate(None, _NOT_STRUCTURE))
 
 
-def parse_push(body: bytes, *, now: datetime) -> ParsedPush:
-    """Validate a push body and encode its points. Raises PushInvalid with per-point details."""
+def parse_push(body: bytes, *, now: datetime, reserved_allowed: bool = False) -> ParsedPush:
+    """Validate a push body and encode its points. Raises PushInvalid with per-point details.
+    ``health.*`` names are refused unless ``reserved_allowed`` (the probes' own batches)."""
     problems = Problems()
-    if structure_of(body) <= WHOLE_BODY_STRUCTURE:
-        return encode_points(document_points(body), problems, now=now)
-    return encode_points(read_points(body, problems), problems, now=now)
+    points = (
+        document_points(body) if structure_of(body) <= WHOLE_BODY_STRUCTURE else read_points(body, problems)
+    )
+    return encode_points(points, problems, now=now, reserved_allowed=reserved_allowed)
 
 
-def encode_points(points: Iterable[tuple[int, Any]], problems: Problems, *, now: datetime) -> ParsedPush:
+def encode_points(
+    points: Iterable[tuple[int, Any]], problems: Problems, *, now: datetime, reserved_allowed: bool = False
+) -> ParsedPush:
     """Judge every point and encode the batch as COPY rows, or raise PushInvalid with its problems."""
-    rules = PointRules(now=now)
+    rules = PointRules(now=now, reserved_allowed=reserved_allowed)
     pending: list[str] = []
     encoded: list[bytes] = []
     count = 0

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from readiness.telemetry.provenance import RESERVED_PREFIX, is_reserved
+
 MAX_POINTS = 10_000
 MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_LABELS = 10
@@ -35,6 +37,7 @@ TS_RULE = "must be an ISO 8601 time with offset"
 LABELS_RULE = "must be an object of string values"
 LABELS_LIMIT = f"at most {MAX_LABELS} pairs"
 LABEL_VALUE_RULE = "values must be strings"
+RESERVED_RULE = f"names starting with {RESERVED_PREFIX!r} are reserved for Readiness' health checks"
 NOT_A_POINT = "a point must be an object"
 FIELD_RULES = {"metric": METRIC_RULE, "value": VALUE_RULE, "ts": TS_RULE, "labels": LABELS_RULE}
 
@@ -111,8 +114,9 @@ def _copy_text(text: str) -> str:
 class PointRules:
     """One point's rules, judged against one clock reading for the whole batch."""
 
-    def __init__(self, *, now: datetime) -> None:
+    def __init__(self, *, now: datetime, reserved_allowed: bool = False) -> None:
         self.now = now
+        self.reserved_allowed = reserved_allowed
         self.earliest, self.latest = now - MAX_AGE, now + FUTURE_LEEWAY
         self.default_ts = ""  # formatted once per batch, for the first point that needs it
 
@@ -136,6 +140,9 @@ class PointRules:
         metric = point.get("metric")
         if not isinstance(metric, str) or METRIC_RE.fullmatch(metric) is None:
             problems.add(index, "metric", METRIC_RULE)
+        elif not self.reserved_allowed and is_reserved(metric):
+            # A team must not be able to report its own availability: one such point refuses the push.
+            problems.add(index, "metric", RESERVED_RULE)
         value = point.get("value")
         # bool is an int in Python; the contract says booleans are not numbers.
         if type(value) is float:

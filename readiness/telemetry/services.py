@@ -25,7 +25,8 @@ from django.utils import timezone
 from readiness.observability.metrics import record_batches_applied
 from readiness.projects.models import Project
 from readiness.telemetry.models import IngestBatch, MetricPoint
-from readiness.telemetry.push import parse_push
+from readiness.telemetry.provenance import may_write_reserved
+from readiness.telemetry.push import ParsedPush, parse_push
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +101,50 @@ def batch_ingest(
     *,
     project_id: int,
     body: bytes,
+    source: str,
     idempotency_key: str | None = None,
     token_id: int | None = None,
     now: datetime | None = None,
 ) -> tuple[uuid.UUID, int, bool]:
-    """Validate and store a push durably. Returns the batch id, the number of points accepted and
-    whether the batch is new (False: an idempotent replay of an earlier push)."""
+    """Validate a push body and store it durably (``batch_store``), its points marked with ``source``.
+    Returns the batch id, the number of points accepted and whether the batch is new (False: an
+    idempotent replay of an earlier push). Reserved ``health.*`` names are refused unless ``source``
+    is a probe's."""
     now = now or timezone.now()
     digest = hashlib.sha256(body).hexdigest()
     if idempotency_key is not None:
+        # A replay answers without parsing the body again.
         replay = _replay(project_id=project_id, key=idempotency_key, digest=digest)
         if replay is not None:
             return replay.id, replay.accepted, False
-    parsed = parse_push(body, now=now)
+    parsed = parse_push(body, now=now, reserved_allowed=may_write_reserved(source))
+    return batch_store(
+        project_id=project_id,
+        parsed=parsed,
+        source=source,
+        digest=digest,
+        idempotency_key=idempotency_key,
+        token_id=token_id,
+        now=now,
+    )
+
+
+def batch_store(
+    *,
+    project_id: int,
+    parsed: ParsedPush,
+    source: str,
+    digest: str,
+    idempotency_key: str | None = None,
+    token_id: int | None = None,
+    now: datetime,
+) -> tuple[uuid.UUID, int, bool]:
+    """Store validated points durably as one pending batch and schedule the drain that applies them.
+
+    ``digest`` identifies the request's body for idempotency: the same key with the same digest is a
+    replay (the earlier batch's id and count, False), with another digest an IdempotencyConflict.
+    Returns the batch id, the number of points accepted and whether the batch is new.
+    """
     batch_id = uuid.uuid4()
     values = {
         "id": batch_id,
@@ -120,6 +152,7 @@ def batch_ingest(
         "token_id": token_id,
         "idempotency_key": idempotency_key,
         "body_sha256": digest,
+        "source": source,
         "accepted": parsed.count,
         "rows": parsed.rows,
         "state": IngestBatch.State.PENDING,
@@ -129,10 +162,16 @@ def batch_ingest(
     }
     try:
         # One INSERT in autocommit: a single statement is atomic and durable once it returns, without
-        # the BEGIN/COMMIT round trips (and ORM compilation) an atomic block adds to every push.
-        _insert(IngestBatch, values)
+        # the BEGIN/COMMIT round trips (and ORM compilation) an atomic block adds to every push. Inside
+        # a caller's transaction a savepoint keeps a refused key from aborting the whole transaction.
+        if connection.in_atomic_block and idempotency_key is not None:
+            with transaction.atomic():
+                _insert(IngestBatch, values)
+        else:
+            _insert(IngestBatch, values)
     except IntegrityError:
-        # Two requests with one key raced; the loser answers like a replay (or a conflict).
+        # The key was used before (a replay, unless its body differs), or two requests with one key
+        # raced and this one lost.
         replay = _replay(project_id=project_id, key=idempotency_key or "", digest=digest)
         if replay is None:
             raise
@@ -193,13 +232,13 @@ def batches_apply(*, first: uuid.UUID | str | None = None) -> int:
             pending = pending.select_for_update(skip_locked=True, of=("self",))
         claimed: list[IngestBatch] = []
         if first is not None:
-            claimed.extend(pending.filter(pk=first).only("id", "project_id", "accepted", "rows"))
+            claimed.extend(pending.filter(pk=first).only("id", "project_id", "source", "accepted"))
         points = sum(b.accepted for b in claimed)
         if points < APPLY_MAX_POINTS:
             for batch in (
                 pending.exclude(pk__in=[b.pk for b in claimed])
                 .order_by("received_at")
-                .only("id", "project_id", "accepted")[:APPLY_MAX_BATCHES]
+                .only("id", "project_id", "source", "accepted")[:APPLY_MAX_BATCHES]
             ):
                 if points + batch.accepted > APPLY_MAX_POINTS and claimed:
                     break
@@ -244,7 +283,7 @@ def _copy_isolating_refused(claimed: list[IngestBatch], rows: dict[uuid.UUID, by
         group = groups.pop()
         try:
             with transaction.atomic():  # a savepoint: a refused COPY leaves the claim's transaction usable
-                _copy_points([(b.project_id, bytes(rows[b.pk])) for b in group])
+                _copy_points([(b.project_id, b.source, bytes(rows[b.pk])) for b in group])
             applied.extend(group)
         except refused as exc:
             if len(group) > 1:
@@ -258,24 +297,36 @@ def _copy_isolating_refused(claimed: list[IngestBatch], rows: dict[uuid.UUID, by
     return applied
 
 
-def _copy_points(batches: list[tuple[int, bytes]]) -> None:
+# COPY's text format gives these characters a meaning; a source (a token's or a check's name, chosen
+# by people) may hold any of them.
+_COPY_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(value: str) -> str:
+    """``value`` as one field of a COPY text row."""
+    return value.translate(_COPY_TEXT_ESCAPES)
+
+
+def _copy_points(batches: list[tuple[int, str, bytes]]) -> None:
+    """Insert the batches' points, each marked with its batch's project and source."""
     if connection.vendor == "postgresql":
         # COPY is PostgreSQL's bulk path: one statement streams every row, no per-row parse or plan.
         with connection.cursor() as cursor:
-            sql = "COPY telemetry_metricpoint (project_id, metric, ts, value, labels) FROM STDIN"
+            sql = "COPY telemetry_metricpoint (project_id, source, metric, ts, value, labels) FROM STDIN"
             with cursor.cursor.copy(sql) as copy:
-                for project_id, rows in batches:
-                    prefix = f"{project_id}\t".encode()
+                for project_id, source, rows in batches:
+                    prefix = f"{project_id}\t{copy_text(source)}\t".encode()
                     copy.write(b"".join(prefix + line for line in rows.splitlines(keepends=True)))
         return
     # Elsewhere (the embedded SQLite default) an executemany of the same rows.
     objects = []
-    for project_id, rows in batches:
+    for project_id, source, rows in batches:
         for line in io.BytesIO(rows):
             metric, ts, value, labels = line.decode().rstrip("\n").split("\t")
             objects.append(
                 MetricPoint(
                     project_id=project_id,
+                    source=source,
                     metric=metric,
                     ts=datetime.fromisoformat(ts),
                     value=float(value),

@@ -30,9 +30,11 @@ def client(world: World, bearer: Callable, frozen: None) -> Client:
     return bearer(world.project, ["scorecard:read"])
 
 
-def add_points(project: Project, metric: str, points: list[tuple[dt.datetime, float]]) -> None:
+def add_points(
+    project: Project, metric: str, points: list[tuple[dt.datetime, float]], source: str = "push:ci"
+) -> None:
     MetricPoint.objects.bulk_create(
-        MetricPoint(project=project, metric=metric, ts=ts, value=value) for ts, value in points
+        MetricPoint(project=project, metric=metric, ts=ts, value=value, source=source) for ts, value in points
     )
 
 
@@ -96,7 +98,35 @@ def test_no_data_is_200_with_null_value(client: Client) -> None:
         "value": None,
         "count": 0,
         "series": [],
+        "sources": {},
     }
+
+
+def test_sources_count_the_points_of_each_source(world: World, client: Client) -> None:
+    minutes = [NOW - dt.timedelta(minutes=i) for i in range(3)]
+    add_points(world.project, "health.up", [(ts, 1.0) for ts in minutes], "probe:api")
+    add_points(world.project, "health.up", [(ts, 0.0) for ts in minutes[:2]], "probe:db")
+    add_points(world.project, "health.up", [(NOW - dt.timedelta(seconds=30), 1.0)], "push:ci")
+    body = client.get(URL + "health.up", {"aggregation": "mean"}).json()
+    assert body["sources"] == {"probe:api": 3, "probe:db": 2, "push:ci": 1}
+    assert body["count"] == 6 and body["value"] == pytest.approx(4 / 6)
+
+
+def test_source_keeps_only_points_of_that_kind(world: World, client: Client) -> None:
+    """What a criterion with ``sources: [probe]`` would see: the pushed point as if absent."""
+    add_points(world.project, "health.up", [(NOW - dt.timedelta(minutes=1), 0.0)], "probe:api")
+    add_points(world.project, "health.up", [(NOW, 1.0)], "push:ci")
+    body = client.get(URL + "health.up", {"source": "probe"}).json()
+    assert (body["value"], body["count"], body["sources"]) == (0.0, 1, {"probe:api": 1})
+    assert [p["value"] for p in body["series"]] == [0.0]
+    assert client.get(URL + "health.up", {"source": "prometheus"}).json()["count"] == 0
+    assert client.get(URL + "health.up").json()["value"] == 1.0  # without it, every kind counts
+
+
+@pytest.mark.parametrize("source", ["probes", "push:ci", "PROBE", "legacy"])
+def test_unknown_source_kind_is_400(client: Client, source: str) -> None:
+    response = client.get(URL + "health.up", {"source": source})
+    assert "source" in assert_error(response, 400, "invalid_input")["details"]
 
 
 def test_few_points_are_charted_as_they_are(world: World, client: Client) -> None:

@@ -214,7 +214,7 @@ def test_every_valid_point_is_accepted_and_stored_exactly_as_sent(
 ) -> None:
     project = ProjectFactory()
     body = body_of({"points": sent})
-    batch_id, accepted, _ = batch_ingest(project_id=project.pk, body=body, now=NOW)
+    batch_id, accepted, _ = batch_ingest(project_id=project.pk, body=body, source="push:fuzz", now=NOW)
     assert accepted == len(sent)
     assert batches_apply(first=batch_id) == len(sent)  # the database takes every row it was promised
     stored = list(
@@ -253,6 +253,6 @@ def test_a_label_value_with_a_nul_character_is_refused_before_the_202(pusher: Cl
 def test_a_time_with_an_offset_postgresql_does_not_know_is_stored_in_utc(db: None, ts: str) -> None:
     project = ProjectFactory()
     body = orjson.dumps({"points": [{"metric": "m", "value": 1.0, "ts": ts}]})
-    batch_id, _, _ = batch_ingest(project_id=project.pk, body=body, now=NOW)
+    batch_id, _, _ = batch_ingest(project_id=project.pk, body=body, source="push:fuzz", now=NOW)
     assert batches_apply(first=batch_id) == 1
     assert MetricPoint.objects.get(project=project).ts == dt.datetime.fromisoformat(ts)

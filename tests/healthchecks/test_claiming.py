@@ -148,10 +148,18 @@ def test_cycle_writes_health_points_through_the_push_path(
     report = healthchecks_run(now=now)
 
     assert (report.probed, report.up, report.down) == (3, 1, 2)
-    # One batch for the project's cycle, stored durably like a push, then applied.
-    assert IngestBatch.objects.filter(project=project).count() == 1
+    # One batch per target (a batch has one source), stored durably like a push, then applied.
+    batches = IngestBatch.objects.filter(project=project)
+    assert sorted(batches.values_list("source", flat=True)) == ["probe:api", "probe:cache", "probe:db"]
     batches_apply()
     assert points(project, "health.up") == {"api": [1.0], "db": [0.0], "cache": [0.0]}
+    # Each point says which health check measured it (PRODUCT.md §8 "Provenance").
+    sources = MetricPoint.objects.filter(project=project).values_list("labels__target", "source")
+    assert {target: source for target, source in sources} == {
+        "api": "probe:api",
+        "db": "probe:db",
+        "cache": "probe:cache",
+    }
     latency = points(project, "health.latency_ms")
     assert sorted(latency) == ["api", "db"]  # a refused probe has no latency
     assert all(0 < value < 1000 for values in latency.values() for value in values)
@@ -191,16 +199,21 @@ def test_up_down_change_requests_an_evaluation(target_server: TargetServer) -> N
 
 
 @pytest.mark.django_db
-def test_one_batch_per_project_per_cycle(target_server: TargetServer) -> None:
+def test_one_batch_per_target_per_cycle(target_server: TargetServer) -> None:
     now = timezone.now()
     first, second = ProjectFactory(), ProjectFactory()
     for project in (first, second):
         for name in ("a", "b", "c"):
             health_check(project, name, target_server.url("/up"), next_probe_at=now)
     healthchecks_run(now=now)
-    assert IngestBatch.objects.filter(project=first).count() == 1
-    assert IngestBatch.objects.filter(project=second).count() == 1
-    assert IngestBatch.objects.get(project=first).accepted == 6  # up + latency for 3 targets
+    for project in (first, second):
+        batches = IngestBatch.objects.filter(project=project)
+        # up + latency for each target, under the target's own source
+        assert sorted(batches.values_list("source", "accepted")) == [
+            ("probe:a", 2),
+            ("probe:b", 2),
+            ("probe:c", 2),
+        ]
 
 
 @pytest.mark.django_db

@@ -32,11 +32,12 @@ labels = {f"label_{i}": "x" * 30 for i in range(10)}
 point = {"metric": "latency_ms", "value": 1.5, "ts": now.isoformat(), "labels": labels}
 body = orjson.dumps({"points": [point] * 10_000})
 project_id = int(sys.argv[1])
-batch_ingest(project_id=project_id, body=orjson.dumps({"points": [point]}), now=now)  # connection, caches
+# The first call opens the connection and fills caches.
+batch_ingest(project_id=project_id, body=orjson.dumps({"points": [point]}), source="push:memory", now=now)
 gc.collect()
 before = resident("VmRSS")
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
-batch_ingest(project_id=project_id, body=body, now=now)
+batch_ingest(project_id=project_id, body=body, source="push:memory", now=now)
 print(len(body), (resident("VmHWM") - before) / 1e6)
 """
 

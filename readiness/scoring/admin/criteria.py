@@ -54,7 +54,7 @@ DEFINITION_FIELDSETS: tuple[tuple[str | None, dict[str, Any]], ...] = (
             "use the method, the reference period and the threshold.",
             "fields": (
                 ("metric", "window"),
-                "labels",
+                ("labels", "sources"),
                 ("aggregation", "op"),
                 ("threshold", "warn_threshold", "min_samples"),
                 ("method", "reference_start", "reference_end"),
@@ -71,6 +71,8 @@ class CriterionDefinitionForm(forms.ModelForm):
         # A JSON field emptied in the form would be NULL, which the column refuses.
         if "labels" in self.fields and cleaned.get("labels") is None:
             cleaned["labels"] = {}
+        if "sources" in self.fields and cleaned.get("sources") is None:
+            cleaned["sources"] = []
         if "not_applicable_reason" in self.fields:
             # NULL means applicable; an empty text area must not mark a criterion not applicable.
             cleaned["not_applicable_reason"] = (cleaned.get("not_applicable_reason") or "").strip() or None

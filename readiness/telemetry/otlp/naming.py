@@ -18,9 +18,10 @@ from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+# The reserved names are provenance's rule, one for pushes and OTLP alike; re-exported for ``mapping``.
+from readiness.telemetry.provenance import is_reserved as is_reserved
 from readiness.telemetry.push_rules import LABEL_KEY_RE, MAX_LABEL_VALUE, MAX_LABELS
 
-RESERVED_PREFIX = "health."  # the probes' names (PRODUCT.md §8)
 SERVICE_LABEL = "service"
 SERVICE_NAME = "service.name"
 MAX_METRIC_NAME = 100
@@ -48,10 +49,6 @@ def normalise_metric_name(raw: str) -> str:
     if name and not ("a" <= name[0] <= "z"):
         name = "m" + name
     return name
-
-
-def is_reserved(name: str) -> bool:
-    return name.startswith(RESERVED_PREFIX)
 
 
 def metric_name(raw: str, *, suffixes: Iterable[str] = ("",)) -> str | Rejection:
