@@ -85,6 +85,7 @@ bench: install-dev
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/pages.py
 	$(BIN)/python bench/push_overhead.py
+	$(BIN)/python bench/sources.py
 
 ## make lock: resolve pyproject.toml's ranges anew into uv.lock (today's releases), then commit it.
 lock: | $(UV)

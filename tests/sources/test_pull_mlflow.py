@@ -26,10 +26,10 @@ def trained_version(registry: MlflowRegistry, model: str, *, accuracy: float, au
     return registry.create_model_version(model, run)
 
 
-def quality_in_scorecard(project: object) -> tuple[str, float | None]:
+def quality_in_scorecard(project: object) -> tuple[str, float | None, list[str]]:
     scorecard = scorecard_refresh(project=project)
     [result] = [c for c in scorecard.payload["criteria"] if c["key"] == "model_quality"]
-    return result["status"], result["value"]
+    return result["status"], result["value"], result["sources"]
 
 
 def test_the_champion_is_stored_once_per_version_and_latest_follows_the_alias(
@@ -72,7 +72,7 @@ def test_the_champion_is_stored_once_per_version_and_latest_follows_the_alias(
     ]
     # At the metric's own timestamp (its latest step), not when it was read.
     assert {int(p.ts.timestamp() * 1000) for p in points} == {now_ms - 120_000}
-    assert quality_in_scorecard(project) == ("fail", 0.91)
+    assert quality_in_scorecard(project) == ("fail", 0.91, ["mlflow:registry"])
 
     second = trained_version(mlflow_registry, model, accuracy=0.94, auc=0.97, at_ms=now_ms - 30_000)
     mlflow_registry.set_alias(model, "champion", second)
@@ -81,7 +81,7 @@ def test_the_champion_is_stored_once_per_version_and_latest_follows_the_alias(
     assert result.errors == [] and count == 2
     newest = MetricPoint.objects.filter(project=project, metric="accuracy").order_by("-ts").first()
     assert (newest.value, newest.labels) == (0.94, {"model_version": second})
-    assert quality_in_scorecard(project) == ("pass", 0.94)
+    assert quality_in_scorecard(project) == ("pass", 0.94, ["mlflow:registry"])
     source.refresh_from_db()
     assert source.points_stored == 4 and source.last_error == ""
 
