@@ -40,7 +40,7 @@ from readiness.telemetry.models import MetricPoint, MetricSource
 from readiness.telemetry.push_rules import LABEL_KEY_RE, MAX_LABEL_VALUE, MAX_LABELS
 from readiness.telemetry.services import evaluations_request
 from readiness.telemetry.sources.auth import auth_headers
-from readiness.telemetry.sources.exchange import SourceError
+from readiness.telemetry.sources.exchange import EXCHANGE_THREADS, SourceError
 from readiness.telemetry.sources.mlflow import version_metrics
 from readiness.telemetry.sources.prometheus import pull_window, query_range
 
@@ -354,7 +354,10 @@ def sources_pull(sources: list[MetricSource], *, now: datetime, concurrency: int
         return CycleReport(pulled=0, failed=0, stored=0, seconds=0.0)
     started = time.perf_counter()
     reading_started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(sources)), thread_name_prefix="pull") as pool:
+    # Each reading thread waits on one exchange thread: more readers than exchange threads would queue
+    # exchanges, and the queueing would eat into their sources' 10 s.
+    workers = min(concurrency, EXCHANGE_THREADS, len(sources))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
         results = list(pool.map(lambda s: source_read(s, now=now), sources))
     reading = round(time.perf_counter() - reading_started, 3)
     stored = sources_store(pulls=list(zip(sources, results, strict=True)), now=now)

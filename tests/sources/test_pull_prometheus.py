@@ -17,9 +17,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from readiness.scoring.services import scorecard_refresh
 from readiness.telemetry.models import MetricPoint, MetricSource
 from readiness.telemetry.pulls import pulls_run, source_read, source_run, sources_pull
-from tests.factories import ProjectFactory
+from tests.factories import MetricCriterionFactory, ProjectFactory
 from tests.pull_servers import Exporter, PrometheusServer
 from tests.sources.test_prometheus import ERROR_RATE, EXPECTED_ERROR_RATE, EXPECTED_P99_MS, P99_MS
 
@@ -77,10 +78,17 @@ def test_p99_and_error_rate_points_match_promql_evaluated_directly(
     prometheus: PrometheusServer, steady_traffic: None
 ) -> None:
     source = prometheus_source(prometheus)
+    MetricCriterionFactory(
+        project=source.project, key="latency_p99", metric="latency_ms", aggregation="max", threshold=300
+    )
 
     result, count = source_run(source=source)
 
     assert result.errors == []
+    [judged] = [
+        c for c in scorecard_refresh(project=source.project).payload["criteria"] if c["key"] == "latency_p99"
+    ]
+    assert (judged["status"], judged["sources"]) == ("pass", ["prometheus:prod-prometheus"])
     for metric, expected in (("latency_ms", EXPECTED_P99_MS), ("error_rate", EXPECTED_ERROR_RATE)):
         points = stored(source, metric)
         assert len(points) == 1, metric  # the first run reads the last interval: one step
