@@ -65,6 +65,7 @@ run: install
 test: install-dev mlflow-env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make mlflow-env: the MLflow tracking server the pull-source tests start (tests/sources), in its own
@@ -78,14 +79,14 @@ $(MLFLOW_VENV)/.installed: tests/mlflow/pyproject.toml tests/mlflow/uv.lock | $(
 	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(MLFLOW_VENV) $(UV) sync --project tests/mlflow --locked --quiet
 	touch $@
 
-## make bench: the benchmarks of docs/benchmarks.md (needs PostgreSQL and Redis, like CI).
+## make bench: the benchmarks of docs/benchmarks.md (needs PostgreSQL, Redis and wrk, like CI).
+## Every benchmark runs even when one before it misses a figure; make fails at the end if any did.
+BENCHMARKS := ingest probes drift pages push_overhead otlp sources
 bench: install-dev
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/probes.py
-	$(BIN)/python bench/drift.py
-	$(BIN)/python bench/pages.py
-	$(BIN)/python bench/push_overhead.py
-	$(BIN)/python bench/sources.py
+	@missed=""; for name in $(BENCHMARKS); do \
+		echo "== bench/$$name.py"; $(BIN)/python bench/$$name.py || missed="$$missed $$name"; \
+	done; \
+	if [ -n "$$missed" ]; then echo "missed a required figure or failed:$$missed"; exit 1; fi
 
 ## make lock: resolve pyproject.toml's ranges anew into uv.lock (today's releases), then commit it.
 lock: | $(UV)
@@ -94,6 +95,7 @@ lock: | $(UV)
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 
 clean:
 	rm -rf var/*.sqlite3* var/broker var/celerybeat-schedule*

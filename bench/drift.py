@@ -132,7 +132,7 @@ def main() -> int:
         django.setup()
         from readiness.celery import app
         from readiness.projects.models import Project, Team
-        from readiness.scoring.drift_jobs import drift_results_compute
+        from readiness.scoring.drift.jobs import drift_results_compute
         from readiness.scoring.models import Criterion, DriftResult
 
         data = samples(args.criteria, args.samples)

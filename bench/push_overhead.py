@@ -34,10 +34,11 @@ from ingest import (  # the sibling benchmark's database and HTTP helpers
     Client,
     bench_database,
     drop_database,
-    free_port,
     manage,
-    wait_port,
 )
+
+# ingest put the repository on the path: the same free-port and wait helpers as the fault suite.
+from tests.servers import free_port, port_open, wait_for
 
 MAX_OVERHEAD = 0.25
 CLIENTS = 4
@@ -91,7 +92,8 @@ def cpu_per_push(env: dict[str, str], token: str, pushes: int) -> float:
             thread.join()
 
     try:
-        wait_port(port)
+        if not wait_for(lambda: port_open(port), timeout=60):
+            raise RuntimeError(f"gunicorn did not listen on {port} within 60 s")
         time.sleep(1)
         load(400)  # warm every worker: imports, connections, the rate-limit script
         pids = children(web.pid)

@@ -6,8 +6,15 @@ stop the process at start with the variable's name, not silently run with a defa
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import Any, TypeVar
+
+import dj_database_url
+
+T = TypeVar("T")
 
 
 class ImproperlyConfiguredEnv(RuntimeError):
@@ -59,3 +66,88 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_parsed(name: str, default: str, parse: Callable[[str], T]) -> T:
+    """The variable read by ``parse`` (the default when unset or empty); a ``ValueError`` of the
+    parser stops the start with the variable's name."""
+    raw = env_str(name) or default
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ImproperlyConfiguredEnv(f"{name}: {exc}") from None
+
+
+def env_choice(
+    name: str, default: str, choices: Collection[str], *, expected: str, upper: bool = False
+) -> str:
+    """One of ``choices``, compared in lower case (upper case with ``upper``)."""
+    raw = (env_str(name) or default).strip()
+    value = raw.upper() if upper else raw.lower()
+    if value not in choices:
+        raise ImproperlyConfiguredEnv(f"{name}: expected {expected}, got {value!r}")
+    return value
+
+
+def env_url(name: str, *, schemes: Collection[str], expected: str) -> str:
+    """A URL whose scheme is one of ``schemes`` (``redis``, ``amqp``...), or "" when unset."""
+    url = env_str(name) or ""
+    if url and url.split("://", 1)[0] not in schemes:
+        raise ImproperlyConfiguredEnv(f"{name}: expected {expected}, got {url!r}")
+    return url
+
+
+def env_database(name: str, *, conn_max_age: int) -> dict[str, Any] | None:
+    """Django's database settings from a ``postgres://`` or ``sqlite://`` URL, or None when unset."""
+    url = env_str(name)
+    if not url:
+        return None
+    try:
+        database = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
+    except ValueError as exc:
+        raise ImproperlyConfiguredEnv(f"{name}: {exc}") from exc
+    if not database.get("ENGINE"):
+        raise ImproperlyConfiguredEnv(f"{name}: unsupported scheme in {url!r}")
+    return dict(database)
+
+
+def env_networks(name: str) -> list[str]:
+    """Comma-separated IP networks (``10.0.0.0/8,fd00::/8``), each checked to be one."""
+    networks = env_list(name, [])
+    for network in networks:
+        try:
+            ipaddress.ip_network(network)
+        except ValueError as exc:
+            raise ImproperlyConfiguredEnv(f"{name}: {exc}") from None
+    return networks
+
+
+def env_token(name: str, *, min_length: int) -> str:
+    """A shared secret a caller must present, or "" (the feature is off): a short one is guessable."""
+    token = env_str(name) or ""
+    if token and len(token) < min_length:
+        raise ImproperlyConfiguredEnv(f"{name}: use at least {min_length} characters (a random string)")
+    return token
+
+
+def env_signing_key(name: str, *, required: bool, public_key: str, howto: str) -> str | None:
+    """A signing key (sessions, CSRF, password resets): with ``required``, a missing key, the
+    ``public_key`` everyone can read or a short, repetitive one stops the start and ``howto`` says
+    how to make one."""
+    key = env_str(name)
+    if required:
+        if not key or key == public_key:
+            raise ImproperlyConfiguredEnv(
+                f"{name}: required when DJANGO_DEBUG is false (the default); {howto}"
+            )
+        if len(key) < 50 or len(set(key)) < 5:
+            raise ImproperlyConfiguredEnv(f"{name}: too weak (at least 50 characters, 5 different); {howto}")
+    return key
+
+
+def env_writable_dir(name: str) -> str | None:
+    """A folder this process can write in, or None when unset."""
+    folder = os.environ.get(name)
+    if folder and not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
+        raise ImproperlyConfiguredEnv(f"{name}: {folder!r} is not a writable folder")
+    return folder

@@ -6,16 +6,26 @@ With nothing set, Readiness runs on its embedded default: SQLite and a file-syst
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import ssl
 from datetime import timedelta
 from pathlib import Path
 
-import dj_database_url
 from celery.schedules import crontab
 
-from readiness.env import ImproperlyConfiguredEnv, env_bool, env_int, env_list, env_str
+from readiness.env import (
+    env_bool,
+    env_choice,
+    env_database,
+    env_int,
+    env_list,
+    env_networks,
+    env_parsed,
+    env_signing_key,
+    env_str,
+    env_token,
+    env_url,
+    env_writable_dir,
+)
 from readiness.security.rates import parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -35,17 +45,12 @@ _KEY_HOWTO = (
     "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))' and set it in "
     "DJANGO_SECRET_KEY, or write it to a file named by DJANGO_SECRET_KEY_FILE"
 )
-_secret = env_str("DJANGO_SECRET_KEY")
-if not DEBUG:
-    if not _secret or _secret == INSECURE_LOCAL_SECRET:
-        raise ImproperlyConfiguredEnv(
-            f"DJANGO_SECRET_KEY: required when DJANGO_DEBUG is false (the default); {_KEY_HOWTO}"
-        )
-    if len(_secret) < 50 or len(set(_secret)) < 5:
-        raise ImproperlyConfiguredEnv(
-            f"DJANGO_SECRET_KEY: too weak (at least 50 characters, 5 different); {_KEY_HOWTO}"
-        )
-SECRET_KEY = _secret or INSECURE_LOCAL_SECRET
+SECRET_KEY = (
+    env_signing_key(
+        "DJANGO_SECRET_KEY", required=not DEBUG, public_key=INSECURE_LOCAL_SECRET, howto=_KEY_HOWTO
+    )
+    or INSECURE_LOCAL_SECRET
+)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
@@ -114,14 +119,8 @@ TEMPLATES = [
 # and take the write lock when a transaction begins (a deferred transaction that reads, then writes,
 # fails at once when another process wrote in between, whatever the timeout).
 _SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
-_database_url = env_str("DATABASE_URL")
-if _database_url:
-    try:
-        _db = dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)
-    except ValueError as exc:
-        raise ImproperlyConfiguredEnv(f"DATABASE_URL: {exc}") from exc
-    if not _db.get("ENGINE"):
-        raise ImproperlyConfiguredEnv(f"DATABASE_URL: unsupported scheme in {_database_url!r}")
+_db = env_database("DATABASE_URL", conn_max_age=60)
+if _db:
     if _db["ENGINE"] == "django.db.backends.postgresql":
         # A database that does not answer fails a connection in 5 s rather than hanging the request
         # (and /readyz) for libpq's default of forever; ?connect_timeout= in the URL overrides it.
@@ -222,25 +221,17 @@ AXES_CLIENT_IP_CALLABLE = "readiness.security.logins.client_address"
 # API rate limit per token (readiness/security/ratelimit.py): "N/s", "N/m", "N/h", "N/10s" or "off".
 # 6,000 a minute is 100 requests a second per token: a model server pushing a point per prediction at
 # a modest rate fits, a runaway loop does not; a busier service batches (up to 10,000 points a push).
-try:
-    READINESS_API_RATE_LIMIT = parse_rate(env_str("READINESS_API_RATE_LIMIT") or "6000/m")
-except ValueError as exc:
-    raise ImproperlyConfiguredEnv(f"READINESS_API_RATE_LIMIT: {exc}") from None
+READINESS_API_RATE_LIMIT = env_parsed("READINESS_API_RATE_LIMIT", "6000/m", parse_rate)
 
 # --- Celery ---------------------------------------------------------------------------------------
-_broker_url = env_str("CELERY_BROKER_URL")
+# Seconds one broker operation may take before it counts as failed (readiness/publishing.py).
+BROKER_SOCKET_TIMEOUT = 5.0
+_broker_url = env_url(
+    "CELERY_BROKER_URL",
+    schemes={"redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem"},
+    expected="redis://, amqp:// or filesystem://",
+)
 if _broker_url:
-    if _broker_url.split("://", 1)[0] not in {
-        "redis",
-        "rediss",
-        "amqp",
-        "amqps",
-        "pyamqp",
-        "filesystem",
-    }:
-        raise ImproperlyConfiguredEnv(
-            f"CELERY_BROKER_URL: expected redis://, amqp:// or filesystem://, got {_broker_url!r}"
-        )
     CELERY_BROKER_URL = _broker_url
     # Redis redelivers a message nobody acknowledged after this long (a worker died holding it).
     # Fifteen minutes: above the longest hard time limit of any task (alerts.scan_expiring, 600 s) and
@@ -252,6 +243,16 @@ if _broker_url:
         # kombu's Redis transport with the guard that keeps a worker alive when Redis goes away
         # while it holds unacknowledged tasks (readiness/broker.py says why).
         CELERY_BROKER_TRANSPORT = "readiness.broker:Transport"
+        # kombu asks redis-py for no socket timeout: a broker that accepts a connection and then
+        # never answers (a half-open connection after a failover, a stuck proxy) held a push's
+        # publish, and its gunicorn thread, until gunicorn killed the process (30 s; seen in
+        # bench/push_overhead.py). Bounded here; above kombu's BRPOP wait (1 s), so an idle worker
+        # never times out, and with keepalive so a dead peer is noticed without traffic.
+        CELERY_BROKER_TRANSPORT_OPTIONS.update(
+            socket_timeout=BROKER_SOCKET_TIMEOUT,
+            socket_connect_timeout=BROKER_SOCKET_TIMEOUT,
+            socket_keepalive=True,
+        )
         if _broker_url.startswith("rediss://"):
             # Named by class, the transport no longer gets kombu's default for a rediss:// URL (TLS
             # without checking the certificate): check it, as redis-py does for the rate limiter's.
@@ -432,12 +433,7 @@ READINESS_PROBE_DENY_NETWORKS = [
     "0.0.0.0/8",
     "::/128",
 ]
-for _network in env_list("READINESS_PROBE_DENY_NETWORKS", []):
-    try:
-        ipaddress.ip_network(_network)
-    except ValueError as exc:
-        raise ImproperlyConfiguredEnv(f"READINESS_PROBE_DENY_NETWORKS: {exc}") from None
-    READINESS_PROBE_DENY_NETWORKS.append(_network)
+READINESS_PROBE_DENY_NETWORKS += env_networks("READINESS_PROBE_DENY_NETWORKS")
 # Probes in flight at once per cycle: each holds a socket for at most its timeout, so 100 keeps a
 # worker's file descriptors and a cycle of 1,000 targets well inside the beat interval.
 READINESS_PROBE_CONCURRENCY = env_int("READINESS_PROBE_CONCURRENCY", 100, minimum=1)
@@ -446,35 +442,28 @@ READINESS_PULL_CONCURRENCY = env_int("READINESS_PULL_CONCURRENCY", 20, minimum=1
 
 # The per-token API counts live in Redis so every web process shares them: the broker's Redis, or
 # READINESS_RATE_LIMIT_REDIS_URL (e.g. beside RabbitMQ). Without either, each process counts alone.
-READINESS_RATE_LIMIT_REDIS_URL = env_str("READINESS_RATE_LIMIT_REDIS_URL") or (
-    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
-)
-if READINESS_RATE_LIMIT_REDIS_URL and not READINESS_RATE_LIMIT_REDIS_URL.startswith(
-    ("redis://", "rediss://", "unix://")
-):
-    raise ImproperlyConfiguredEnv(
-        f"READINESS_RATE_LIMIT_REDIS_URL: expected redis://, rediss:// or unix://, got "
-        f"{READINESS_RATE_LIMIT_REDIS_URL!r}"
-    )
+READINESS_RATE_LIMIT_REDIS_URL = env_url(
+    "READINESS_RATE_LIMIT_REDIS_URL",
+    schemes={"redis", "rediss", "unix"},
+    expected="redis://, rediss:// or unix://",
+) or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "")
 
 # --- Observability (readiness/observability/) ------------------------------------------------------
 # /metrics answers only a scraper sending "Authorization: Bearer <this>"; empty: /metrics is a 404.
-READINESS_METRICS_TOKEN = env_str("READINESS_METRICS_TOKEN") or ""
-if READINESS_METRICS_TOKEN and len(READINESS_METRICS_TOKEN) < 16:
-    raise ImproperlyConfiguredEnv("READINESS_METRICS_TOKEN: use at least 16 characters (a random string)")
+READINESS_METRICS_TOKEN = env_token("READINESS_METRICS_TOKEN", min_length=16)
 # Read by prometheus_client itself: every process's metrics in files there, summed at each scrape.
-_multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _multiproc_dir and not (os.path.isdir(_multiproc_dir) and os.access(_multiproc_dir, os.W_OK)):
-    raise ImproperlyConfiguredEnv(f"PROMETHEUS_MULTIPROC_DIR: {_multiproc_dir!r} is not a writable folder")
+env_writable_dir("PROMETHEUS_MULTIPROC_DIR")
 
 # Logs: one JSON object per line on stderr (LOG_FORMAT=text for a terminal), UTC timestamps, the
 # request id or the Celery task on every line (readiness/observability/logs.py).
-_log_format = (env_str("LOG_FORMAT") or "json").strip().lower()
-if _log_format not in ("json", "text"):
-    raise ImproperlyConfiguredEnv(f"LOG_FORMAT: expected json or text, got {_log_format!r}")
-_log_level = (env_str("LOG_LEVEL") or "INFO").strip().upper()
-if _log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-    raise ImproperlyConfiguredEnv(f"LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, got {_log_level!r}")
+_log_format = env_choice("LOG_FORMAT", "json", ("json", "text"), expected="json or text")
+_log_level = env_choice(
+    "LOG_LEVEL",
+    "INFO",
+    ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    expected="DEBUG, INFO, WARNING or ERROR",
+    upper=True,
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

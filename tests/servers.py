@@ -2,7 +2,7 @@
 redis-server, Celery worker and beat, a gunicorn web server and a private PostgreSQL cluster, each a
 subprocess on a free port. Celery and gunicorn run with the arguments the deployment files give them
 (Procfile, docker-compose.yml, Dockerfile), read from those files. Shared by the ingestion pipeline
-tests and the fault suite."""
+tests, the fault suite and the ingestion benchmark (bench/ingest.py)."""
 
 from __future__ import annotations
 

@@ -55,6 +55,7 @@ def python_with(code: str, **env: str | None) -> subprocess.CompletedProcess[str
         ("EMAIL_PORT", "twenty-five"),
         ("CELERY_BROKER_URL", "kafka://localhost"),
         ("DATABASE_URL", "nosuchdb://x"),
+        ("READINESS_PROBE_DENY_NETWORKS", "10.0.0.0/8,10.0.0.0/33"),
     ],
 )
 def test_malformed_variable_stops_start_and_names_it(variable: str, value: str) -> None:

@@ -21,3 +21,8 @@ class AlertsConfig(AppConfig):
         from readiness.alerts.services import notification_failed
 
         notification_failed.connect(_count_notification_failure, dispatch_uid="count-notification-failure")
+        # Scoring announces each stored scorecard rather than importing alerts (the higher layer).
+        from readiness.alerts.services import scorecard_stored_receiver
+        from readiness.scoring.signals import scorecard_stored
+
+        scorecard_stored.connect(scorecard_stored_receiver, dispatch_uid="alerts.record-evaluation")

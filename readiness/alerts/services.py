@@ -10,6 +10,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import OuterRef, Q, Subquery
@@ -27,6 +28,7 @@ from readiness.alerts.rules import (
 )
 from readiness.projects.models import OWNER_FIELDS, Project
 from readiness.projects.vocabulary import Stage
+from readiness.publishing import publish
 from readiness.scoring.models import Attestation, Criterion, Scorecard, Waiver
 
 log = logging.getLogger(__name__)
@@ -42,8 +44,6 @@ FAILURES = ("transient", "permanent", "uncertain")
 SWEEP_GRACE = timedelta(seconds=30)
 # Deliveries one sweep re-enqueues at most: a backlog drains over a few sweeps instead of one flood.
 SWEEP_MAX = 500
-# On the evaluation's path: one immediate reconnect, never a wait; the sweeper catches the rest.
-PUBLISH_ONCE = {"retry": True, "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0}}
 
 
 def notification_failed_send(*, delivery: Delivery, error: str, failure: str) -> None:
@@ -61,14 +61,12 @@ def delivery_enqueue(*, delivery_id: int, countdown: float = 0.0) -> None:
     """Queue the send of a delivery once the current transaction commits (at once outside one)."""
     from readiness.alerts.tasks import delivery_send
 
-    def publish() -> None:
-        # The delivery is committed: a broker outage must not fail the evaluation that made it.
-        try:
-            delivery_send.apply_async((delivery_id,), countdown=countdown, **PUBLISH_ONCE)
-        except Exception:
-            log.warning("could not enqueue delivery %s; the sweeper will", delivery_id, exc_info=True)
-
-    transaction.on_commit(publish)
+    # The delivery is committed: a broker outage must not fail the evaluation that made it.
+    transaction.on_commit(
+        lambda: publish(
+            delivery_send, what=f"delivery {delivery_id}", args=(delivery_id,), countdown=countdown
+        )
+    )
 
 
 # --- Recording events -----------------------------------------------------------------------------
@@ -79,8 +77,8 @@ def notifications_record_evaluation(
 ) -> list[Event]:
     """Record the events between the previous stored scorecard and the new one, with their deliveries.
 
-    Called by ``scorecard_refresh`` inside the transaction that stores the scorecard, holding the
-    project's row lock: the events exist exactly when the scorecard does.
+    Called (``scorecard_stored``) by ``scorecard_refresh`` inside the transaction that stores the
+    scorecard, holding the project's row lock: the events exist exactly when the scorecard does.
     """
     specs = evaluation_events(
         previous=previous.payload if previous is not None else None,
@@ -95,6 +93,12 @@ def notifications_record_evaluation(
         decision_before=previous.decision if previous is not None else "",
         now=scorecard.computed_at,
     )
+
+
+def scorecard_stored_receiver(
+    *, project: Project, scorecard: Scorecard, previous: Scorecard | None, **_signal: Any
+) -> None:
+    notifications_record_evaluation(project=project, scorecard=scorecard, previous=previous)
 
 
 def _events_record(
@@ -169,7 +173,7 @@ def deliveries_create(*, project: Project, events: list[Event], now: datetime) -
 
 def _lock_project(project_id: int) -> Project | None:
     # The same lock as scorecard_refresh: a scan and an evaluation of one project never interleave.
-    if not list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk", flat=True)):
+    if Project.objects.lock(project_id) is None:
         return None
     return Project.objects.select_related(*OWNER_FIELDS.values()).get(pk=project_id)
 
@@ -247,7 +251,7 @@ def expiring_scan(*, now: datetime | None = None) -> int:
             project = _lock_project(project_id)
             if project is None:  # deleted since the scan read it
                 continue
-            latest = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id").first()
+            latest = Scorecard.objects.latest_for(project).first()
             recorded += len(
                 _events_record(
                     project=project,

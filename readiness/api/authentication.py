@@ -7,8 +7,9 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from readiness.api.tokens import bearer_secret, token_from_request
+from readiness.api.tokens import token_from_request
 from readiness.projects.models import ProjectToken
+from readiness.security.bearer import bearer_secret
 
 
 class BearerTokenAuthentication(BaseAuthentication):

@@ -19,8 +19,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from readiness.api.errors import error_body, error_response
 from readiness.scoring.services import ActionConflict
+from readiness.security.errors import error_body, error_response
 
 logger = logging.getLogger("readiness.api")
 

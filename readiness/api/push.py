@@ -21,9 +21,10 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from readiness.api.errors import error_response
 from readiness.api.serializers import ErrorSerializer, PushErrorSerializer
-from readiness.api.tokens import bearer_secret, push_caller
+from readiness.api.tokens import PushCaller, push_caller
+from readiness.security.bearer import bearer_secret
+from readiness.security.errors import error_response
 from readiness.telemetry.provenance import source_label
 from readiness.telemetry.push import (
     MAX_BODY_BYTES,
@@ -124,19 +125,27 @@ class MetricsPushView(APIView):
         try:
             return metrics_push(request._request)
         except (OperationalError, InterfaceError):
-            # Never a 202 that is not durable: without the database, ask the client to come back.
-            return error_response(
-                503,
-                "unavailable",
-                # "Not acknowledged", not "not stored": the connection can die between the INSERT's
-                # commit and this answer. A retry with the same Idempotency-Key is a replay, never a copy.
-                "the database is unreachable; the push was not acknowledged: retry later with the same "
-                "Idempotency-Key",
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            # "Not acknowledged", not "not stored": the connection can die between the INSERT's
+            # commit and this answer. A retry with the same Idempotency-Key is a replay, never a copy.
+            return database_unavailable(
+                "the push was not acknowledged: retry later with the same Idempotency-Key"
             )
 
 
-def metrics_push(request: HttpRequest) -> HttpResponse:
+def database_unavailable(consequence: str) -> HttpResponse:
+    """The 503 of an ingestion path without its database: never an answer that is not durable, and
+    ``Retry-After`` so the client (a push script, an OTLP exporter) comes back."""
+    return error_response(
+        503,
+        "unavailable",
+        f"the database is unreachable; {consequence}",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+def push_token(request: HttpRequest) -> PushCaller | HttpResponse:
+    """The caller of an ingestion path (JSON push, OTLP): a token with ``metrics:write``, or the
+    401/403 to answer."""
     secret = bearer_secret(request)
     if secret is None:
         return error_response(
@@ -152,21 +161,38 @@ def metrics_push(request: HttpRequest) -> HttpResponse:
         )
     if "metrics:write" not in token.scopes:
         return error_response(403, "forbidden", "this token lacks the metrics:write scope")
-    content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-    if content_type != "application/json":
-        return error_response(415, "unsupported_media_type", "Content-Type must be application/json")
+    return token
+
+
+def push_body(request: HttpRequest) -> bytes | HttpResponse:
+    """The request's body, or the 413 for one over 5 MiB: refused on its declared length before it
+    is read, and on what was read when the length was not declared (chunked)."""
+    too_large = error_response(413, "too_large", "a push may carry at most 5 MiB of body")
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
     if declared > MAX_BODY_BYTES:
-        return error_response(413, "too_large", "a push may carry at most 5 MiB of body")
+        return too_large
     try:
         body = request.body
     except RequestDataTooBig:
-        return error_response(413, "too_large", "a push may carry at most 5 MiB of body")
+        return too_large
     if len(body) > MAX_BODY_BYTES:
-        return error_response(413, "too_large", "a push may carry at most 5 MiB of body")
+        return too_large
+    return body
+
+
+def metrics_push(request: HttpRequest) -> HttpResponse:
+    token = push_token(request)
+    if isinstance(token, HttpResponse):
+        return token
+    content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json":
+        return error_response(415, "unsupported_media_type", "Content-Type must be application/json")
+    body = push_body(request)
+    if isinstance(body, HttpResponse):
+        return body
     key = request.META.get("HTTP_IDEMPOTENCY_KEY")
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         return error_response(400, "invalid", "Idempotency-Key must be 1 to 200 characters", [])

@@ -16,14 +16,7 @@ from readiness.projects.models import (
     hash_token_secret,
     token_touch,
 )
-
-
-def bearer_secret(request: HttpRequest) -> str | None:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        return None
-    return secret.strip()
+from readiness.security.bearer import bearer_secret
 
 
 def token_from_request(request: HttpRequest) -> ProjectToken | None:

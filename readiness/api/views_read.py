@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from readiness.api.access import READ, project_for_caller, projects_for_caller
 from readiness.api.schema import error_responses
-from readiness.api.selectors import latest_decision, metric_summary, scorecard_history, with_latest_decision
+from readiness.api.selectors import latest_decision, scorecard_history, with_latest_decision
 from readiness.api.serializers import (
     MetricOutputSerializer,
     MetricPathSerializer,
@@ -32,6 +32,7 @@ from readiness.api.serializers import (
 from readiness.projects.models import Project
 from readiness.scoring.engine import parse_window
 from readiness.scoring.services import latest_scorecard, scorecard_compute, scorecard_for_gate
+from readiness.telemetry.series import metric_summary
 
 # Far beyond any retention, and far from the datetime range: `now - window` must stay a valid date.
 MAX_WINDOW = timedelta(days=3650)

@@ -41,8 +41,6 @@ from readiness.telemetry.models import HealthCheck, MetricSource
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
-PROJECT_FIELDS = ("name", "team", "description", "risk_tier", "target_date", "require_signoff_for_pilot")
-
 
 def checks_import(
     *, document: Any, dry_run: bool, actor: AbstractBaseUser | None, actor_label: str | None = None

@@ -3,7 +3,9 @@ and warn lines, drift distributions (reference against current), health-check av
 per target with each target's last probe, and the decision history.
 
 Everything comes in a bounded number of queries whatever the number of criteria (series through
-``readiness.dashboard.series``, one query each for drift results, health checks and scorecards). The
+``readiness.dashboard.series``, one query each for drift results, health checks and scorecards). Drift
+charts compute nothing: they draw the stored result the scorecard's evaluation read (its bins and its
+PSI or KS p-value, ``readiness.scoring.drift.selectors``), so a chart never disagrees with the decision. The
 figures go into the page once, with ``json_script``; ``static/dashboard/charts.js`` draws them, and the
 captions written here say the same in words, so the page reads without JavaScript too.
 """
@@ -15,21 +17,17 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-import numpy as np
-from django.db.models import OuterRef, Subquery
-
-from readiness.api.selectors import SeriesPoint
 from readiness.dashboard.display import format_number
 from readiness.dashboard.scorecards import CriterionLine
-from readiness.dashboard.series import Window, chart_series, window_samples
+from readiness.dashboard.series import Window, chart_series
 from readiness.projects.models import Project
 from readiness.projects.vocabulary import Dimension
-from readiness.scoring.drift import bin_shares, reference_profile
-from readiness.scoring.drift_jobs import DRIFT_MIN_SAMPLES, definition_fingerprint
+from readiness.scoring.drift.selectors import drift_results_of_scorecard
 from readiness.scoring.engine import parse_window
 from readiness.scoring.inputs import UNITS
 from readiness.scoring.models import Criterion, DriftResult, Kind, Scorecard
 from readiness.telemetry.models import HealthCheck
+from readiness.telemetry.series import SeriesPoint
 
 # A week shows an outage and the daily rhythm of latency; the 30-day availability criterion has its own
 # chart when a project defines one.
@@ -90,12 +88,24 @@ class MetricChart:
 class DriftChart:
     line: CriterionLine
     criterion: Criterion
-    edges: list[float]
-    reference: list[float]  # shares per bin of the reference's deciles
-    current: list[float]
-    reference_count: int
-    current_count: int
+    result: DriftResult | None  # the stored result the scorecard's evaluation read
     note: str  # why there is nothing to draw, or where the figures come from
+
+    @property
+    def bins(self) -> dict[str, list[float]]:
+        return (self.result.bins if self.result is not None else None) or {}
+
+    @property
+    def edges(self) -> list[float]:
+        return list(self.bins.get("edges") or [])
+
+    @property
+    def reference(self) -> list[float]:  # shares per bin of the reference's deciles
+        return list(self.bins.get("reference") or [])
+
+    @property
+    def current(self) -> list[float]:
+        return list(self.bins.get("current") or [])
 
     @property
     def element_id(self) -> str:
@@ -109,10 +119,15 @@ class DriftChart:
     def caption(self) -> str:
         c = self.criterion
         requirement = f"; {self.line.requirement}" if self.line.requirement else ""
+        counts = (
+            f"{self.result.reference_count:,} reference and {self.result.current_count:,} current points. "
+            if self.result is not None
+            else ""
+        )
         return (
             f"{c.metric} over the last {c.window} against the reference period "
             f"{c.reference_start:%-d %b %Y} to {c.reference_end:%-d %b %Y}: {self.line.value}{requirement}. "
-            f"{self.reference_count:,} reference and {self.current_count:,} current points. {self.note}"
+            f"{counts}{self.note}"
         ).strip()
 
     def data(self) -> dict[str, Any]:
@@ -120,6 +135,9 @@ class DriftChart:
             "id": self.element_id,
             "kind": "drift",
             "title": self.line.title,
+            # The stored figure the bins belong to: the scorecard's own value for this criterion.
+            "method": self.result.method if self.result is not None else self.criterion.method,
+            "value": self.result.value if self.result is not None else None,
             "ranges": _bin_ranges(self.edges),
             "reference": [round(share * 100, 2) for share in self.reference],
             "current": [round(share * 100, 2) for share in self.current],
@@ -194,8 +212,15 @@ class ScorecardCharts:
 
 
 def scorecard_charts(
-    *, project: Project, criteria: list[Criterion], lines: list[CriterionLine], now: datetime
+    *,
+    project: Project,
+    criteria: list[Criterion],
+    lines: list[CriterionLine],
+    scorecard_at: datetime,
+    now: datetime,
 ) -> ScorecardCharts:
+    """``lines`` are the shown scorecard's criteria, computed at ``scorecard_at``: the drift charts draw
+    what that evaluation read; the metric and health series run up to ``now``."""
     by_key = {line.key: line for line in lines}
     ordered = sorted(
         (c for c in criteria if c.key in by_key),
@@ -231,7 +256,7 @@ def scorecard_charts(
                 availability=up.mean,
             )
         )
-    drift = _drift_charts([c for c in ordered if c.kind == Kind.DRIFT], by_key, project=project, now=now)
+    drift = _drift_charts([c for c in ordered if c.kind == Kind.DRIFT], by_key, scorecard_at=scorecard_at)
     timeline = _timeline(project=project)
 
     payload: dict[str, Any] = {
@@ -267,81 +292,28 @@ def _health_data(targets: list[HealthTarget], *, start: datetime, end: datetime)
 
 
 def _drift_charts(
-    criteria: list[Criterion], lines: dict[str, CriterionLine], *, project: Project, now: datetime
+    criteria: list[Criterion], lines: dict[str, CriterionLine], *, scorecard_at: datetime
 ) -> list[DriftChart]:
-    """The newest stored drift result of each criterion, computed for its current definition (the drift
-    job's ``bins``); where none is stored yet, the same bins computed here from the two samples."""
+    """Each drift criterion's stored result as the scorecard's evaluation read it: the reference's
+    decile edges and both distributions (``bins``), the counts, and the PSI or KS p-value the scorecard
+    shows. One query for all."""
     usable = [c for c in criteria if c.reference_start is not None and c.reference_end is not None]
     if not usable:
         return []
-    newest = DriftResult.objects.filter(criterion=OuterRef("pk")).order_by("-computed_at", "-id")
-    stored = {
-        result.criterion_id: result
-        for result in DriftResult.objects.filter(
-            pk__in=Criterion.objects.filter(pk__in=[c.pk for c in usable])
-            .annotate(result=Subquery(newest.values("pk")[:1]))
-            .values("result")
-        )
-    }
-    charts: dict[str, DriftChart] = {}
-    to_compute: list[Criterion] = []
+    read = drift_results_of_scorecard(
+        criteria=usable, computed_at=scorecard_at, as_of={c.pk: lines[c.key].as_of for c in usable}
+    )
+    charts = []
     for criterion in usable:
-        result = stored.get(criterion.pk)
-        bins = result.bins if result is not None else None
-        if result is None or result.definition != definition_fingerprint(criterion) or not bins:
-            to_compute.append(criterion)
-            continue
-        charts[criterion.key] = DriftChart(
-            line=lines[criterion.key],
-            criterion=criterion,
-            edges=list(bins.get("edges") or []),
-            reference=list(bins.get("reference") or []),
-            current=list(bins.get("current") or []),
-            reference_count=result.reference_count,
-            current_count=result.current_count,
-            note=(f"{result.reason[:1].upper()}{result.reason[1:]}. " if result.reason else "")
-            + f"Drift job result of {result.computed_at:%-d %b %Y, %H:%M} UTC.",
-        )
-    charts.update(_computed_drift(to_compute, lines, project=project, now=now))
-    return [charts[c.key] for c in usable if c.key in charts]
-
-
-def _computed_drift(
-    criteria: list[Criterion], lines: dict[str, CriterionLine], *, project: Project, now: datetime
-) -> dict[str, DriftChart]:
-    """The drift job's bins, computed here for criteria it has no result for yet: both samples of
-    every criterion in one query, binned by ``readiness.scoring.drift`` on the reference's deciles."""
-    windows: list[Window] = []
-    for criterion in criteria:
-        assert criterion.reference_start is not None and criterion.reference_end is not None  # _drift_charts
-        labels = criterion.labels or {}
-        windows.append(Window(criterion.metric, criterion.reference_start, criterion.reference_end, labels))
-        # An unreadable window has no current sample (an empty window): "too few points".
-        windows.append(Window(criterion.metric, now - (_window(criterion) or timedelta(0)), now, labels))
-    samples = window_samples(project_id=project.pk, windows=windows) if windows else []
-    charts = {}
-    for n, criterion in enumerate(criteria):
-        reference, current = samples[2 * n], samples[2 * n + 1]
-        edges: list[float] = []
-        ref_shares: list[float] = []
-        cur_shares: list[float] = []
-        if reference.size >= DRIFT_MIN_SAMPLES and current.size >= DRIFT_MIN_SAMPLES:
-            profile = reference_profile(reference)
-            edges, ref_shares = profile.edges.tolist(), profile.shares.tolist()
-            cur_shares = bin_shares(np.asarray(current), profile.edges).tolist()
-            note = ""
+        result = read.get(criterion.pk)
+        if result is None:
+            # Only a scorecard older than the results' retention, or one stored by hand, has none.
+            note = "No stored drift result belongs to this scorecard."
         else:
-            note = f"Too few points to compare: each side needs {DRIFT_MIN_SAMPLES}."
-        charts[criterion.key] = DriftChart(
-            line=lines[criterion.key],
-            criterion=criterion,
-            edges=edges,
-            reference=ref_shares,
-            current=cur_shares,
-            reference_count=int(reference.size),
-            current_count=int(current.size),
-            note=note,
-        )
+            note = (f"{result.reason[:1].upper()}{result.reason[1:]}. " if result.reason else "") + (
+                f"Drift job result of {result.computed_at:%-d %b %Y, %H:%M} UTC."
+            )
+        charts.append(DriftChart(line=lines[criterion.key], criterion=criterion, result=result, note=note))
     return charts
 
 

@@ -255,7 +255,7 @@ def _status_label(status: str, absent: str) -> str:
 def history_page(*, project: Project, page: str | None) -> HistoryPage:
     """One page of the project's scorecard history. ``page`` is the raw query parameter: anything that
     is not a page number shows the nearest page and says so, never an error."""
-    scorecards = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id")
+    scorecards = Scorecard.objects.latest_for(project)
     total = scorecards.count()
     num_pages = max(1, -(-total // PER_PAGE))
     number, message = page_number(page, num_pages)

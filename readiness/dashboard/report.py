@@ -15,7 +15,6 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from readiness.api.selectors import metric_summary
 from readiness.dashboard.display import (
     DECISION_LABELS,
     DIMENSION_LABELS,
@@ -33,6 +32,7 @@ from readiness.dashboard.svg import LineChart, Timeline, decision_timeline, line
 from readiness.projects.models import Project
 from readiness.scoring.engine import parse_window
 from readiness.scoring.models import Scorecard
+from readiness.telemetry.series import metric_summary
 
 MAX_CHARTS = 4
 SIGNOFF_BLOCKERS = frozenset({"signoff_missing", "signoff_stale"})
@@ -116,15 +116,14 @@ def report_page(*, project: Project, now: datetime) -> ReportPage:
 def _decisions_since(*, project: Project, start: datetime) -> list[tuple[datetime, str]]:
     """The decisions of the scorecards after ``start``, oldest first, led by the one in force at
     ``start`` (the newest before it), so the timeline opens with the decision of that day."""
-    scorecards = Scorecard.objects.filter(project=project)
     opening = (
-        scorecards.filter(computed_at__lte=start)
-        .order_by("-computed_at", "-id")
+        Scorecard.objects.latest_for(project)
+        .filter(computed_at__lte=start)
         .values_list("computed_at", "decision")
         .first()
     )
     within = list(
-        scorecards.filter(computed_at__gt=start)
+        Scorecard.objects.filter(project=project, computed_at__gt=start)
         .order_by("computed_at", "id")
         .values_list("computed_at", "decision")
     )

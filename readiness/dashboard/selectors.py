@@ -155,7 +155,7 @@ def portfolio_rows(
 
 
 def _filtered_projects(*, projects: QuerySet[Project], filters: PortfolioFilters) -> QuerySet[Project]:
-    newest = Scorecard.objects.filter(project=OuterRef("pk")).order_by("-computed_at", "-id")
+    newest = Scorecard.objects.latest_for(OuterRef("pk"))
     projects = projects.annotate(
         latest_scorecard_id=Subquery(newest.values("id")[:1]),
         # What a remembered summary of that scorecard is checked against (readiness.dashboard.summaries).

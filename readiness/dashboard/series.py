@@ -1,6 +1,6 @@
 """Every chart series of a scorecard page in a bounded number of queries, whatever its number of criteria.
 
-The API's metrics endpoint charts one metric at a time (``readiness.api.selectors.metric_summary``): a
+The API's metrics endpoint charts one metric at a time (``readiness.telemetry.series.metric_summary``): a
 count, then the raw points when there are few, or ``MAX_SERIES_POINTS`` SQL buckets when there are many.
 A page with 30 metric criteria and a few health targets would pay that 60 times. Here the same steps
 run once for all series: one UNION ALL of every window's buckets (which also count and sum each
@@ -15,12 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import numpy as np
 from django.db.models import IntegerField, QuerySet, Value
 
-from readiness.api.selectors import MAX_SERIES_POINTS, SeriesPoint, bucket_rows, series_from_buckets
 from readiness.telemetry.aggregates import window_points
 from readiness.telemetry.models import MetricPoint
+from readiness.telemetry.series import MAX_SERIES_POINTS, SeriesPoint, bucket_rows, series_from_buckets
 
 # SQLite refuses a compound SELECT of more than 500 terms (SQLITE_MAX_COMPOUND_SELECT): chunk the unions
 # well below it. A page charts a few dozen series, so this costs a second query only on huge projects.
@@ -88,18 +87,6 @@ def chart_series(*, project_id: int, windows: Sequence[Window]) -> list[ChartSer
         ChartSeries(points=points, count=n, mean=(total / n) if n else None)
         for points, n, total in zip(series, counts, totals, strict=True)
     ]
-
-
-def window_samples(*, project_id: int, windows: Sequence[Window]) -> list[np.ndarray]:
-    """All values of each window (drift distributions), in one UNION ALL for every window."""
-    values: list[list[float]] = [[] for _ in windows]
-    rows = [
-        window.points(project_id).order_by().annotate(series=_tag(i)).values_list("series", "value")
-        for i, window in enumerate(windows)
-    ]
-    for tag, value in _union_all(rows):
-        values[tag].append(value)
-    return [np.asarray(sample, dtype=float) for sample in values]
 
 
 def _union_all(querysets: list[QuerySet]) -> list[tuple]:

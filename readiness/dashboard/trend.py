@@ -61,8 +61,10 @@ def weekly_decision_columns(starts: list[datetime]) -> dict[str, Subquery]:
     scorecards (a daily snapshot per project at least) would grow without bound."""
     columns = {}
     for index, start in enumerate(starts):
-        as_of = Scorecard.objects.filter(project=OuterRef("pk"), computed_at__lt=start + timedelta(weeks=1))
-        columns[f"week_{index}"] = Subquery(as_of.order_by("-computed_at", "-id").values("decision")[:1])
+        as_of = Scorecard.objects.latest_for(OuterRef("pk")).filter(
+            computed_at__lt=start + timedelta(weeks=1)
+        )
+        columns[f"week_{index}"] = Subquery(as_of.values("decision")[:1])
     return columns
 
 

@@ -108,7 +108,9 @@ def scorecard_context(
         "panels": panels,
         "member": member,
         "affected": next((panel for panel in panels if panel.key == affected), None),
-        "charts": scorecard_charts(project=project, criteria=criteria, lines=lines, now=now),
+        "charts": scorecard_charts(
+            project=project, criteria=criteria, lines=lines, scorecard_at=page.scorecard.computed_at, now=now
+        ),
         "notice": notice,
         "notice_level": notice_level,
         "poll_seconds": POLL_SECONDS,

@@ -27,10 +27,6 @@ def request_id_from(incoming: str | None) -> str:
     return uuid.uuid4().hex
 
 
-def current_request_id() -> str | None:
-    return request_id_var.get()
-
-
 # --- Celery: carry the request id into the tasks a request queues -----------------------------------
 
 

@@ -27,9 +27,8 @@ from prometheus_client import (
     generate_latest,
     values,
 )
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
-from prometheus_client.registry import REGISTRY
+from prometheus_client.registry import REGISTRY, Collector
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
@@ -124,19 +123,13 @@ def record_notification_failure(*, channel: str, failure: str) -> None:
     NOTIFICATION_FAILURES.labels(channel, failure).inc()
 
 
-class IngestBacklogCollector:
-    """The batches accepted but not yet applied, read at scrape time with one indexed count: a
-    gauge kept by the processes themselves would drift whenever one dies between its two updates."""
+# Gauges read at each scrape, added at start by the apps that own the rows they count (the ingest
+# backlog: TelemetryConfig.ready). Observability is the lowest layer and imports none of those apps.
+SCRAPE_TIME_COLLECTORS: list[Collector] = []
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        from readiness.telemetry.models import IngestBatch
 
-        backlog = IngestBatch.objects.filter(state=IngestBatch.State.PENDING).count()
-        yield GaugeMetricFamily(
-            "readiness_ingest_backlog_batches",
-            "Accepted metric batches not yet applied (a growing backlog means workers are missing).",
-            value=backlog,
-        )
+def scrape_time_collector_add(collector: Collector) -> None:
+    SCRAPE_TIME_COLLECTORS.append(collector)
 
 
 def metrics_exposition() -> bytes:
@@ -148,5 +141,6 @@ def metrics_exposition() -> bytes:
     else:
         process_metrics = generate_latest(REGISTRY)
     scrape_time = CollectorRegistry()
-    scrape_time.register(IngestBacklogCollector())
+    for collector in SCRAPE_TIME_COLLECTORS:
+        scrape_time.register(collector)
     return process_metrics + generate_latest(scrape_time)

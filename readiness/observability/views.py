@@ -14,10 +14,10 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from readiness.api.errors import error_response
-from readiness.api.tokens import bearer_secret
 from readiness.observability.checks import broker_state, database_state
 from readiness.observability.metrics import metrics_exposition
+from readiness.security.bearer import bearer_secret
+from readiness.security.errors import error_response
 
 
 def _json(status: int, body: dict[str, object]) -> HttpResponse:

@@ -114,7 +114,7 @@ class ProjectAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
         # The newest decision as a correlated subquery: one query for the whole page, however many
         # projects it lists (the scorecard_project_latest index answers each lookup).
-        newest = Scorecard.objects.filter(project=OuterRef("pk")).order_by("-computed_at", "-id")
+        newest = Scorecard.objects.latest_for(OuterRef("pk"))
         return super().get_queryset(request).annotate(latest_decision=Subquery(newest.values("decision")[:1]))
 
     @admin.display(description="latest decision", ordering="latest_decision")

@@ -48,6 +48,13 @@ class ProjectQuerySet(models.QuerySet["Project"]):
     def active(self) -> ProjectQuerySet:
         return self.exclude(stage=Stage.RETIRED)
 
+    def lock(self, pk: int) -> Project | None:
+        """Lock the project's row (``SELECT ... FOR UPDATE``) until the transaction ends: the one lock
+        that makes an evaluation, an expiry scan and a template apply of a project take turns. Returns
+        the row with only ``evaluated_at`` loaded (what the evaluation reads under the lock), or None
+        when the project is gone."""
+        return self.select_for_update().filter(pk=pk).only("evaluated_at").first()
+
 
 LEADERSHIP_GROUP = "leadership"
 OWNER_FIELDS: dict[str, str] = {dim: f"owner_{dim}" for dim in Dimension.values}

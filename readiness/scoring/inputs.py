@@ -2,7 +2,9 @@
 
 The engine is pure; everything it needs is read here in a bounded number of queries: one for the
 criteria, one each for the newest attestations, waivers and sign-offs, one aggregate query per metric
-criterion, and one for the newest stored results of all drift criteria (the periodic drift job's).
+criterion, and one for the newest stored results of all drift criteria. Reading never writes: drift
+results are computed and stored by ``readiness.scoring.drift.jobs`` (the periodic job, and the ensure
+step the evaluation service runs before it calls ``evaluation_input``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from readiness.projects.models import Project
-from readiness.scoring.drift_jobs import drift_result_compute, drift_results_usable
+from readiness.scoring.drift.selectors import DRIFT_RESULT_MAX_AGE, drift_results_usable
 from readiness.scoring.engine import (
     AttestationFact,
     EvaluationInput,
@@ -46,20 +48,24 @@ def metric_measurement(criterion: Criterion, now: datetime) -> Measurement:
 
 
 def drift_measurements(criteria: list[Criterion], now: datetime) -> dict[str, Measurement]:
-    """The newest stored drift result of each criterion (the periodic job's), one query for all.
+    """The newest usable stored drift result of each criterion, one query for all.
 
-    A criterion the job has not reached yet — just created or edited, or the job has stalled for longer
-    than ``DRIFT_RESULT_MAX_AGE`` — is computed here once and stored, so the next evaluation reads it.
+    The evaluation service stores one first for any criterion that lacks it
+    (``drift_results_ensure``), so a criterion without one here is read as ``missing``, never computed.
     """
     stored = drift_results_usable(criteria=criteria, now=now)
-    measurements: dict[str, Measurement] = {}
-    for criterion in criteria:
-        result = stored.get(criterion.pk)
-        if result is None:
-            result = drift_result_compute(criterion=criterion, now=now)
-            result.save()
-        measurements[criterion.key] = result.measurement()
-    return measurements
+    hours = DRIFT_RESULT_MAX_AGE.total_seconds() / 3600
+    return {
+        criterion.key: stored[criterion.pk].measurement()
+        if criterion.pk in stored
+        else Measurement(
+            value=None,
+            count=0,
+            as_of=None,
+            reason=f"no drift result of {criterion.metric} computed in the last {hours:g} h",
+        )
+        for criterion in criteria
+    }
 
 
 def evaluation_input(*, project: Project, target: str | None, now: datetime) -> EvaluationInput:

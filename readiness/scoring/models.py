@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q
 from django.utils import timezone
 
 from readiness.projects.vocabulary import Dimension, Stage, choices_check
+
+# The drift job's results and reference cache live in the drift package; importing them here is what
+# registers them with the scoring app at load time (Django loads each app's ``models`` module), and the
+# aliases re-export them for ``from readiness.scoring.models import DriftResult``.
+from readiness.scoring.drift.models import DriftReference as DriftReference
+from readiness.scoring.drift.models import DriftResult as DriftResult
 from readiness.telemetry.provenance import SOURCE_KINDS
+
+if TYPE_CHECKING:
+    from readiness.projects.models import Project
 
 
 class Kind(models.TextChoices):
@@ -335,9 +345,6 @@ class Waiver(models.Model):
     def __str__(self) -> str:
         return f"waiver of {self.criterion.key} ({self.display_status})"
 
-    def is_active(self, at: datetime) -> bool:
-        return self.status == self.Status.APPROVED and at < self.expires_at
-
     @property
     def display_status(self) -> str:
         """pending, approved, rejected, or expired once past ``expires_at``."""
@@ -389,6 +396,14 @@ class Decision(models.TextChoices):
     NO_GO = "no_go"
 
 
+class ScorecardQuerySet(models.QuerySet["Scorecard"]):
+    def latest_for(self, project: Project | OuterRef | int) -> ScorecardQuerySet:
+        """The project's scorecards, newest first (ties by id, as the ``scorecard_project_latest``
+        index orders them): ``.first()`` is its latest scorecard, ``.values(...)[:1]`` the same as a
+        correlated subquery when ``project`` is ``OuterRef("pk")``."""
+        return self.filter(project=project).order_by("-computed_at", "-id")
+
+
 class Scorecard(models.Model):
     """An immutable snapshot of one evaluation. Stored when its digest changes, and daily."""
 
@@ -401,6 +416,8 @@ class Scorecard(models.Model):
     payload = models.JSONField()
     # The previous scorecard's decision, when this one changed it (a decision change event).
     previous_decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)
+
+    objects = ScorecardQuerySet.as_manager()
 
     class Meta:
         ordering = ["-computed_at", "-id"]
@@ -436,8 +453,3 @@ class Scorecard(models.Model):
     @property
     def is_decision_change(self) -> bool:
         return bool(self.previous_decision) and self.previous_decision != self.decision
-
-
-# The drift job's results and reference cache live in their own module; importing them here is what
-# registers them with the scoring app.
-from readiness.scoring.drift_models import DriftReference, DriftResult  # noqa: E402, F401

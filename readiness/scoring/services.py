@@ -13,11 +13,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from readiness.alerts.services import notifications_record_evaluation
 from readiness.audit.services import audit_record, audit_snapshot
 from readiness.observability.metrics import evaluation_timer
 from readiness.projects.models import OWNER_FIELDS, Project, ProjectToken
 from readiness.scoring import engine
+from readiness.scoring.drift.jobs import drift_results_ensure
 from readiness.scoring.inputs import evaluation_input
 from readiness.scoring.models import (
     MAX_WAIVER_DAYS,
@@ -28,6 +28,7 @@ from readiness.scoring.models import (
     SignOff,
     Waiver,
 )
+from readiness.scoring.signals import scorecard_stored
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -47,10 +48,16 @@ def project_for_evaluation(project_id: int) -> Project:
 def scorecard_compute(
     *, project: Project, target: str | None = None, now: datetime | None = None
 ) -> engine.Scorecard:
-    """Evaluate the project now without storing anything (``?target=`` on the fly)."""
+    """Evaluate the project now without storing a scorecard (``?target=`` on the fly).
+
+    Its drift criteria get a stored result first where none is usable yet (the job has not reached a
+    new or edited criterion): the evaluation's inputs only read, and the next evaluation and the drift
+    chart read that same row."""
     if target is not None and target not in ("pilot", "production"):
         raise ValidationError({"target": f"unknown target {target!r}; expected pilot or production"})
-    return engine.evaluate(evaluation_input(project=project, target=target, now=now or timezone.now()))
+    now = now or timezone.now()
+    drift_results_ensure(project=project, now=now)
+    return engine.evaluate(evaluation_input(project=project, target=target, now=now))
 
 
 def scorecard_refresh(
@@ -66,14 +73,10 @@ def scorecard_refresh(
     with transaction.atomic():
         # Lock the project row: two workers evaluating one project at once would both see the old
         # digest and store two identical scorecards, or record one decision change twice.
-        evaluated_at = (
-            Project.objects.select_for_update()
-            .filter(pk=project.pk)
-            .values_list("evaluated_at", flat=True)
-            .first()
-        )
+        locked = Project.objects.lock(project.pk)
+        evaluated_at = locked.evaluated_at if locked is not None else None
         project = project_for_evaluation(project.pk)
-        latest = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id").first()
+        latest = Scorecard.objects.latest_for(project).first()
         if (
             unless_current
             and latest is not None
@@ -106,13 +109,13 @@ def _evaluate_and_store(
     )
     # Its notification events (decision change, regressions, data gone missing) in the same
     # transaction: they exist exactly when the scorecard does, and the lock records them once.
-    notifications_record_evaluation(project=project, scorecard=scorecard, previous=latest)
+    scorecard_stored.send(sender=Scorecard, project=project, scorecard=scorecard, previous=latest)
     return scorecard
 
 
 def latest_scorecard(*, project: Project) -> Scorecard:
     """The newest stored scorecard, evaluating the project first if it has none yet."""
-    latest = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id").first()
+    latest = Scorecard.objects.latest_for(project).first()
     return latest if latest is not None else scorecard_refresh(project=project)
 
 
@@ -131,7 +134,7 @@ def scorecard_for_gate(*, project: Project, now: datetime | None = None) -> Scor
     when the digest changed, with its decision-change event) under the same project row lock as the
     evaluation task, so a gate and a worker evaluating at once never store two scorecards."""
     now = now or timezone.now()
-    latest = Scorecard.objects.filter(project=project).order_by("-computed_at", "-id").first()
+    latest = Scorecard.objects.latest_for(project).first()
     if latest is not None and scorecard_is_current(
         project=project, latest=latest, evaluated_at=project.evaluated_at, now=now
     ):

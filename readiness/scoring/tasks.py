@@ -10,9 +10,9 @@ from __future__ import annotations
 from celery import shared_task
 
 from readiness.projects.models import Project
-from readiness.scoring.drift_jobs import drift_results_compute
+from readiness.scoring.drift.jobs import drift_results_compute
+from readiness.scoring.requests import evaluation_request
 from readiness.scoring.services import scorecard_refresh
-from readiness.telemetry.services import evaluation_request
 
 
 # One evaluation reads a handful of aggregates and stored drift results: well under a second, a few

@@ -294,7 +294,7 @@ def template_apply(
     with transaction.atomic():
         # Two applies to one project at once would both add the same keys; the second would then
         # fail on the unique key. Locking the project row makes them take turns.
-        list(Project.objects.select_for_update().filter(pk=project.pk).values_list("pk"))
+        Project.objects.lock(project.pk)
         # Lock the template too, so its version and criteria are read as one state even while a
         # refresh from the data files runs.
         template = Template.objects.select_for_update().get(pk=template.pk)

@@ -33,8 +33,8 @@ import redis
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from readiness.api.errors import error_response
-from readiness.api.tokens import bearer_secret
+from readiness.security.bearer import bearer_secret
+from readiness.security.errors import error_response
 from readiness.security.rates import Rate
 
 log = logging.getLogger(__name__)

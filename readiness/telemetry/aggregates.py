@@ -121,17 +121,3 @@ def window_aggregate(
         values = np.fromiter(points.values_list("value", flat=True), dtype=float)
         value = float(np.percentile(values, PERCENTILES[aggregation] * 100, method="linear"))
     return WindowAggregate(value, count, row["as_of"], sources)
-
-
-def window_values(
-    *,
-    project_id: int,
-    metric: str,
-    start: datetime,
-    end: datetime,
-    labels: Mapping[str, str] | None = None,
-    kinds: Sequence[str] = (),
-) -> np.ndarray:
-    """All values of a window, for distribution comparisons (drift)."""
-    qs = window_points(project_id=project_id, metric=metric, start=start, end=end, labels=labels, kinds=kinds)
-    return np.fromiter(qs.values_list("value", flat=True), dtype=float)

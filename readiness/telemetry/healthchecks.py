@@ -26,7 +26,8 @@ from readiness.security.egress import deny_networks
 from readiness.telemetry.models import HealthCheck
 from readiness.telemetry.probes import ProbeResult, ProbeTarget, probe_all
 from readiness.telemetry.provenance import source_label
-from readiness.telemetry.services import batch_ingest, evaluation_request
+from readiness.telemetry.services import batch_ingest
+from readiness.telemetry.signals import project_evidence_changed
 
 log = logging.getLogger(__name__)
 
@@ -174,5 +175,5 @@ def healthchecks_record(*, checks: list[HealthCheck], results: list[ProbeResult]
         # the batch asks for an evaluation too, and requests coalesce, so this adds none when the
         # drain keeps up; the evaluation runs a second later, after the drain applied the points.
         for project_id in flipped:
-            evaluation_request(project_id=project_id)
+            project_evidence_changed.send(sender=HealthCheck, project_id=project_id)
     return changed

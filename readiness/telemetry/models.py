@@ -262,3 +262,28 @@ def _elapsed(delta: timedelta) -> str:
     if seconds < 36 * 3600:
         return f"{round(seconds / 3600)} h"
     return f"{round(seconds / 86400)} days"
+
+
+class OtlpSeries(models.Model):
+    """The previous data point of one cumulative OTLP histogram series (PRODUCT.md §8 "OTLP receiver").
+
+    The receiver maps a cumulative histogram's difference from the previous data point of its
+    series, as the Collector's ``cumulativetodelta`` does. Kept in the database, not in a process:
+    the difference survives restarts and is the same whichever gunicorn process takes the next
+    export. Read and written with a row lock inside the transaction that stores the export's batch
+    (``readiness.telemetry.otlp_memory``), so two exports of one series never count an interval twice.
+    """
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=64)  # otlp.series_key: a SHA-256 of resource, scope, metric, attributes
+    # HistogramState.as_dict(); null for a row created to hold the lock before any state was stored.
+    state = models.JSONField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "key"], name="otlpseries_key_unique_per_project"),
+        ]
+
+    def __str__(self) -> str:
+        return f"OTLP series {self.key[:12]} of project {self.project_id}"

@@ -38,7 +38,7 @@ from readiness.projects.vocabulary import Stage
 from readiness.security.egress import EgressRefused, deny_networks, destination, http_client
 from readiness.telemetry.models import MetricPoint, MetricSource
 from readiness.telemetry.push_rules import LABEL_KEY_RE, MAX_LABEL_VALUE, MAX_LABELS
-from readiness.telemetry.services import evaluations_request
+from readiness.telemetry.signals import project_evidence_changed
 from readiness.telemetry.sources.auth import auth_headers
 from readiness.telemetry.sources.exchange import EXCHANGE_THREADS, SourceError
 from readiness.telemetry.sources.mlflow import version_metrics
@@ -281,7 +281,8 @@ def sources_store(*, pulls: list[tuple[MetricSource, PullResult]], now: datetime
                 refreshed.add(row.project_id)
         MetricPoint.objects.bulk_create(rows, batch_size=2_000)
         MetricSource.objects.bulk_update(updated, STATE_FIELDS, batch_size=500)
-        evaluations_request(project_ids=sorted(refreshed))
+        if refreshed:
+            project_evidence_changed.send(sender=MetricSource, project_ids=sorted(refreshed))
     return len(rows)
 
 

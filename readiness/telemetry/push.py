@@ -31,6 +31,7 @@ from readiness.telemetry.push_rules import (
     PointRules,
     Problems,
     PushInvalid,
+    copy_text,
     not_json,
     point_count_invalid,
     unknown_fields_invalid,
@@ -49,6 +50,7 @@ __all__ = [
     "PushInvalid",
     "document_points",
     "encode_points",
+    "encode_valid_points",
     "parse_push",
     "read_points",
     "structure_of",
@@ -109,6 +111,35 @@ def encode_points(
                 pending.clear()
     if problems.count:
         raise problems.invalid()
+    rows = "".join(pending).encode()
+    return ParsedPush(count=count, rows=b"".join((*encoded, rows)) if encoded else rows)
+
+
+def encode_valid_points(points: Iterable[tuple[str, datetime, float, dict[str, str]]]) -> ParsedPush:
+    """Encode points another path already judged by the push's rules (OTLP's mapping: names from
+    ``METRIC_RE``, labels within the limits, finite values, times within bounds and in UTC) as the
+    same COPY rows ``encode_points`` makes, so both paths store alike."""
+    pending: list[str] = []
+    encoded: list[bytes] = []
+    count = 0
+    # An export repeats a few label sets and times (an SDK stamps a collection's points alike) over
+    # thousands of points: each is encoded once.
+    labels_texts: dict[tuple[tuple[str, str], ...], str] = {(): "{}"}
+    ts_texts: dict[datetime, str] = {}
+    for metric, ts, value, labels in points:
+        ts_text = ts_texts.get(ts)
+        if ts_text is None:
+            ts_text = ts_texts[ts] = ts.isoformat()
+        key = tuple(labels.items())
+        labels_text = labels_texts.get(key)
+        if labels_text is None:
+            labels_text = copy_text(orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode())
+            labels_texts[key] = labels_text
+        pending.append(f"{metric}\t{ts_text}\t{value!r}\t{labels_text}\n")
+        count += 1
+        if len(pending) == ENCODE_EVERY:
+            encoded.append("".join(pending).encode())
+            pending.clear()
     rows = "".join(pending).encode()
     return ParsedPush(count=count, rows=b"".join((*encoded, rows)) if encoded else rows)
 

@@ -105,7 +105,7 @@ class Problems:
         return PushInvalid(message, self.details)
 
 
-def _copy_text(text: str) -> str:
+def copy_text(text: str) -> str:
     # COPY's text format gives backslash, tab and newline a meaning; JSON already escapes tab and
     # newline inside strings, so only backslashes need doubling.
     return text.replace("\\", "\\\\")
@@ -162,7 +162,7 @@ class PointRules:
                 problems.add(index, "labels", LABELS_RULE)
             elif labels:
                 self._check_labels(index, labels, problems)
-                labels_text = _copy_text(orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode())
+                labels_text = copy_text(orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode())
         if problems.count != before:
             return None
         return f"{metric}\t{ts_text}\t{value!r}\t{labels_text}\n"

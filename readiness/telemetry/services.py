@@ -13,20 +13,19 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import orjson
 from django.db import DataError, IntegrityError, connection, transaction
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Q
 from django.utils import timezone
 
 from readiness.observability.metrics import record_batches_applied
-from readiness.projects.models import Project
+from readiness.publishing import publish
 from readiness.telemetry.models import IngestBatch, MetricPoint
 from readiness.telemetry.provenance import may_write_reserved
 from readiness.telemetry.push import ParsedPush, parse_push
+from readiness.telemetry.signals import project_evidence_changed
 
 log = logging.getLogger(__name__)
 
@@ -47,22 +46,10 @@ DRAIN_BUDGET = 10.0
 # another kept it from pushes that web threads were waiting to insert until their 20 s timeout ran
 # out: a 503. Between two transactions a drain leaves the lock free for longer than one poll.
 SQLITE_WRITER_GAP = 0.15
-# On the request path: one immediate reconnect (a pooled connection may be stale after a broker
-# restart), never a wait; the sweeper catches anything this misses.
-PUBLISH_ONCE = {"retry": True, "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0}}
 
 
 class IdempotencyConflict(Exception):
     """The Idempotency-Key was used before with a different body (HTTP 409)."""
-
-
-def _safely(enqueue: Callable[[], object], what: str) -> None:
-    # Runs after commit: the batch is already durable, so a broker outage must not fail the request.
-    # The sweeper re-enqueues whatever could not be enqueued here.
-    try:
-        enqueue()
-    except Exception:
-        log.warning("could not enqueue %s; the sweeper will pick it up", what, exc_info=True)
 
 
 class DrainSchedule:
@@ -88,10 +75,9 @@ class DrainSchedule:
                 return
             self.due_at = now + DRAIN_DELAY
             eta = self.due_at
-        _safely(
-            lambda: batches_drain.apply_async(eta=datetime.fromtimestamp(eta, UTC), **PUBLISH_ONCE),
-            "a drain of pending batches",
-        )
+        # Runs after commit: the batch is durable, so a broker outage must not fail the request;
+        # the sweeper re-enqueues whatever could not be enqueued here.
+        publish(batches_drain, what="a drain of pending batches", eta=datetime.fromtimestamp(eta, UTC))
 
 
 drain_schedule = DrainSchedule()
@@ -254,7 +240,7 @@ def batches_apply(*, first: uuid.UUID | str | None = None) -> int:
             state=IngestBatch.State.DONE, rows=None, processed_at=timezone.now()
         )
         for project_id in {b.project_id for b in applied}:
-            evaluation_request(project_id=project_id)
+            project_evidence_changed.send(sender=IngestBatch, project_id=project_id)
     points = sum(b.accepted for b in applied)
     record_batches_applied(batches=len(applied), points=points)
     return points
@@ -362,58 +348,3 @@ def batches_drain(*, budget: float = DRAIN_BUDGET) -> tuple[int, bool]:
             return applied, True
         if connection.vendor == "sqlite":
             time.sleep(SQLITE_WRITER_GAP)
-
-
-# A queued evaluation normally starts within seconds. One still pending after this long had its message
-# lost (the broker was down when it was published): the next trigger, or the periodic tick at the
-# latest, queues it again. Re-queueing one that was merely slow costs one harmless extra evaluation.
-LOST_EVALUATION_REQUEST = timedelta(minutes=10)
-
-
-def evaluation_request(*, project_id: int, delay: float = 1.0) -> bool:
-    """Queue one re-evaluation of a project, coalescing bursts: only the request that flips
-    ``evaluation_pending`` enqueues; the rest ride along. Returns whether this call enqueued."""
-    from readiness.scoring.tasks import project_evaluate
-
-    now = timezone.now()
-    flipped = (
-        Project.objects.filter(pk=project_id)
-        .filter(Q(evaluation_pending=False) | Q(evaluation_requested_at__lt=now - LOST_EVALUATION_REQUEST))
-        .update(evaluation_pending=True, evaluation_requested_at=now)
-    )
-    if flipped:
-        transaction.on_commit(
-            lambda: _safely(
-                lambda: project_evaluate.apply_async((project_id,), countdown=delay, **PUBLISH_ONCE),
-                "evaluation",
-            )
-        )
-    return bool(flipped)
-
-
-def evaluations_request(*, project_ids: list[int], delay: float = 1.0) -> int:
-    """``evaluation_request`` for many projects at once (a pull cycle's): two statements instead of
-    one UPDATE each. Inside the caller's transaction the flipped rows stay locked until it commits, so
-    a concurrent request sees them pending and rides along. Returns how many were enqueued."""
-    from readiness.scoring.tasks import project_evaluate
-
-    now = timezone.now()
-    with transaction.atomic():
-        flipped = list(
-            Project.objects.select_for_update()
-            .filter(pk__in=project_ids)
-            .filter(
-                Q(evaluation_pending=False) | Q(evaluation_requested_at__lt=now - LOST_EVALUATION_REQUEST)
-            )
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        Project.objects.filter(pk__in=flipped).update(evaluation_pending=True, evaluation_requested_at=now)
-    for project_id in flipped:
-        transaction.on_commit(
-            lambda project_id=project_id: _safely(
-                lambda: project_evaluate.apply_async((project_id,), countdown=delay, **PUBLISH_ONCE),
-                "evaluation",
-            )
-        )
-    return len(flipped)

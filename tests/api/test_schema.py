@@ -65,6 +65,18 @@ def test_schema_documents_request_and_response_bodies(openapi: dict) -> None:
     assert error["properties"]["error"]["$ref"].endswith("/ErrorDetail")
 
 
+def test_schema_documents_the_otlp_receiver_in_both_encodings(openapi: dict) -> None:
+    otlp = openapi["paths"]["/api/v1/otlp/v1/metrics"]["post"]
+    assert set(otlp["requestBody"]["content"]) == {"application/x-protobuf", "application/json"}
+    assert otlp["requestBody"]["content"]["application/x-protobuf"]["schema"]["format"] == "binary"
+    answers = otlp["responses"]
+    assert set(answers["200"]["content"]) == {"application/x-protobuf", "application/json"}
+    assert answers["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/OtlpExportResponse")
+    assert answers["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/PushError")
+    assert set(answers) >= {"200", "400", "401", "403", "413", "415", "429", "503"}
+    assert "Retry-After" in answers["429"]["headers"]
+
+
 def test_every_operation_documents_the_rate_limit_answer(openapi: dict) -> None:
     operations = [op for ops in openapi["paths"].values() for op in ops.values()]
     assert operations and all("429" in op["responses"] for op in operations)

@@ -13,11 +13,11 @@ import time_machine
 from django.contrib.staticfiles import finders
 from django.test import Client
 
-from readiness.api.selectors import MAX_SERIES_POINTS
 from readiness.projects.models import Project, Team
 from readiness.scoring.models import Scorecard
 from readiness.scoring.services import attestation_create, scorecard_refresh, signoff_create
 from readiness.telemetry.models import MetricPoint
+from readiness.telemetry.series import MAX_SERIES_POINTS
 from tests.conftest import Cast
 from tests.dashboard.test_pages import ESCAPED, XSS, count_queries
 from tests.factories import AttestationCriterionFactory, MetricCriterionFactory

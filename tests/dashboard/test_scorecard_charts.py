@@ -15,7 +15,8 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from readiness.scoring.drift_jobs import definition_fingerprint
+from readiness.scoring.drift.jobs import drift_results_compute
+from readiness.scoring.drift.models import definition_fingerprint
 from readiness.scoring.models import Criterion, DriftResult, Scorecard
 from readiness.scoring.services import scorecard_refresh
 from readiness.telemetry.models import HealthCheck, MetricPoint
@@ -164,7 +165,7 @@ def test_drift_chart_shows_the_stored_drift_results_distributions(
     assert "700 reference and 96 current points." in response.content.decode()
 
 
-def test_drift_chart_without_a_stored_result_bins_both_samples_on_reference_deciles(
+def test_drift_chart_of_a_first_evaluation_bins_both_samples_on_reference_deciles(
     cast: Cast, as_user: Callable, frozen: Any
 ) -> None:
     drift_criterion(cast)
@@ -208,7 +209,8 @@ def test_drift_with_too_few_points_says_so_and_draws_nothing(
     response = as_user(cast.leader).get(PAGE)
     assert chart_data(response)["drift"] == []
     content = response.content.decode()
-    assert "Too few points to compare: each side needs 10." in content
+    # The reason the evaluation stored with its result, not one of the chart's own.
+    assert "Drift of prediction_score needs 10 samples on each side; reference has 0" in content
     assert "Nothing to compare yet." in content
 
 
@@ -228,6 +230,89 @@ def test_a_stored_missing_drift_result_says_why(cast: Cast, as_user: Callable, f
     response = as_user(cast.leader).get(PAGE)
     assert chart_data(response)["drift"] == []
     assert "Drift of prediction_score needs 10 samples on each side" in response.content.decode()
+
+
+def drifting_samples(cast: Cast, seed: int, current: int, *, before: dt.datetime = NOW) -> None:
+    """400 reference points five days back, ``current`` points in the day before ``before``."""
+    rng = np.random.default_rng(seed)
+    MetricPoint.objects.bulk_create(
+        MetricPoint(
+            project=cast.project,
+            metric="prediction_score",
+            value=float(v),
+            ts=NOW - dt.timedelta(days=5, minutes=n),
+        )
+        for n, v in enumerate(rng.normal(0.3, 0.05, 400))
+    )
+    points_before(cast, rng.normal(0.31, 0.05, current), before=before)
+
+
+def points_before(cast: Cast, values: Any, *, before: dt.datetime) -> None:
+    MetricPoint.objects.bulk_create(
+        MetricPoint(
+            project=cast.project,
+            metric="prediction_score",
+            value=float(v),
+            ts=before - dt.timedelta(minutes=n + 1),
+        )
+        for n, v in enumerate(values)
+    )
+
+
+def shown(client: Any) -> tuple[dict[str, Any], float]:
+    """The page's drift chart, and the value the scorecard API gives the same criterion."""
+    chart = chart_data(client.get(PAGE))["drift"][0]
+    api = client.get("/api/v1/projects/fraud-detector/scorecard").json()
+    return chart, next(c for c in api["criteria"] if c["key"] == "score_drift")["value"]
+
+
+@pytest.mark.parametrize("method", ["psi", "ks"])
+def test_drift_chart_shows_the_value_the_scorecard_shows_after_later_job_runs(
+    cast: Cast, as_user: Callable, frozen: Any, method: str
+) -> None:
+    criterion = drift_criterion(cast, method=method)
+    drifting_samples(cast, 11, 200)
+    drift_results_compute()
+    scorecard_refresh(project=cast.project)  # reads the job's result
+    used = DriftResult.objects.get()
+    # Ten minutes on, more points and another job run: a new figure, but the same status, so the
+    # stored scorecard (and what the page shows) stays the one computed from the first result.
+    frozen.shift(dt.timedelta(minutes=10))
+    points_before(
+        cast, np.random.default_rng(12).normal(0.3, 0.05, 20), before=NOW + dt.timedelta(minutes=10)
+    )
+    drift_results_compute()
+    newer = DriftResult.objects.order_by("-computed_at").first()
+    assert newer.status == used.status and newer.value != used.value
+    client = as_user(cast.leader)
+
+    chart, scorecard_value = shown(client)
+
+    assert chart["value"] == scorecard_value == used.value
+    assert (chart["method"], chart["current"]) == (method, [round(s * 100, 2) for s in used.bins["current"]])
+    assert chart["current"] != [round(s * 100, 2) for s in newer.bins["current"]]
+
+    # An edit of the window re-evaluates under the new definition; with unchanged statuses no new
+    # scorecard is stored, and the chart still draws the result behind the value the page shows.
+    criterion.window = "2d"
+    criterion.save()
+    scorecard_refresh(project=cast.project)
+    chart, scorecard_value = shown(client)
+    assert chart["value"] == scorecard_value
+
+
+def test_showing_the_scorecard_page_stores_no_drift_result(
+    cast: Cast, as_user: Callable, frozen: Any
+) -> None:
+    drift_criterion(cast)
+    drifting_samples(cast, 13, 100)
+    scorecard_refresh(project=cast.project)
+    stored = list(DriftResult.objects.values_list("pk", flat=True))
+    # An hour on the stored result is too old for an evaluation, but the page only reads.
+    frozen.shift(dt.timedelta(hours=2))
+    chart, scorecard_value = shown(as_user(cast.leader))
+    assert chart["value"] == scorecard_value
+    assert list(DriftResult.objects.values_list("pk", flat=True)) == stored
 
 
 # --- Health checks ---------------------------------------------------------------------------------

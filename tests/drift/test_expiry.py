@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from readiness.projects.models import Project
 from readiness.scoring.models import Scorecard
+from readiness.scoring.requests import LOST_EVALUATION_REQUEST
 from readiness.scoring.tasks import evaluate_active_projects, project_evaluate
 from readiness.telemetry.models import MetricPoint
-from readiness.telemetry.services import LOST_EVALUATION_REQUEST
 from tests.conftest import Cast
 from tests.drift.conftest import NOW, latest_result
 from tests.factories import (

@@ -1,6 +1,6 @@
 """The periodic drift job against the database: what it computes and stores, what the evaluation then
 reads, and when the projects are re-evaluated. Statistics are checked against numpy and scipy computed
-here, on the same samples, independently of readiness.scoring.drift."""
+here, on the same samples, independently of readiness.scoring.drift.stats."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ import pytest
 import time_machine
 from scipy import stats
 
-from readiness.scoring.drift_jobs import (
-    DRIFT_RESULT_MAX_AGE,
-    DRIFT_RESULT_RETENTION,
-    drift_results_compute,
-)
+from readiness.scoring.drift.jobs import DRIFT_RESULT_RETENTION, drift_results_compute, drift_results_ensure
+from readiness.scoring.drift.selectors import DRIFT_RESULT_MAX_AGE
+from readiness.scoring.inputs import evaluation_input
 from readiness.scoring.models import DriftReference, DriftResult
 from readiness.scoring.services import scorecard_compute, scorecard_refresh
 from readiness.scoring.tasks import compute_drift
@@ -184,6 +182,24 @@ def test_a_criterion_never_computed_is_computed_once_inline(cast: Cast) -> None:
     assert latest_result(cast.project, "score_drift")["status"] == "pass"
     scorecard_compute(project=cast.project)
     assert DriftResult.objects.filter(criterion=criterion).count() == 1
+
+
+def test_evaluation_inputs_read_stored_results_and_never_store_one(cast: Cast) -> None:
+    drift_criterion(cast.project)
+    store_reference(cast.project, normal(40, 500))
+    store_current(cast.project, normal(41, 500))
+
+    unread = evaluation_input(project=cast.project, target=None, now=NOW).measurements["score_drift"]
+
+    assert (unread.value, unread.reason) == (
+        None,
+        "no drift result of prediction_score computed in the last 1 h",
+    )
+    assert not DriftResult.objects.exists()
+    (stored,) = drift_results_ensure(project=cast.project, now=NOW)
+    assert drift_results_ensure(project=cast.project, now=NOW) == []  # one usable result is enough
+    read = evaluation_input(project=cast.project, target=None, now=NOW).measurements["score_drift"]
+    assert (read.value, read.as_of) == (DriftResult.objects.get().value, NOW) and stored.value == read.value
 
 
 def test_a_result_computed_for_an_older_definition_is_not_read(cast: Cast) -> None:

@@ -20,7 +20,7 @@ from django.urls import reverse
 from readiness.checks_as_code.apply import checks_import
 from readiness.checks_as_code.checkers import ChecksInvalid
 from readiness.projects.models import Project
-from readiness.scoring.drift import drift_statistic, reference_profile
+from readiness.scoring.drift.stats import drift_statistic, reference_profile
 from readiness.scoring.models import Criterion, Template, TemplateCriterion
 from readiness.scoring.templates import TemplateDataError, template_read_file
 from tests.conftest import Cast

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from readiness.scoring.drift import EMPTY_BIN_PROPORTION, ks_pvalue, psi
+from readiness.scoring.drift.stats import EMPTY_BIN_PROPORTION, ks_pvalue, psi
 
 
 def _normal(seed: int, size: int = 5000, mean: float = 0.0, sd: float = 1.0) -> list[float]:

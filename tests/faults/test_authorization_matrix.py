@@ -111,6 +111,7 @@ def row(method: str, url: str, body: dict[str, Any] | None, line: str) -> Row:
 
 # Bodies. API bodies go as JSON, page bodies as a form; "{in_30_days}" is filled in at run time.
 PUSH = {"points": [{"metric": "latency_ms", "value": 120.0}]}
+OTLP_EXPORT = {"resourceMetrics": []}  # OTLP JSON: an empty export, accepted with 200
 ATTEST_CARD = {"criterion": "model_card", "evidence_url": "https://ci.example.com/run/1", "note": ""}
 ATTEST_P99 = {"criterion": "p99_latency", "evidence_url": "https://ci.example.com/run/1", "note": ""}
 SIGN_DS = {"dimension": "data_science", "note": ""}
@@ -140,6 +141,8 @@ MATRIX: tuple[Row, ...] = (
     #    adm led dsc eng prd sec mem out ano wrt rdt att all rvk oth scr
     row("POST", "/api/v1/metrics", PUSH,
         "401 401 401 401 401 401 401 401 401 202 403 403 202 401 202 401"),
+    row("POST", "/api/v1/otlp/v1/metrics", OTLP_EXPORT,
+        "401 401 401 401 401 401 401 401 401 200 403 403 200 401 200 401"),
     # --- REST API: read ------------------------------------------------------------------------------
     #    adm led dsc eng prd sec mem out ano wrt rdt att all rvk oth scr
     row("GET", "/api/v1/projects/", None,

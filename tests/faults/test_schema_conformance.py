@@ -76,6 +76,7 @@ def test_every_answer_to_a_fuzzed_request_with_a_valid_token_conforms_to_the_sch
         + ", ".join(f"{status}: {n}" for status, n in sorted(statuses.items()))
     )
     assert "POST /api/v1/metrics" in cases  # the push is fuzzed too
+    assert "POST /api/v1/otlp/v1/metrics" in cases  # and the OTLP receiver
     assert len(operations) >= 14
     assert failures == []
     assert server_errors == 0

@@ -57,3 +57,20 @@ def test_push_answers_503_with_retry_after_when_the_database_is_down(server_with
     assert response.status == 503
     assert int(response.getheader("Retry-After")) > 0
     assert body["error"]["code"] == "unavailable"
+
+
+def test_an_otlp_export_answers_503_with_retry_after_when_the_database_is_down(
+    server_without_database: int,
+) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server_without_database, timeout=30)
+    conn.request(
+        "POST",
+        "/api/v1/otlp/v1/metrics",
+        body=b"",  # an empty export: the token lookup already needs the database
+        headers={"Authorization": "Bearer rdy_anything", "Content-Type": "application/x-protobuf"},
+    )
+    response = conn.getresponse()
+    body = orjson.loads(response.read())
+    assert response.status == 503
+    assert int(response.getheader("Retry-After")) > 0  # OTLP exporters wait this long, then retry
+    assert body["error"]["code"] == "unavailable"

@@ -27,6 +27,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope, KeyValue
@@ -69,8 +70,9 @@ SUMMARY_QUANTILES = {q: name for name, q in PERCENTILES.items()}
 Values = list[tuple[str, float]]  # (suffix, value) of the points one data point maps to
 
 
-@dataclass(frozen=True, slots=True)
-class OtlpPoint:
+class OtlpPoint(NamedTuple):
+    # A tuple, not a dataclass: an export makes up to 10,000 of them, and a frozen dataclass's
+    # __init__ costs several times a tuple's.
     metric: str
     ts: datetime
     value: float
@@ -136,6 +138,10 @@ class _Walk:
     reasons: list[str] = field(default_factory=list)
     staged: dict[str, HistogramState] = field(default_factory=dict)
     index: int = 0  # of the data point, over the whole export
+    clock: _Clock = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.clock = _Clock(self.now)
 
     def metric(
         self,
@@ -155,12 +161,13 @@ class _Walk:
         name = metric_name(metric.name, suffixes=suffixes)
         temporality = getattr(data, "aggregation_temporality", None)
         series = _Series(resource=resource, scope=scope, metric=metric.name, kind=kind)
+        # The same for every data point of the metric: judged once, refused at its first data point.
+        reserved = next((normalised + s for s in suffixes if is_reserved(normalised + s)), None)
         for p, point in enumerate(data.data_points):
-            index, point_path = self.index, f"{path}.{kind}.data_points[{p}]"
+            index = self.index
             self.index += 1
-            for suffix in suffixes:
-                if is_reserved(normalised + suffix):
-                    raise ReservedName(index=index, path=point_path, metric=normalised + suffix)
+            if reserved is not None:
+                raise ReservedName(index=index, path=f"{path}.{kind}.data_points[{p}]", metric=reserved)
             if point.flags & DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK:
                 continue
             outcome = self._data_point(
@@ -169,6 +176,7 @@ class _Walk:
             if isinstance(outcome, Rejection):
                 self.rejected += 1
                 if len(self.reasons) < MAX_REASONS:
+                    point_path = f"{path}.{kind}.data_points[{p}]"
                     self.reasons.append(f"{point_path} ({metric.name[:100]!r}): {outcome.reason}")
 
     def _data_point(
@@ -182,7 +190,7 @@ class _Walk:
     ) -> Rejection | None:
         if isinstance(name, Rejection):
             return name
-        ts = _timestamp(point.time_unix_nano, now=self.now)
+        ts = self.clock.timestamp(point.time_unix_nano)
         if isinstance(ts, Rejection):
             return ts
         labels = labels_of(point.attributes, service=service)
@@ -267,13 +275,30 @@ def _summary(point: SummaryDataPoint) -> Values | Rejection:
     return values
 
 
-def _timestamp(nanos: int, *, now: datetime) -> datetime | Rejection:
-    if not nanos:
-        return Rejection("time_unix_nano is missing")
-    seconds, rest = divmod(nanos, 1_000_000_000)
-    ts = datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=rest // 1_000)
-    if ts > now + FUTURE_LEEWAY:
-        return Rejection(f"time {ts.isoformat()} is more than 5 minutes in the future")
-    if ts < now - MAX_AGE:
-        return Rejection(f"time {ts.isoformat()} is older than 400 days")
-    return ts
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _Clock:
+    """Data point times to datetimes within the push's bounds, each distinct time converted once (an
+    SDK stamps every data point of a collection with one time)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.latest, self.earliest = now + FUTURE_LEEWAY, now - MAX_AGE
+        self.seen: dict[int, datetime | Rejection] = {}
+
+    def timestamp(self, nanos: int) -> datetime | Rejection:
+        ts = self.seen.get(nanos)
+        if ts is None:
+            ts = self.seen[nanos] = self._convert(nanos)
+        return ts
+
+    def _convert(self, nanos: int) -> datetime | Rejection:
+        if not nanos:
+            return Rejection("time_unix_nano is missing")
+        # Kept to the microsecond, PostgreSQL's resolution; integer arithmetic, exact.
+        ts = _EPOCH + timedelta(microseconds=nanos // 1_000)
+        if ts > self.latest:
+            return Rejection(f"time {ts.isoformat()} is more than 5 minutes in the future")
+        if ts < self.earliest:
+            return Rejection(f"time {ts.isoformat()} is older than 400 days")
+        return ts

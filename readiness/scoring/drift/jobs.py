@@ -1,18 +1,17 @@
-"""Drift as a periodic job (PRODUCT.md §4): compute every drift criterion of the active projects, store
-the result, and re-evaluate the projects whose drift status changed.
+"""The writers of drift results. The periodic job (PRODUCT.md §4) computes every drift criterion of the
+active projects, stores the result, and re-evaluates the projects whose drift status changed; the
+evaluation service's ensure step stores one for a criterion that has no usable result yet.
 
 Per criterion and run: the reference profile comes from its cache (one count query proves it current),
-the current window's values come in one query, and the pure statistics of ``readiness.scoring.drift``
-do the rest. The evaluation then reads the newest stored result like any other measurement
-(`drift_results_usable`), computing one itself only when none fits (`drift_result_compute`).
+the current window's values come in one query, and the pure statistics of ``drift.stats`` do the rest.
+The evaluation then reads the stored result like any other measurement (``drift.selectors``), and the
+scorecard's drift chart reads the very row the evaluation read: nothing outside this module computes
+a drift statistic for the database's data.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,23 +21,26 @@ from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from readiness.projects.models import Project
-from readiness.scoring.drift import ReferenceProfile, drift_statistic, reference_profile
+from readiness.scoring.drift.models import (
+    DriftReference,
+    DriftResult,
+    definition_fingerprint,
+    reference_fingerprint,
+)
+from readiness.scoring.drift.selectors import drift_results_usable
+from readiness.scoring.drift.stats import ReferenceProfile, drift_statistic, reference_profile
 from readiness.scoring.engine import Measurement, drift_status, parse_window
-from readiness.scoring.models import Criterion, DriftReference, DriftResult, Kind
+from readiness.scoring.models import Criterion, Kind
+from readiness.scoring.requests import evaluation_request
 from readiness.scoring.specs import criterion_spec
 from readiness.telemetry.aggregates import window_points
 from readiness.telemetry.models import MetricPoint
-from readiness.telemetry.services import evaluation_request
 
 log = logging.getLogger(__name__)
 
 # PSI bins the reference on its deciles, and KS needs a sample on both sides to mean anything:
 # below this many points on either side the drift result is `missing`, not a guess.
 DRIFT_MIN_SAMPLES = 10
-# The evaluation trusts a stored result for this long. The job runs every 10 minutes by default, so a
-# result an hour old means several runs were missed (beat stopped, the job failing): the evaluation then
-# computes the statistic itself rather than judge on stale drift.
-DRIFT_RESULT_MAX_AGE = timedelta(hours=1)
 # Results are the history behind the dashboard's drift charts; a month of them is plenty.
 DRIFT_RESULT_RETENTION = timedelta(days=30)
 # Results are stored, and re-evaluations requested, per chunk: a run cut short by its time limit keeps
@@ -51,32 +53,6 @@ class DriftRun:
     computed: int
     reevaluated: list[int]  # ids of the projects whose drift status changed
     pruned: int
-
-
-def _digest(parts: list[object]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def reference_fingerprint(criterion: Criterion) -> str:
-    """What the reference sample depends on: a change to any of it makes the cached profile a stranger."""
-    return _digest(
-        [
-            criterion.project_id,
-            criterion.metric,
-            criterion.labels or {},
-            criterion.reference_start.isoformat() if criterion.reference_start else None,
-            criterion.reference_end.isoformat() if criterion.reference_end else None,
-            *([criterion.sources] if criterion.sources else []),  # absent when empty: old profiles stay valid
-        ]
-    )
-
-
-def definition_fingerprint(criterion: Criterion) -> str:
-    """What a drift value depends on (thresholds excluded: the engine judges the value with the current
-    ones), so a result computed for an older definition is never read as current."""
-    return _digest(
-        [reference_fingerprint(criterion), criterion.window, criterion.method, criterion.min_samples]
-    )
 
 
 def sample_values(points: QuerySet[MetricPoint]) -> np.ndarray:
@@ -130,7 +106,7 @@ def drift_reference_profile(*, criterion: Criterion, now: datetime) -> tuple[Ref
             shares=profile.shares.tolist() if profile is not None else [],
             computed_at=now,
         )
-        # An upsert: the job and an evaluation's fallback may build the same profile at once.
+        # An upsert: the job and an evaluation's ensure step may build the same profile at once.
         DriftReference.objects.bulk_create(
             [row],
             update_conflicts=True,
@@ -189,6 +165,19 @@ def drift_result_compute(*, criterion: Criterion, now: datetime) -> DriftResult:
     )
 
 
+def drift_results_ensure(*, project: Project, now: datetime) -> list[DriftResult]:
+    """Store a result, computed at ``now``, for each drift criterion of ``project`` that has none the
+    evaluation may use at ``now`` (``drift_results_usable``): one the job has not reached yet — just
+    created or edited — or every one when the job has stalled for longer than the results' maximum age.
+
+    The evaluation service calls this before it reads its inputs, inside its own transaction, so the
+    evaluation and the scorecard's chart then read the same stored row. Returns the results stored."""
+    criteria = list(Criterion.objects.filter(project=project, kind=Kind.DRIFT))
+    stored = drift_results_usable(criteria=criteria, now=now)
+    computed = [drift_result_compute(criterion=c, now=now) for c in criteria if c.pk not in stored]
+    return DriftResult.objects.bulk_create(computed)
+
+
 def _sources(criterion: Criterion, current: QuerySet[MetricPoint]) -> list[str]:
     """The distinct sources of the points a drift value compares: the current window's and the
     reference period's (PRODUCT.md §8)."""
@@ -204,27 +193,6 @@ def _sources(criterion: Criterion, current: QuerySet[MetricPoint]) -> list[str]:
     found = set(current.order_by().values_list("source", flat=True).distinct())
     found |= set(reference.order_by().values_list("source", flat=True).distinct())
     return sorted(found)
-
-
-def drift_results_usable(*, criteria: Iterable[Criterion], now: datetime) -> dict[int, DriftResult]:
-    """Criterion id → the newest stored result the evaluation may use at ``now``: computed at or before
-    it, within ``DRIFT_RESULT_MAX_AGE``, for the criterion's current definition. One query."""
-    by_id = {criterion.pk: criterion for criterion in criteria}
-    if not by_id:
-        return {}
-    wanted = {pk: definition_fingerprint(criterion) for pk, criterion in by_id.items()}
-    usable: dict[int, DriftResult] = {}
-    rows = (
-        DriftResult.objects.filter(
-            criterion_id__in=list(by_id), computed_at__lte=now, computed_at__gt=now - DRIFT_RESULT_MAX_AGE
-        )
-        .defer("bins")
-        .order_by("-computed_at", "-id")
-    )
-    for result in rows:
-        if result.criterion_id not in usable and result.definition == wanted[result.criterion_id]:
-            usable[result.criterion_id] = result
-    return usable
 
 
 def drift_results_compute(*, now: datetime | None = None) -> DriftRun:

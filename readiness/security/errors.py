@@ -1,4 +1,7 @@
-"""The one error shape of the REST API: ``{"error": {"code", "message", "details"}}`` (PRODUCT.md §3)."""
+"""The one error shape of the REST API: ``{"error": {"code", "message", "details"}}`` (PRODUCT.md §3).
+
+Here, in the lowest layer that answers with it (the rate limiter's 429), so that the API, the push
+fast path and /metrics (readiness/observability) answer alike without importing the API."""
 
 from __future__ import annotations
 

@@ -1,16 +1,53 @@
-"""What the periodic drift job stores: each run's result per drift criterion, and the cached profile of
-each criterion's reference period. Imported by ``readiness.scoring.models`` (the app's model module)."""
+"""What the drift job stores: each run's result per drift criterion, and the cached profile of each
+criterion's reference period; and the fingerprints that say which definition a stored row belongs to.
+
+``readiness.scoring.models`` (the app's model module) imports these models at its top, so the app
+registry knows them under the ``scoring`` label; this module imports nothing of that one at runtime.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.db import models
 from django.db.models import Q
 
-from readiness.scoring.drift import ReferenceProfile
+from readiness.scoring.drift.stats import ReferenceProfile
 from readiness.scoring.facts import Measurement
 
+if TYPE_CHECKING:
+    from readiness.scoring.models import Criterion
+
 RESULT_STATUSES = ("pass", "warn", "fail", "missing")
+
+
+def _digest(parts: list[object]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def reference_fingerprint(criterion: Criterion) -> str:
+    """What the reference sample depends on: a change to any of it makes the cached profile a stranger."""
+    return _digest(
+        [
+            criterion.project_id,
+            criterion.metric,
+            criterion.labels or {},
+            criterion.reference_start.isoformat() if criterion.reference_start else None,
+            criterion.reference_end.isoformat() if criterion.reference_end else None,
+            *([criterion.sources] if criterion.sources else []),  # absent when empty: old profiles stay valid
+        ]
+    )
+
+
+def definition_fingerprint(criterion: Criterion) -> str:
+    """What a drift value depends on (thresholds excluded: the engine judges the value with the current
+    ones), so a result computed for an older definition is never read as current."""
+    return _digest(
+        [reference_fingerprint(criterion), criterion.window, criterion.method, criterion.min_samples]
+    )
 
 
 class DriftReference(models.Model):
@@ -55,7 +92,7 @@ class DriftResult(models.Model):
     criterion = models.ForeignKey("scoring.Criterion", on_delete=models.CASCADE, related_name="drift_results")
     computed_at = models.DateTimeField()
     method = models.CharField(max_length=8)
-    # The definition it was computed for (see drift_jobs.definition_fingerprint): a result computed
+    # The definition it was computed for (``definition_fingerprint``): a result computed
     # before the criterion's window or reference changed must not be read as if it were current.
     definition = models.CharField(max_length=64)
     # The drift check's own status under the thresholds of the moment (before severity, waivers, N/A):

@@ -3,9 +3,9 @@ Kolmogorov-Smirnov p-value.
 
 Pure functions of samples (numpy and scipy, no Django, no clock). The reference period of a criterion
 is fixed, so what the statistics need of it — the sorted sample for KS, the decile edges and bin shares
-for PSI — is a `ReferenceProfile` computed once and kept (`readiness.scoring.drift_jobs` caches it);
+for PSI — is a `ReferenceProfile` computed once and kept (`readiness.scoring.drift.jobs` caches it);
 each run then only bins and compares the current window. The caller decides whether the samples are
-large enough to mean anything (`readiness.scoring.drift_jobs.DRIFT_MIN_SAMPLES`), and the engine turns
+large enough to mean anything (`readiness.scoring.drift.jobs.DRIFT_MIN_SAMPLES`), and the engine turns
 the number into a status.
 """
 

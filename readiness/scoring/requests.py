@@ -1,0 +1,80 @@
+"""Asking for an evaluation: every trigger (applied metrics, a health-check flip, a stored drift
+result, the periodic tick) goes through ``evaluation_request``, which coalesces bursts into one task.
+
+Telemetry sits below scoring (pyproject.toml's import contracts), so it does not call this itself: it
+sends ``project_evidence_changed`` (readiness/telemetry/signals.py), which ``ScoringConfig.ready``
+connects here.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from readiness.projects.models import Project
+from readiness.publishing import publish
+
+# A queued evaluation normally starts within seconds. One still pending after this long had its message
+# lost (the broker was down when it was published): the next trigger, or the periodic tick at the
+# latest, queues it again. Re-queueing one that was merely slow costs one harmless extra evaluation.
+LOST_EVALUATION_REQUEST = timedelta(minutes=10)
+
+
+def evaluation_request(*, project_id: int, delay: float = 1.0) -> bool:
+    """Queue one re-evaluation of a project, coalescing bursts: only the request that flips
+    ``evaluation_pending`` enqueues; the rest ride along. Returns whether this call enqueued."""
+    now = timezone.now()
+    flipped = (
+        Project.objects.filter(pk=project_id)
+        .filter(Q(evaluation_pending=False) | Q(evaluation_requested_at__lt=now - LOST_EVALUATION_REQUEST))
+        .update(evaluation_pending=True, evaluation_requested_at=now)
+    )
+    if flipped:
+        transaction.on_commit(lambda: _enqueue(project_id=project_id, delay=delay))
+    return bool(flipped)
+
+
+def _enqueue(*, project_id: int, delay: float) -> None:
+    # Runs after commit: the request is recorded (evaluation_pending), so a broker outage must not fail
+    # the push or probe cycle that asked; the lost-request rule queues it again later.
+    from readiness.scoring.tasks import project_evaluate
+
+    publish(
+        project_evaluate, what=f"the evaluation of project {project_id}", args=(project_id,), countdown=delay
+    )
+
+
+def evaluations_request(*, project_ids: list[int], delay: float = 1.0) -> int:
+    """``evaluation_request`` for many projects at once (a pull cycle's): two statements instead of one
+    UPDATE each, whose waits add up over hundreds of projects. The flipped rows stay locked until the
+    caller's transaction commits, so a concurrent request sees them pending and rides along. Returns
+    how many were enqueued."""
+    now = timezone.now()
+    with transaction.atomic():
+        flipped = list(
+            Project.objects.select_for_update()
+            .filter(pk__in=project_ids)
+            .filter(
+                Q(evaluation_pending=False) | Q(evaluation_requested_at__lt=now - LOST_EVALUATION_REQUEST)
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        Project.objects.filter(pk__in=flipped).update(evaluation_pending=True, evaluation_requested_at=now)
+    for project_id in flipped:
+        transaction.on_commit(lambda project_id=project_id: _enqueue(project_id=project_id, delay=delay))
+    return len(flipped)
+
+
+def evidence_changed_receiver(
+    *, project_id: int | None = None, project_ids: list[int] | None = None, **_signal: Any
+) -> None:
+    """``project_evidence_changed``: new metric points or a health-check flip may change the decision."""
+    if project_id is not None:
+        evaluation_request(project_id=project_id)
+    if project_ids:
+        evaluations_request(project_ids=project_ids)
