@@ -288,6 +288,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # the intervals admins tune in the console (readiness/beat.py says why).
 CELERY_BEAT_SCHEDULER = "readiness.beat:CodeDefaultsScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Pulls wait on other people's servers (up to 10 s a source): on a queue of their own, a slow or dead
+# Prometheus holds only the workers consuming ``pulls``, never ingestion, probes or evaluations
+# (PRODUCT.md §4, §9). Every deployment's workers consume it (Procfile, docker-compose.yml).
+CELERY_TASK_ROUTES = {"telemetry.pull_sources": {"queue": "pulls"}}
 # Every periodic job, defined here only: beat copies each entry missing from django-celery-beat's tables
 # there, where admins see and tune it. Each entry says why its interval; each task carries its own soft
 # and hard time limits (the database scheduler cannot store them), and "expires" drops a tick still
@@ -316,6 +320,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 10.0,
         # A tick still queued when the next one is due is dropped: the next tick claims the same targets.
         "options": {"expires": 9},
+    },
+    "pull-metric-sources": {
+        "task": "telemetry.pull_sources",
+        # 10 s, as probes: each source carries its own interval (>= 30 s) in next_pull_at, and a pull
+        # asks Prometheus for everything since its last point, so a late tick delays points, never
+        # loses them. On the ``pulls`` queue, where the task is routed.
+        "schedule": 10.0,
+        "options": {"expires": 9, "queue": "pulls"},
     },
     # Notifications (readiness/alerts/).
     "sweep-notification-deliveries": {
@@ -425,6 +437,8 @@ READINESS_PROBE_DENY_NETWORKS += env_networks("READINESS_PROBE_DENY_NETWORKS")
 # Probes in flight at once per cycle: each holds a socket for at most its timeout, so 100 keeps a
 # worker's file descriptors and a cycle of 1,000 targets well inside the beat interval.
 READINESS_PROBE_CONCURRENCY = env_int("READINESS_PROBE_CONCURRENCY", 100, minimum=1)
+# Pull sources read at once per cycle (threads: each waits on one server for at most 10 s).
+READINESS_PULL_CONCURRENCY = env_int("READINESS_PULL_CONCURRENCY", 20, minimum=1)
 
 # The per-token API counts live in Redis so every web process shares them: the broker's Redis, or
 # READINESS_RATE_LIMIT_REDIS_URL (e.g. beside RabbitMQ). Without either, each process counts alone.

@@ -29,7 +29,7 @@ from readiness.scoring.models import (
     TemplateCriterion,
     Waiver,
 )
-from readiness.telemetry.models import HealthCheck, IngestBatch
+from readiness.telemetry.models import HealthCheck, IngestBatch, MetricSource
 from tests.conftest import Cast
 from tests.factories import (
     AttestationCriterionFactory,
@@ -81,6 +81,15 @@ def one_of_each(cast: Cast) -> None:
     token_create(project=project, name="ci", scopes=["metrics:write"], created_by=cast.admin)
     HealthCheck.objects.create(
         project=project, name="api", url="https://fraud.example.com/health", last_up=True
+    )
+    MetricSource.objects.create(
+        project=project,
+        name="prod-prometheus",
+        kind="prometheus",
+        url="http://127.0.0.1:9090",
+        queries={"latency_ms": "up"},
+        failing_since=timezone.now(),
+        last_error="connection refused",
     )
     Channel.objects.create(
         project=project, kind="webhook", url="https://hooks.example.com/x", last_error="HTTP 410"

@@ -24,6 +24,7 @@ from readiness.checks_as_code.plan import (
     CriterionPlan,
     HealthCheckPlan,
     ImportPlan,
+    MetricSourcePlan,
     ProjectPlan,
     TeamPlan,
     UserPlan,
@@ -35,7 +36,7 @@ from readiness.projects.models import OWNER_FIELDS, Project, Team
 from readiness.projects.services import project_create, project_set_stage
 from readiness.scoring.models import AppliedTemplate, Criterion, Template
 from readiness.scoring.templates import template_apply
-from readiness.telemetry.models import HealthCheck
+from readiness.telemetry.models import HealthCheck, MetricSource
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -218,6 +219,7 @@ class _Import:
         self.templates(project, plan)
         self.health_checks(project, plan.health_checks)
         self.channels(project, plan.channels)
+        self.metric_sources(project, plan.metric_sources)
 
     def project_update(self, project: Project, plan: ProjectPlan, values: dict[str, Any]) -> None:
         changes = [
@@ -417,3 +419,43 @@ class _Import:
         for identity, channel in existing.items():
             if identity not in listed:
                 self.report.add("kept", f"{prefix}: {channel}: not in file (kept)")
+
+    def metric_sources(self, project: Project, plans: tuple[MetricSourcePlan, ...]) -> None:
+        """Sources decide which numbers a project is judged on: every change is audited."""
+        prefix = f"{project.slug}.metric_sources"
+        existing = {s.name: s for s in MetricSource.objects.filter(project=project)}
+        for plan in plans:
+            source = existing.get(plan.name)
+            if source is None:
+                source = MetricSource.objects.create(project=project, name=plan.name, **plan.fields)
+                audit_record(
+                    action="metric_source.create",
+                    instance=source,
+                    actor=self.actor,
+                    actor_label=self.actor_label,
+                    project=project,
+                    after=audit_snapshot(source),
+                )
+                self.report.add("created", f"{prefix}.{plan.name}", project=project.slug)
+                continue
+            changes = [(f, getattr(source, f), v) for f, v in plan.fields.items() if getattr(source, f) != v]
+            if not changes:
+                self.report.add("unchanged", f"{prefix}.{plan.name} unchanged")
+                continue
+            before = audit_snapshot(source)
+            for name, _, new in changes:
+                setattr(source, name, new)
+            source.save(update_fields=[name for name, _, _ in changes])
+            audit_record(
+                action="metric_source.update",
+                instance=source,
+                actor=self.actor,
+                actor_label=self.actor_label,
+                project=project,
+                before=before,
+                after=audit_snapshot(source),
+            )
+            self.report.add("updated", f"{prefix}.{plan.name}: {changes_text(changes)}", project=project.slug)
+        listed = {plan.name for plan in plans}
+        for name in sorted(set(existing) - listed):
+            self.report.add("kept", f"{prefix}.{name}: not in file (kept)")

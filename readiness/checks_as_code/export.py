@@ -19,13 +19,14 @@ from readiness.projects.models import OWNER_FIELDS, Project, Team
 from readiness.projects.vocabulary import Dimension
 from readiness.scoring.models import AppliedTemplate, Criterion, TemplateCriterion
 from readiness.scoring.templates import criterion_definition_dict, template_definition_fields
-from readiness.telemetry.models import HealthCheck
+from readiness.telemetry.models import HealthCheck, MetricSource
 
 HEADER = "# Readiness checks as code (PRODUCT.md §6). Apply with: python manage.py readiness_import FILE\n"
 
 
 def checks_export(*, project_slug: str | None = None) -> str:
-    """All projects (or one) with their teams, people, criteria, health checks and channels."""
+    """All projects (or one) with their teams, people, criteria, health checks, channels and metric
+    sources."""
     projects = list(Project.objects.select_related("team", *OWNER_FIELDS.values()).order_by("slug"))
     if project_slug is not None:
         projects = [p for p in projects if p.slug == project_slug]
@@ -106,6 +107,9 @@ def _project(project: Project) -> dict[str, Any]:
             | ({"digest": True} if ch.digest else {})
             for ch in channels
         ]
+    sources = MetricSource.objects.filter(project=project).order_by("name")
+    if sources:
+        entry["metric_sources"] = [source.definition() for source in sources]
     return entry
 
 

@@ -63,6 +63,15 @@ class HealthCheckPlan:
 
 
 @dataclass(frozen=True)
+class MetricSourcePlan:
+    path: str
+    name: str
+    # Every configured field as the model stores it (version as text, auth {} when absent); the fields
+    # another kind uses are written empty, so switching a source's kind clears them.
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ChannelPlan:
     path: str
     kind: str
@@ -93,6 +102,7 @@ class ProjectPlan:
     criteria: tuple[CriterionPlan, ...] = ()
     health_checks: tuple[HealthCheckPlan, ...] = ()
     channels: tuple[ChannelPlan, ...] = ()
+    metric_sources: tuple[MetricSourcePlan, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from readiness.checks_as_code.plan import (
     CriterionPlan,
     HealthCheckPlan,
     ImportPlan,
+    MetricSourcePlan,
     ProjectPlan,
     TeamPlan,
     UserPlan,
@@ -32,6 +33,8 @@ from readiness.checks_as_code.rights import superusers_unchanged
 from readiness.projects.models import Team
 from readiness.projects.vocabulary import Dimension, RiskTier, Stage
 from readiness.scoring.models import AppliedTemplate, Template
+from readiness.telemetry.sources.config import KEYS as METRIC_SOURCE_KEYS
+from readiness.telemetry.sources.config import source_problems
 
 TOP_KEYS = ("users", "teams", "projects")
 USER_KEYS = ("username", "email", "name")
@@ -39,7 +42,7 @@ TEAM_KEYS = ("slug", "name", "members")
 PROJECT_KEYS = (
     "slug", "name", "description", "team", "stage", "risk_tier", "target_date",
     "require_signoff_for_pilot", "definitions", "owners", "templates", "criteria",
-    "health_checks", "channels",
+    "health_checks", "channels", "metric_sources",
 )  # fmt: skip
 HEALTH_CHECK_KEYS = (
     "name", "url", "method", "expected_status", "timeout", "interval", "expected_body_contains",
@@ -219,6 +222,7 @@ class _Validation:
         criteria = self.criteria(at(path, "criteria"), entry.get("criteria"), project_slug, templates)
         health_checks = self.health_checks(at(path, "health_checks"), entry.get("health_checks"))
         channels = self.channels(at(path, "channels"), entry.get("channels"))
+        metric_sources = self.metric_sources(at(path, "metric_sources"), entry.get("metric_sources"))
         if len(p) > found:
             return None
         return ProjectPlan(
@@ -231,6 +235,7 @@ class _Validation:
             criteria=tuple(criteria),
             health_checks=tuple(health_checks),
             channels=tuple(channels),
+            metric_sources=tuple(metric_sources),
         )
 
     def definitions(self, path: str, raw: Any) -> Any:
@@ -338,6 +343,28 @@ class _Validation:
         c.duplicates(p, names, "health check name")
         return plans
 
+    def metric_sources(self, path: str, raw: Any) -> list[MetricSourcePlan]:
+        """PRODUCT.md §8's pull sources, judged by the one set of rules the admin console uses too
+        (readiness/telemetry/sources/config.py): kind, interval, auth's environment variables, the
+        address rules of the URL."""
+        listed = [] if raw is None else (c.sequence(self.problems, path, raw) or [])
+        plans: list[MetricSourcePlan] = []
+        names: list[tuple[str, str]] = []
+        for index, item in enumerate(listed):
+            where = at(path, index)
+            entry = c.mapping(self.problems, where, item, METRIC_SOURCE_KEYS)
+            if entry is None:
+                continue
+            problems = source_problems(entry)
+            for inner, message in problems:
+                self.problems.add(at(where, inner), message)
+            if isinstance(entry.get("name"), str):
+                names.append((at(where, "name"), entry["name"]))
+            if not problems:
+                plans.append(MetricSourcePlan(path=where, name=entry["name"], fields=source_fields(entry)))
+        c.duplicates(self.problems, names, "metric source name")
+        return plans
+
     def channels(self, path: str, raw: Any) -> list[ChannelPlan]:
         listed = [] if raw is None else (c.sequence(self.problems, path, raw) or [])
         plans: list[ChannelPlan] = []
@@ -381,6 +408,22 @@ class _Validation:
         valid = [(at(path, i), a) for i, a in enumerate(addresses) if a is not INVALID]
         c.duplicates(self.problems, valid, "address")
         return tuple(a for _, a in valid)
+
+
+def source_fields(entry: dict[str, Any]) -> dict[str, Any]:
+    """A valid source entry as MetricSource's fields."""
+    version = entry.get("version")
+    return {
+        "kind": entry["kind"],
+        "url": entry["url"],
+        "interval": entry.get("interval", 60),
+        "auth": dict(entry.get("auth") or {}),
+        "queries": dict(entry.get("queries") or {}),
+        "model": entry.get("model", ""),
+        "alias": entry.get("alias") or "",
+        "version": "" if version is None else str(version),
+        "metrics": dict(entry.get("metrics") or {}),
+    }
 
 
 def checks_validate(document: Any) -> ImportPlan:

@@ -114,6 +114,9 @@ def scorecard_context(
         "notice": notice,
         "notice_level": notice_level,
         "poll_seconds": POLL_SECONDS,
+        # Where the pulled numbers come from and whether they still come (PRODUCT.md §8): a failing
+        # source is shown here, not as an error of the criteria, whose data goes stale then missing.
+        "source_lines": [s.status_line(now) for s in project.metric_sources.order_by("name")],
         # A launch date in the past while not yet in production is worth a flag in the header.
         "overdue": project.target_date is not None
         and project.target_date < timezone.localdate(now)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.core.validators import MinValueValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from readiness.telemetry.provenance import MAX_SOURCE
+from readiness.telemetry.provenance import MAX_SOURCE, source_label
 
 
 class MetricPoint(models.Model):
@@ -125,6 +127,141 @@ class IngestBatch(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.id} ({self.accepted} points, {self.state})"
+
+
+class MetricSource(models.Model):
+    """A place Readiness pulls a project's metrics from (PRODUCT.md §8): a Prometheus server (each of
+    ``queries``, metric name → PromQL, becomes points of that metric) or an MLflow tracking server (the
+    ``metrics`` of the run behind ``model``'s ``alias`` or fixed ``version``).
+
+    Credentials are never stored: ``auth`` names environment variables of the workers. The pull job
+    writes the state fields (``next_pull_at`` ... ``points_stored``); people write the rest.
+    """
+
+    class Kind(models.TextChoices):
+        PROMETHEUS = "prometheus"
+        MLFLOW = "mlflow"
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="metric_sources")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    url = models.URLField(max_length=500, validators=[URLValidator(schemes=["http", "https"])])
+    # At least 30 s, like probes: a pull asks for a whole range, so pulling faster only adds load.
+    interval = models.PositiveIntegerField(default=60, validators=[MinValueValidator(30)])
+    # {} | {"bearer_token_env": NAME} | {"basic": {"username": ..., "password_env": NAME}}
+    auth = models.JSONField(default=dict, blank=True)
+    # Prometheus: our metric name → PromQL expression.
+    queries = models.JSONField(default=dict, blank=True)
+    # MLflow: the registered model, the alias or fixed version designating its version, and our metric
+    # name → the MLflow metric key.
+    model = models.CharField(max_length=250, blank=True)
+    alias = models.CharField(max_length=250, blank=True)
+    version = models.CharField(max_length=20, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    next_pull_at = models.DateTimeField(default=timezone.now)
+    last_pull_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    # When the current run of failures began (the scorecard's "failing since 10:02"); None when the
+    # last pull succeeded.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    points_stored = models.BigIntegerField(default=0)
+    # Prometheus: per query's metric, the timestamp of the newest point this source stored for it
+    # (ISO 8601). Written in the transaction that stores the points, under the row's lock, so it is
+    # exactly "the last point stored": the next pull asks from one step after it, and keeps only
+    # samples after it, without reading the metric table.
+    pulled_until = models.JSONField(default=dict, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="metricsource_name_unique_per_project"),
+            models.CheckConstraint(condition=Q(interval__gte=30), name="metricsource_interval_min_30s"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["prometheus", "mlflow"]), name="metricsource_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind} {self.url})"
+
+    @property
+    def label(self) -> str:
+        """The provenance of the points it stores: ``prometheus:<name>`` or ``mlflow:<name>``."""
+        return source_label(self.kind, self.name)
+
+    def status_line(self, now: datetime) -> str:
+        """The source's state in one line for the scorecard: "prod-prometheus: last pulled 40 s ago",
+        "prod-prometheus: failing since 10:02: connection refused"."""
+        if not self.enabled:
+            return f"{self.name}: disabled"
+        if self.failing_since is not None:
+            since = timezone.localtime(self.failing_since)
+            shown = (
+                f"{since:%H:%M}" if now - self.failing_since < timedelta(hours=20) else f"{since:%d %b %H:%M}"
+            )
+            return f"{self.name}: failing since {shown}: {self.last_error}"
+        if self.last_success_at is None:
+            return f"{self.name}: not pulled yet"
+        return f"{self.name}: last pulled {_elapsed(now - self.last_success_at)} ago"
+
+    def definition(self) -> dict[str, object]:
+        """What people configure, as checks as code writes it (the keys a kind does not use left out)."""
+        entry: dict[str, object] = {"name": self.name, "kind": self.kind, "url": self.url}
+        entry["interval"] = self.interval
+        if self.auth:
+            entry["auth"] = self.auth
+        if self.kind == self.Kind.PROMETHEUS:
+            entry["queries"] = dict(self.queries)
+        else:
+            entry["model"] = self.model
+            if self.alias:
+                entry["alias"] = self.alias
+            else:
+                # A number, as people write it: the import reads it back as the same text.
+                entry["version"] = int(self.version) if self.version.isdigit() else self.version
+            entry["metrics"] = dict(self.metrics)
+        return entry
+
+    def config(self) -> dict[str, object]:
+        """Every configured field, as ``source_problems`` judges it: a field a kind does not use is
+        included when filled in, so a form that fills it gets told."""
+        entry: dict[str, object] = {
+            "name": self.name,
+            "kind": self.kind,
+            "url": self.url,
+            "interval": self.interval,
+        }
+        for field in ("auth", "queries", "model", "alias", "version", "metrics"):
+            if getattr(self, field):
+                entry[field] = getattr(self, field)
+        return entry
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from readiness.telemetry.sources.config import source_problems
+
+        problems = source_problems(self.config())
+        if problems:
+            errors: dict[str, list[str]] = {}
+            for path, message in problems:
+                field = path.split(".", 1)[0].split("[", 1)[0]
+                field = field if field in {f.name for f in self._meta.fields} else "__all__"
+                errors.setdefault(field, []).append(f"{path}: {message}" if field != path else message)
+            raise ValidationError(errors)
+
+
+def _elapsed(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    if seconds < 36 * 3600:
+        return f"{round(seconds / 3600)} h"
+    return f"{round(seconds / 86400)} days"
 
 
 class OtlpSeries(models.Model):

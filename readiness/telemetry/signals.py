@@ -7,5 +7,6 @@ from __future__ import annotations
 from django.dispatch import Signal
 
 # Sent with ``project_id`` inside the transaction that stored it: metric batches applied, a health
-# check flipping up or down. Receivers run in that transaction, so what they record commits with it.
+# check flipping up or down; or with ``project_ids`` for many projects at once (a pull cycle's stores).
+# Receivers run in that transaction, so what they record commits with it.
 project_evidence_changed = Signal()

@@ -1,10 +1,11 @@
-"""Thin Celery tasks of ingestion and health checks."""
+"""Thin Celery tasks of ingestion, health checks and pull sources."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from readiness.telemetry.healthchecks import healthchecks_run
+from readiness.telemetry.pulls import pulls_run
 from readiness.telemetry.services import batches_drain as drain_pending
 from readiness.telemetry.services import batches_sweep
 
@@ -33,3 +34,13 @@ def sweep_batches() -> int:
 @shared_task(name="telemetry.run_health_checks", soft_time_limit=330, time_limit=360)
 def run_health_checks() -> int:
     return healthchecks_run().probed
+
+
+# Above the worst cycle: 10 rounds of sources (see pulls.CLAIM_ROUNDS), each timing out at 10 s: 100 s.
+# A cycle killed by the limit loses only its reads: its sources were claimed, so they are due again
+# one interval later, and the next pull starts from the last point stored, so nothing is lost.
+# Routed to the ``pulls`` queue (settings.CELERY_TASK_ROUTES): a slow source never delays ingestion or
+# probes.
+@shared_task(name="telemetry.pull_sources", soft_time_limit=130, time_limit=150)
+def pull_sources() -> int:
+    return pulls_run().pulled

@@ -415,8 +415,9 @@ def page_queries(client: Any) -> int:
 
 
 # Session, user, leadership check, project, scorecard, criteria, membership, pending waivers, series
-# counts, raw series, bucketed series, drift results, drift samples, health checks, timeline.
-MAX_QUERIES = 15
+# counts, raw series, bucketed series, drift results, drift samples, health checks, timeline, metric
+# sources.
+MAX_QUERIES = 16
 
 
 @pytest.mark.parametrize("who", ["leader", "admin"])

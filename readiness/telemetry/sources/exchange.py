@@ -27,7 +27,8 @@ DEFAULT_TIMEOUT = 10.0
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
 # Threads start only when an exchange needs one, so a prefork Celery master that imports this module
 # forks no thread; abandoned exchanges hold theirs until their next chunk or read timeout.
-_EXCHANGES = ThreadPoolExecutor(max_workers=32, thread_name_prefix="pull-source")
+EXCHANGE_THREADS = 32
+_EXCHANGES = ThreadPoolExecutor(max_workers=EXCHANGE_THREADS, thread_name_prefix="pull-source")
 
 
 class SourceError(Exception):
