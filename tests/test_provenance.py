@@ -13,8 +13,8 @@ import orjson
 import pytest
 import time_machine
 from django.utils import timezone
-from readiness.scoring.drift_jobs import drift_result_compute
 
+from readiness.scoring.drift.jobs import drift_result_compute
 from readiness.scoring.models import Template
 from readiness.scoring.services import scorecard_compute
 from readiness.scoring.templates import template_apply
