@@ -160,7 +160,9 @@ class MailServer:
         return "250 Message accepted for delivery"
 
     def message_ids(self) -> list[str]:
-        return [parsed(envelope)["Message-ID"] for envelope in self.messages]
+        # A Message-ID longer than a header line (a delivery id of three digits is enough) is folded
+        # after its name; the space the unfolding leaves is folding whitespace, not part of the id.
+        return [str(parsed(envelope)["Message-ID"]).strip() for envelope in self.messages]
 
 
 def parsed(envelope: Envelope) -> EmailMessage:

@@ -21,8 +21,14 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def pulls_worker() -> Iterator[None]:
     # A worker thread in this process on the real broker, consuming the pulls queue and nothing else.
-    with start_worker(app, pool="solo", queues=["pulls"], perform_ping_check=False, shutdown_timeout=30):
-        yield
+    # Its -Q selects the app's queues for good (Celery's Queues.select): put back what this process
+    # consumed before, or a later in-process worker (tests/test_worker.py) would consume only pulls.
+    consumed = list(app.amqp.queues.consume_from)
+    try:
+        with start_worker(app, pool="solo", queues=["pulls"], perform_ping_check=False, shutdown_timeout=30):
+            yield
+    finally:
+        app.amqp.queues.select(consumed)
 
 
 def test_a_worker_on_the_pulls_queue_pulls_due_sources(
