@@ -3,12 +3,14 @@ dimension's responsible person, a team member and an outsider, around one projec
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import Group
 
 from readiness.projects.models import LEADERSHIP_GROUP, Project
+from readiness.publishing import backoff
 from tests.factories import ProjectFactory, TeamFactory, UserFactory
 
 
@@ -52,3 +54,11 @@ def cast(db: None) -> Cast:
         **{f"owner_{dim}": user for dim, user in owners.items()},
     )
     return Cast(project=project, admin=admin, leader=leader, member=member, outsider=outsider, **owners)
+
+
+@pytest.fixture(autouse=True)
+def broker_backoff_cleared() -> Iterator[None]:
+    """Each test starts as a fresh web process does: not backing off the broker because an earlier
+    test's broker went away (readiness/publishing.py)."""
+    backoff.reset()
+    yield
