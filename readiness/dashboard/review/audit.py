@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from readiness.audit.models import AuditEntry
-from readiness.dashboard.history import page_number
+from readiness.dashboard.review.history import page_number
 from readiness.projects.models import Project
 
 if TYPE_CHECKING:

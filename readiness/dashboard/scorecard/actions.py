@@ -27,9 +27,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from readiness.dashboard.controls import Failure
-from readiness.dashboard.display import DIMENSION_LABELS
-from readiness.dashboard.forms import (
+from readiness.dashboard.common.display import DIMENSION_LABELS
+from readiness.dashboard.common.layouts import FULL_LAYOUT
+from readiness.dashboard.common.projects import readable_project
+from readiness.dashboard.scorecard.controls import Failure
+from readiness.dashboard.scorecard.forms import (
     ActionForm,
     AttestForm,
     NotApplicableForm,
@@ -37,7 +39,7 @@ from readiness.dashboard.forms import (
     WaiverRequestForm,
     sentence,
 )
-from readiness.dashboard.views import FULL_LAYOUT, readable_project, scorecard_context
+from readiness.dashboard.scorecard.views import scorecard_context
 from readiness.projects.models import Project
 from readiness.scoring import services
 from readiness.scoring.models import Criterion, Waiver
