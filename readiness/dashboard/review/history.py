@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from readiness.dashboard.display import (
+from readiness.dashboard.common.display import (
     DECISION_LABELS,
     DIMENSION_LABELS,
     SIGNOFF_LABELS,
@@ -23,6 +23,7 @@ from readiness.dashboard.display import (
     parse_time,
     status_symbol,
 )
+from readiness.dashboard.common.paging import offset, pick_page
 from readiness.projects.models import Project
 from readiness.projects.vocabulary import Dimension
 from readiness.scoring.models import Scorecard
@@ -256,15 +257,11 @@ def history_page(*, project: Project, page: str | None) -> HistoryPage:
     """One page of the project's scorecard history. ``page`` is the raw query parameter: anything that
     is not a page number shows the nearest page and says so, never an error."""
     scorecards = Scorecard.objects.latest_for(project)
-    total = scorecards.count()
-    num_pages = max(1, -(-total // PER_PAGE))
-    number, message = page_number(page, num_pages)
-    offset = (number - 1) * PER_PAGE
+    shown, message = pick_page(scorecards, per_page=PER_PAGE, raw=page)
+    start = offset(shown)
     # One more than the page holds: the scorecard just before the page's oldest, to diff it against.
     rows = list(
-        scorecards.values("id", "computed_at", "decision", "target", "payload")[
-            offset : offset + PER_PAGE + 1
-        ]
+        scorecards.values("id", "computed_at", "decision", "target", "payload")[start : start + PER_PAGE + 1]
     )
     entries = []
     for index, row in enumerate(rows[:PER_PAGE]):
@@ -279,23 +276,14 @@ def history_page(*, project: Project, page: str | None) -> HistoryPage:
                 changes=scorecard_changes(before=older["payload"], after=row["payload"]) if older else None,
             )
         )
-    return HistoryPage(entries=entries, number=number, num_pages=num_pages, total=total, message=message)
-
-
-def page_number(raw: str | None, num_pages: int) -> tuple[int, str]:
-    """The page to show for a ``?page=`` value, and a message when it is not the one asked for."""
-    if raw is None or raw == "":
-        return 1, ""
-    shown = raw if len(raw) <= 20 else raw[:20] + "…"
-    try:
-        number = int(raw)
-    except ValueError:
-        return 1, f"“{shown}” is not a page number; showing page 1."
-    if number < 1:
-        return 1, f"There is no page {number}; showing page 1."
-    if number > num_pages:
-        return num_pages, f"There is no page {number}; showing the last page ({num_pages})."
-    return number, ""
+    paginator = shown.paginator
+    return HistoryPage(
+        entries=entries,
+        number=shown.number,
+        num_pages=paginator.num_pages,
+        total=paginator.count,
+        message=message,
+    )
 
 
 # --- Diffs (pure) ---------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Reads behind the printable go/no-go report: the latest scorecard shaped as on the scorecard page,
 the decision timeline, and the series of the metric criteria that fail or warn, each against its
-threshold, drawn as server-side SVG (readiness/dashboard/svg.py).
+threshold, drawn as server-side SVG (readiness/dashboard/common/svg.py).
 
 The report's cost is bounded whatever the project's size: the scorecard page's two queries, two for
 the timeline, one for the charted criteria's definitions, one for the signers' names, and the metric
@@ -15,20 +15,20 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from readiness.dashboard.display import (
+from readiness.dashboard.common.display import (
     DECISION_LABELS,
     DIMENSION_LABELS,
     ShowsStatus,
     format_number,
 )
-from readiness.dashboard.scorecards import (
+from readiness.dashboard.common.svg import LineChart, Timeline, decision_timeline, line_chart
+from readiness.dashboard.scorecard.scorecards import (
     BlockerLine,
     DimensionColumn,
     ScorecardPage,
     requirement,
     scorecard_page,
 )
-from readiness.dashboard.svg import LineChart, Timeline, decision_timeline, line_chart
 from readiness.projects.models import Project
 from readiness.scoring.engine import parse_window
 from readiness.scoring.models import Scorecard

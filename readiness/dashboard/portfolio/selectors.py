@@ -18,9 +18,9 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Min, OuterRef, Q, QuerySet, Subquery
 
-from readiness.dashboard.display import DECISION_LABELS, DIMENSION_LABELS, STATUS_LABELS, status_symbol
-from readiness.dashboard.summaries import BlockerKey, blocker_keys, latest_summaries
-from readiness.dashboard.trend import TREND_WEEKS, trend_week_starts, weekly_decision_columns
+from readiness.dashboard.common.display import DECISION_LABELS, DIMENSION_LABELS, STATUS_LABELS, status_symbol
+from readiness.dashboard.portfolio.summaries import BlockerKey, blocker_keys, latest_summaries
+from readiness.dashboard.portfolio.trend import TREND_WEEKS, trend_week_starts, weekly_decision_columns
 from readiness.projects.models import Project, StageChange
 from readiness.projects.vocabulary import Dimension, Stage
 from readiness.scoring.models import Criterion, Scorecard
@@ -158,7 +158,7 @@ def _filtered_projects(*, projects: QuerySet[Project], filters: PortfolioFilters
     newest = Scorecard.objects.latest_for(OuterRef("pk"))
     projects = projects.annotate(
         latest_scorecard_id=Subquery(newest.values("id")[:1]),
-        # What a remembered summary of that scorecard is checked against (readiness.dashboard.summaries).
+        # What a remembered summary of that scorecard is checked against (portfolio/summaries.py).
         latest_digest=Subquery(newest.values("digest")[:1]),
     )
     if filters.team:

@@ -17,9 +17,9 @@ from typing import Any
 
 from django import forms
 
-from readiness.dashboard.display import DIMENSION_LABELS
-from readiness.dashboard.forms import AttestForm, NotApplicableForm, SignOffForm, WaiverRequestForm
-from readiness.dashboard.scorecards import CriterionLine, DimensionColumn, ScorecardPage
+from readiness.dashboard.common.display import DIMENSION_LABELS
+from readiness.dashboard.scorecard.forms import AttestForm, NotApplicableForm, SignOffForm, WaiverRequestForm
+from readiness.dashboard.scorecard.scorecards import CriterionLine, DimensionColumn, ScorecardPage
 from readiness.projects.models import Project
 from readiness.scoring.models import Criterion, Kind, Waiver
 

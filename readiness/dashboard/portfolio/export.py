@@ -13,12 +13,12 @@ import io
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from readiness.dashboard import selectors
-from readiness.dashboard.selectors import PortfolioRow
+from readiness.dashboard.portfolio import selectors
+from readiness.dashboard.portfolio.selectors import PortfolioRow
 from readiness.projects.vocabulary import Dimension
 
 if TYPE_CHECKING:
-    from readiness.dashboard.portfolio import PortfolioView
+    from readiness.dashboard.portfolio.page import PortfolioView
 
 # Tab and carriage return as well: some spreadsheets strip them and then see the formula behind.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from readiness.dashboard import selectors
-from readiness.dashboard.forms import PortfolioFilterForm
-from readiness.dashboard.selectors import TREND_WEEKS, PortfolioFilters, PortfolioRow
+from readiness.dashboard.portfolio import selectors
+from readiness.dashboard.portfolio.forms import PortfolioFilterForm
+from readiness.dashboard.portfolio.selectors import TREND_WEEKS, PortfolioFilters, PortfolioRow
 from readiness.projects.models import Project, Team
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from readiness.scoring.models import Scorecard
 
 if TYPE_CHECKING:
-    from readiness.dashboard.selectors import PortfolioRow
+    from readiness.dashboard.portfolio.selectors import PortfolioRow
 
 TREND_WEEKS = 12  # about a quarter
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from readiness.dashboard.display import format_number
+from readiness.dashboard.common.display import format_number
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The project's audit log as its members read it (PRODUCT.md §2: "readable by admins and the
 project's members"): every recorded change, newest first, with what each changed.
 
-Two queries a page whatever its length: the count and the page's entries (with their actors).
+Two queries a page whatever its length: the count and the page's entries (with their actors),
+paged by ``common/paging.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from readiness.audit.models import AuditEntry
-from readiness.dashboard.history import page_number
+from readiness.dashboard.common.paging import pick_page
 from readiness.projects.models import Project
 
 if TYPE_CHECKING:
@@ -57,10 +58,7 @@ class AuditPage:
 
 def audit_page(*, project: Project, page: str | None) -> AuditPage:
     entries = AuditEntry.objects.filter(project=project).order_by("-at", "-id")
-    total = entries.count()
-    num_pages = max(1, -(-total // PER_PAGE))
-    number, message = page_number(page, num_pages)
-    offset = (number - 1) * PER_PAGE
+    shown, message = pick_page(entries, per_page=PER_PAGE, raw=page)
     lines = [
         AuditLine(
             at=entry.at,
@@ -70,9 +68,16 @@ def audit_page(*, project: Project, page: str | None) -> AuditPage:
             object_repr=entry.object_repr,
             changes=field_changes(entry.before, entry.after),
         )
-        for entry in entries[offset : offset + PER_PAGE]
+        for entry in shown.object_list
     ]
-    return AuditPage(lines=lines, number=number, num_pages=num_pages, total=total, message=message)
+    paginator = shown.paginator
+    return AuditPage(
+        lines=lines,
+        number=shown.number,
+        num_pages=paginator.num_pages,
+        total=paginator.count,
+        message=message,
+    )
 
 
 def field_changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[FieldChange]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from readiness.dashboard.display import (
+from readiness.dashboard.common.display import (
     DIMENSION_LABELS,
     SIGNOFF_LABELS,
     STATUS_LABELS,

@@ -10,32 +10,23 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from readiness.dashboard.audit_log import audit_page, may_read_audit
-from readiness.dashboard.export import export_filename, matrix_csv, matrix_json
-from readiness.dashboard.history import history_page
-from readiness.dashboard.portfolio import portfolio_view
-from readiness.dashboard.report import report_page
-from readiness.projects.models import OWNER_FIELDS, Project
-
-FULL_LAYOUT = "dashboard/base.html"
-
-
-def _visible_project(request: HttpRequest, slug: str, *, owners: bool = False) -> Project:
-    projects = Project.objects.visible_to(request.user).select_related("team")
-    if owners:
-        projects = projects.select_related(*OWNER_FIELDS.values())
-    return get_object_or_404(projects, slug=slug)
+from readiness.dashboard.common.layouts import FULL_LAYOUT
+from readiness.dashboard.common.projects import readable_project
+from readiness.dashboard.portfolio.export import export_filename, matrix_csv, matrix_json
+from readiness.dashboard.portfolio.page import portfolio_view
+from readiness.dashboard.review.audit import audit_page, may_read_audit
+from readiness.dashboard.review.history import history_page
+from readiness.dashboard.review.report import report_page
 
 
 @require_GET
 @login_required
 def history(request: HttpRequest, slug: str) -> TemplateResponse:
-    project = _visible_project(request, slug)
+    project = readable_project(request, slug, owners=False)
     return TemplateResponse(
         request,
         "dashboard/history.html",
@@ -50,7 +41,7 @@ def history(request: HttpRequest, slug: str) -> TemplateResponse:
 @require_GET
 @login_required
 def audit(request: HttpRequest, slug: str) -> TemplateResponse:
-    project = _visible_project(request, slug)
+    project = readable_project(request, slug, owners=False)
     if not may_read_audit(project=project, user=request.user):
         # The reader may see the project (leadership): it exists for them, its audit log is not theirs.
         raise PermissionDenied("the audit log is for the project's team and admins")
@@ -68,7 +59,7 @@ def audit(request: HttpRequest, slug: str) -> TemplateResponse:
 @require_GET
 @login_required
 def report(request: HttpRequest, slug: str) -> TemplateResponse:
-    project = _visible_project(request, slug, owners=True)
+    project = readable_project(request, slug)
     now = timezone.now()
     return TemplateResponse(
         request,

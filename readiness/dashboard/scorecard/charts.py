@@ -3,7 +3,7 @@ and warn lines, drift distributions (reference against current), health-check av
 per target with each target's last probe, and the decision history.
 
 Everything comes in a bounded number of queries whatever the number of criteria (series through
-``readiness.dashboard.series``, one query each for drift results, health checks and scorecards). Drift
+``scorecard.series``, one query each for drift results, health checks and scorecards). Drift
 charts compute nothing: they draw the stored result the scorecard's evaluation read (its bins and its
 PSI or KS p-value, ``readiness.scoring.drift.selectors``), so a chart never disagrees with the decision. The
 figures go into the page once, with ``json_script``; ``static/dashboard/charts.js`` draws them, and the
@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from readiness.dashboard.display import format_number
-from readiness.dashboard.scorecards import CriterionLine
-from readiness.dashboard.series import Window, chart_series
+from readiness.dashboard.common.display import format_number
+from readiness.dashboard.scorecard.scorecards import CriterionLine
+from readiness.dashboard.scorecard.series import Window, chart_series
 from readiness.projects.models import Project
 from readiness.projects.vocabulary import Dimension
 from readiness.scoring.drift.selectors import drift_results_of_scorecard

@@ -27,9 +27,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from readiness.dashboard.controls import Failure
-from readiness.dashboard.display import DIMENSION_LABELS
-from readiness.dashboard.forms import (
+from readiness.dashboard.common.display import DIMENSION_LABELS
+from readiness.dashboard.common.layouts import FULL_LAYOUT
+from readiness.dashboard.common.projects import readable_project
+from readiness.dashboard.scorecard.controls import Failure
+from readiness.dashboard.scorecard.forms import (
     ActionForm,
     AttestForm,
     NotApplicableForm,
@@ -37,7 +39,7 @@ from readiness.dashboard.forms import (
     WaiverRequestForm,
     sentence,
 )
-from readiness.dashboard.views import FULL_LAYOUT, readable_project, scorecard_context
+from readiness.dashboard.scorecard.views import scorecard_context
 from readiness.projects.models import Project
 from readiness.scoring import services
 from readiness.scoring.models import Criterion, Waiver
@@ -104,6 +106,27 @@ def _perform(
     return TemplateResponse(request, "dashboard/scorecard.html", context, status=200 if htmx else status)
 
 
+def _perform_on_criterion(
+    request: HttpRequest,
+    criterion: Criterion,
+    *,
+    action: str,
+    form: ActionForm | None,
+    service: Callable[[], str],
+) -> HttpResponse:
+    """``_perform`` for an action on one criterion: its form and the page's anchor are named by it."""
+    return _perform(
+        request,
+        criterion.project,
+        action=action,
+        target=criterion.key,
+        dimension=criterion.dimension,
+        anchor=f"{criterion.dimension}-{criterion.key}",
+        form=form,
+        service=service,
+    )
+
+
 def _refusal_notice(failure: Failure) -> str:
     # Said in the status region too, so a screen reader hears that nothing happened; a refusal without
     # a form (a waiver decided meanwhile, gone from the page) is only said there.
@@ -128,16 +151,7 @@ def attest(request: HttpRequest, slug: str, key: str) -> HttpResponse:
         )
         return f"Attested “{criterion.title}”."
 
-    return _perform(
-        request,
-        project,
-        action="attest",
-        target=key,
-        dimension=criterion.dimension,
-        anchor=f"{criterion.dimension}-{key}",
-        form=form,
-        service=service,
-    )
+    return _perform_on_criterion(request, criterion, action="attest", form=form, service=service)
 
 
 @require_POST
@@ -153,16 +167,7 @@ def not_applicable(request: HttpRequest, slug: str, key: str) -> HttpResponse:
         )
         return f"“{criterion.title}” is marked not applicable."
 
-    return _perform(
-        request,
-        project,
-        action="not_applicable",
-        target=key,
-        dimension=criterion.dimension,
-        anchor=f"{criterion.dimension}-{key}",
-        form=form,
-        service=service,
-    )
+    return _perform_on_criterion(request, criterion, action="not_applicable", form=form, service=service)
 
 
 @require_POST
@@ -175,16 +180,7 @@ def applicable(request: HttpRequest, slug: str, key: str) -> HttpResponse:
         services.criterion_clear_not_applicable(criterion=criterion, by=request.user)
         return f"“{criterion.title}” applies again."
 
-    return _perform(
-        request,
-        project,
-        action="applicable",
-        target=key,
-        dimension=criterion.dimension,
-        anchor=f"{criterion.dimension}-{key}",
-        form=None,
-        service=service,
-    )
+    return _perform_on_criterion(request, criterion, action="applicable", form=None, service=service)
 
 
 @require_POST
@@ -207,16 +203,7 @@ def waiver_request(request: HttpRequest, slug: str, key: str) -> HttpResponse:
         who = owner.get_username() if owner is not None else "an admin"
         return f"Waiver of “{criterion.title}” requested until {waiver.expires_at:%-d %b %Y}; {who} decides."
 
-    return _perform(
-        request,
-        project,
-        action="waiver",
-        target=key,
-        dimension=criterion.dimension,
-        anchor=f"{criterion.dimension}-{key}",
-        form=form,
-        service=service,
-    )
+    return _perform_on_criterion(request, criterion, action="waiver", form=form, service=service)
 
 
 def _waiver_decision(request: HttpRequest, slug: str, waiver_id: int, *, approve: bool) -> HttpResponse:
