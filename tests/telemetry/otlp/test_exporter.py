@@ -26,7 +26,7 @@ from readiness.telemetry.otlp import (
     encode_response,
     map_export,
 )
-from tests.otlp.sdk import by_metric, instrumented
+from tests.telemetry.otlp.sdk import by_metric, instrumented
 
 
 @dataclass

@@ -24,7 +24,7 @@ from readiness.scoring.drift.stats import drift_statistic, reference_profile
 from readiness.scoring.models import Criterion, Template, TemplateCriterion
 from readiness.scoring.templates import TemplateDataError, template_read_file
 from tests.conftest import Cast
-from tests.drift.conftest import REFERENCE_END, REFERENCE_START
+from tests.scoring.drift.conftest import REFERENCE_END, REFERENCE_START
 
 BACKWARDS = {"reference_start": "2026-02-01T00:00:00Z", "reference_end": "2026-01-01T00:00:00Z"}
 EMPTY = {"reference_start": "2026-01-01T00:00:00Z", "reference_end": "2026-01-01T00:00:00Z"}

@@ -20,7 +20,7 @@ from readiness.scoring.engine import (
     WaiverFact,
     evaluate,
 )
-from tests.engine.test_engine import NOW, OWNERS, make_input
+from tests.scoring.engine.test_engine import NOW, OWNERS, make_input
 
 # Small integer-valued numbers so values land on thresholds (the edges) often.
 NUMBERS = st.integers(-3, 3).map(float)

@@ -16,7 +16,7 @@ from readiness.audit.models import AuditEntry
 from readiness.telemetry.models import MetricPoint, MetricSource
 from tests.conftest import Cast
 from tests.pull_servers import Exporter, PrometheusServer
-from tests.sources.test_pull_prometheus import wait_until_settled_past
+from tests.telemetry.sources.test_pull_prometheus import wait_until_settled_past
 
 pytestmark = pytest.mark.django_db
 

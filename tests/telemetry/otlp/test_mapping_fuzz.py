@@ -30,7 +30,7 @@ from readiness.telemetry.push_rules import (
     MAX_LABELS,
     METRIC_RE,
 )
-from tests.otlp.exports import NOW, NOW_NANOS, attributes, export
+from tests.telemetry.otlp.exports import NOW, NOW_NANOS, attributes, export
 
 SECOND = 10**9
 NAMES = st.sampled_from(

@@ -1,7 +1,7 @@
 """``POST /api/v1/otlp/v1/metrics`` in process: encodings, refusals, partial success, the series memory.
 
-The exporter's side of the wire is the generated OTLP classes (tests/otlp/exports.py) and the SDK's
-own encoder (tests/otlp/sdk.py); the receiver's side is the whole Django stack down to PostgreSQL.
+The exporter's side of the wire is the generated OTLP classes (tests/telemetry/otlp/exports.py) and the SDK's
+own encoder (tests/telemetry/otlp/sdk.py); the receiver's side is the whole Django stack down to PostgreSQL.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from readiness.telemetry.models import IngestBatch, MetricPoint, OtlpSeries
 from readiness.telemetry.push_rules import MAX_BODY_BYTES
 from readiness.telemetry.services import batches_apply
 from tests.conftest import Cast
-from tests.otlp.exports import NOW, NOW_NANOS, explicit_point, export, gauge, histogram, number
-from tests.otlp.sdk import body_of
+from tests.telemetry.otlp.exports import NOW, NOW_NANOS, explicit_point, export, gauge, histogram, number
+from tests.telemetry.otlp.sdk import body_of
 
 URL = "/api/v1/otlp/v1/metrics"
 SECOND = 10**9

@@ -24,7 +24,7 @@ from readiness.telemetry.otlp import (
     decode_export,
 )
 from readiness.telemetry.push_rules import MAX_BODY_BYTES
-from tests.otlp.sdk import BODY_FORMS, body_of, instrumented
+from tests.telemetry.otlp.sdk import BODY_FORMS, body_of, instrumented
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
 

@@ -23,7 +23,7 @@ from readiness.telemetry.otlp import (
     map_export,
 )
 from readiness.telemetry.push_rules import MAX_POINTS
-from tests.otlp.exports import (
+from tests.telemetry.otlp.exports import (
     NOW,
     NOW_NANOS,
     explicit_point,

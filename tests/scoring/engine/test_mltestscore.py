@@ -9,7 +9,7 @@ import pytest
 
 from readiness.scoring.engine import AttestationFact, CriterionSpec, Scorecard, evaluate
 from readiness.scoring.mltestscore import SECTIONS, band, is_test_key, ml_test_score
-from tests.engine.test_engine import NOW, approved, attestation, attested, make_input
+from tests.scoring.engine.test_engine import NOW, approved, attestation, attested, make_input
 
 RESEARCH = "more of a research project than a productionized system"
 UNTESTED = "not totally untested, but it is worth considering the possibility of serious holes in reliability"

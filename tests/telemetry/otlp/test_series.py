@@ -9,7 +9,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AGGREGATION_TEMPORALITY_C
 
 from readiness.telemetry.otlp import HistogramState, InMemorySeriesMemory, map_export, series_key
 from readiness.telemetry.otlp.histograms import ExplicitCounts, ExponentialCounts
-from tests.otlp.exports import NOW, NOW_NANOS, attributes, explicit_point, export, histogram
+from tests.telemetry.otlp.exports import NOW, NOW_NANOS, attributes, explicit_point, export, histogram
 
 SCOPE = InstrumentationScope(name="fraud.scoring", version="1.4.0")
 

@@ -18,7 +18,7 @@ import pytest
 
 from readiness.security.egress import deny_networks
 from readiness.telemetry.probes import ProbeResult, ProbeTarget, probe, probe_all, probe_client
-from tests.healthchecks.conftest import TargetServer, TLSServer
+from tests.telemetry.healthchecks.conftest import TargetServer, TLSServer
 
 DEFAULT_NETWORKS = [
     *("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32", "0.0.0.0/8", "::/128")
@@ -36,7 +36,7 @@ DENIED_HOSTS = [
     ("[::ffff:0.0.0.0]", "0.0.0.0/8"),
     ("[::]", "::/128"),
 ]
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def run_one(target: ProbeTarget, deny: list = DEFAULT_DENY) -> ProbeResult:

@@ -16,8 +16,8 @@ from readiness.celery import app
 from readiness.projects.models import Project
 from readiness.scoring.models import DriftResult, Scorecard
 from readiness.scoring.tasks import compute_drift, evaluate_active_projects
-from tests.drift.conftest import drift_criterion, latest_result, normal, store_points
 from tests.factories import ProjectFactory
+from tests.scoring.drift.conftest import drift_criterion, latest_result, normal, store_points
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 DAY = dt.timedelta(days=1)

@@ -13,7 +13,7 @@ from tests.factories import ProjectFactory
 from tests.servers import database_url, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 MEASURE = """
 import datetime as dt, gc, sys

@@ -21,7 +21,8 @@ from readiness.scoring.services import scorecard_compute, scorecard_refresh
 from readiness.scoring.tasks import compute_drift
 from readiness.telemetry.models import MetricPoint
 from tests.conftest import Cast
-from tests.drift.conftest import (
+from tests.factories import ProjectFactory
+from tests.scoring.drift.conftest import (
     NOW,
     REFERENCE_END,
     drift_criterion,
@@ -31,7 +32,6 @@ from tests.drift.conftest import (
     store_points,
     store_reference,
 )
-from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.usefixtures("frozen")
 

@@ -18,7 +18,7 @@ from readiness.telemetry.models import HealthCheck, IngestBatch, MetricPoint
 from readiness.telemetry.services import batches_apply
 from readiness.telemetry.tasks import run_health_checks
 from tests.factories import ProjectFactory
-from tests.healthchecks.conftest import TargetServer
+from tests.telemetry.healthchecks.conftest import TargetServer
 
 NOW = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)
 

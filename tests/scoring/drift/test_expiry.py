@@ -20,7 +20,6 @@ from readiness.scoring.requests import LOST_EVALUATION_REQUEST
 from readiness.scoring.tasks import evaluate_active_projects, project_evaluate
 from readiness.telemetry.models import MetricPoint
 from tests.conftest import Cast
-from tests.drift.conftest import NOW, latest_result
 from tests.factories import (
     AttestationCriterionFactory,
     AttestationFactory,
@@ -28,6 +27,7 @@ from tests.factories import (
     ProjectFactory,
     WaiverFactory,
 )
+from tests.scoring.drift.conftest import NOW, latest_result
 
 SECOND = dt.timedelta(seconds=1)
 

@@ -22,7 +22,7 @@ from readiness.telemetry.models import MetricPoint, MetricSource
 from readiness.telemetry.pulls import pulls_run, source_read, source_run, sources_pull
 from tests.factories import MetricCriterionFactory, ProjectFactory
 from tests.pull_servers import Exporter, PrometheusServer
-from tests.sources.test_prometheus import ERROR_RATE, EXPECTED_ERROR_RATE, EXPECTED_P99_MS, P99_MS
+from tests.telemetry.sources.test_prometheus import ERROR_RATE, EXPECTED_ERROR_RATE, EXPECTED_P99_MS, P99_MS
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from opentelemetry.sdk.resources import Resource
 
 from readiness.telemetry.otlp import InMemorySeriesMemory
 from readiness.telemetry.otlp.quantiles import PERCENTILES
-from tests.otlp.sdk import BODY_FORMS, by_metric, instrumented, receive
+from tests.telemetry.otlp.sdk import BODY_FORMS, by_metric, instrumented, receive
 
 # The SDK's default explicit bounds; every observation below stays inside them (0, 10,000].
 DEFAULT_BOUNDS = np.array([0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000], float)

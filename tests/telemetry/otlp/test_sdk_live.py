@@ -28,7 +28,6 @@ from readiness.projects.services import token_create
 from readiness.telemetry.models import IngestBatch, MetricPoint
 from readiness.telemetry.otlp.quantiles import PERCENTILES
 from tests.factories import MetricCriterionFactory, ProjectFactory
-from tests.otlp.test_sdk_exports import DEFAULT_BOUNDS
 from tests.servers import (
     RedisServer,
     WebServer,
@@ -39,6 +38,7 @@ from tests.servers import (
     use_broker,
     wait_for,
 )
+from tests.telemetry.otlp.test_sdk_exports import DEFAULT_BOUNDS
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -8,7 +8,7 @@ import math
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 
 from readiness.telemetry.otlp import Encoding, InMemorySeriesMemory, encode_response, map_export
-from tests.otlp.exports import NOW, export, gauge, number
+from tests.telemetry.otlp.exports import NOW, export, gauge, number
 
 
 def test_a_whole_success_is_an_empty_response_in_either_encoding() -> None:
