@@ -68,7 +68,7 @@ test: install-dev mlflow-env
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## make mlflow-env: the MLflow tracking server the pull-source tests start (tests/sources), in its own
+## make mlflow-env: the MLflow tracking server the pull-source tests start (tests/telemetry/sources), in its own
 ## virtual environment var/mlflow-venv from tests/mlflow/uv.lock, so its pins never touch the product's.
 ## About 630 MB; 15-35 s from a cold cache on this machine, nothing when it is up to date.
 MLFLOW_VENV := var/mlflow-venv

@@ -22,8 +22,8 @@ from readiness.telemetry.models import MetricPoint
 from readiness.telemetry.push import PushInvalid
 from readiness.telemetry.services import batch_ingest, batches_apply
 from tests.conftest import Cast
-from tests.drift.conftest import NOW, drift_criterion, normal, store_current, store_reference
 from tests.factories import AttestationCriterionFactory, MetricCriterionFactory
+from tests.scoring.drift.conftest import NOW, drift_criterion, normal, store_current, store_reference
 
 pytestmark = pytest.mark.django_db
 

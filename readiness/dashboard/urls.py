@@ -3,14 +3,17 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from readiness.dashboard import actions, review_views, views
+from readiness.dashboard.portfolio import views as portfolio_views
+from readiness.dashboard.review import views as review_views
+from readiness.dashboard.scorecard import actions
+from readiness.dashboard.scorecard import views as scorecard_views
 
 app_name = "dashboard"
 
 urlpatterns = [
-    path("", views.portfolio, name="portfolio"),
-    path("projects/<slug:slug>/", views.scorecard, name="scorecard"),
-    # The scorecard's actions (readiness/dashboard/actions.py): POST only, each redirects back.
+    path("", portfolio_views.portfolio, name="portfolio"),
+    path("projects/<slug:slug>/", scorecard_views.scorecard, name="scorecard"),
+    # The scorecard's actions (readiness/dashboard/scorecard/actions.py): POST only, each redirects back.
     path("projects/<slug:slug>/criteria/<str:key>/attest/", actions.attest, name="attest"),
     path(
         "projects/<slug:slug>/criteria/<str:key>/not-applicable/",
@@ -24,7 +27,7 @@ urlpatterns = [
     ),
     path("projects/<slug:slug>/waivers/<int:waiver_id>/reject/", actions.waiver_reject, name="waiver-reject"),
     path("projects/<slug:slug>/dimensions/<str:dimension>/signoff/", actions.signoff, name="signoff"),
-    # The review pages and the matrix export (readiness/dashboard/review_views.py).
+    # The review pages and the matrix export (readiness/dashboard/review/views.py).
     path("projects/<slug:slug>/history/", review_views.history, name="history"),
     path("projects/<slug:slug>/report/", review_views.report, name="report"),
     path("projects/<slug:slug>/audit/", review_views.audit, name="audit"),

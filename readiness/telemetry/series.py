@@ -85,7 +85,7 @@ def _bucketed_series(*, points: QuerySet, start: datetime, window: timedelta) ->
 def bucket_rows(*, points: QuerySet, start: datetime, window: timedelta) -> QuerySet:
     """Split the window into ``MAX_SERIES_POINTS`` equal buckets and sum each in SQL (one GROUP BY,
     whatever the number of points): a values queryset of ``bucket``, ``total`` and ``n``. The
-    scorecard page unions several of these into one query (readiness.dashboard.series)."""
+    scorecard page unions several of these into one query (readiness.dashboard.scorecard.series)."""
     width = window.total_seconds() / MAX_SERIES_POINTS
     offset = Cast(EpochSeconds("ts"), FloatField()) - Value(start.timestamp(), output_field=FloatField())
     return (

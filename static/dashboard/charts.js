@@ -5,15 +5,19 @@
 "use strict";
 
 (() => {
-  const INK = "#1b2430";
-  const MUTED = "#5b6675";
-  const LINE = "#d9dee6";
-  const SERIES = "#2d5b8c";
-  const CURRENT = "#c2571a";
-  const FAIL = "#a51c12";
-  const WARN = "#b7791f";
-  const PASS = "#17692c";
-  const TARGETS = ["#2d5b8c", "#c2571a", "#6b4fa0", "#17692c", "#8a6d00", "#a51c12"];
+  // The colours are the page's own tokens (static/dashboard/dashboard.css, :root), read once: one
+  // source for the stylesheet and the charts, so a status is the same colour in a badge and a plot.
+  const root = getComputedStyle(document.documentElement);
+  const token = (name) => root.getPropertyValue(`--${name}`).trim();
+  const INK = token("ink");
+  const MUTED = token("muted");
+  const LINE = token("line");
+  const SERIES = token("chart-series");
+  const CURRENT = token("chart-current");
+  const FAIL = token("fail-fg");
+  const WARN = token("chart-warn");
+  const PASS = token("pass-fg");
+  const TARGETS = [1, 2, 3, 4, 5, 6].map((n) => token(`chart-target-${n}`));
   const CONFIG = {
     displaylogo: false,
     responsive: true,

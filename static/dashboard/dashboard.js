@@ -17,7 +17,7 @@ document.addEventListener("htmx:configRequest", (event) => {
 });
 
 // --- Actions on the scorecard ------------------------------------------------------------------
-// A refused action answers 200 with its column, the message next to the field (actions.py). What htmx
+// A refused action answers 200 with its column, the message next to the field (scorecard/actions.py). What htmx
 // does not swap (403, 5xx) is said in the status region instead, so no click goes unanswered.
 
 // A session that ended answers an htmx request with the login page (after the redirect): show it as

@@ -17,7 +17,7 @@ from readiness.alerts.sending import delivery_send
 from readiness.alerts.transports import Message, PermanentError, TransientError, WebhookTransport
 from readiness.projects.models import Project
 from tests.alerts.conftest import Receiver, go_then_no_go, only_delivery, start_receiver, webhook
-from tests.healthchecks.test_probes import DENIED_HOSTS
+from tests.telemetry.healthchecks.test_probes import DENIED_HOSTS
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from django.test import Client
 
-from readiness.dashboard.audit_log import PER_PAGE, field_changes
+from readiness.dashboard.review.audit import PER_PAGE, field_changes
 from readiness.projects.services import project_set_stage, token_create
 from readiness.scoring.services import attestation_create, criterion_mark_not_applicable
 from tests.conftest import Cast

@@ -113,6 +113,15 @@ def test_leader_filters_the_portfolio_and_opens_a_scorecard(live_server: Any, br
     # plotly.js draws each chart the page carries (metrics, drift, health, decisions) before the shot.
     expect(page.locator("#metrics .js-plotly-plot").first).to_be_visible()
     expect(page.locator("#chart-decisions.js-plotly-plot")).to_be_visible()
+    # The plots take their colours from the stylesheet's tokens: one source for badges and charts.
+    colours = page.evaluate(
+        """() => {
+          const css = getComputedStyle(document.documentElement);
+          const plot = document.querySelector("#metrics .js-plotly-plot");
+          return [css.getPropertyValue("--chart-series").trim(), plot.data[0].line.color];
+        }"""
+    )
+    assert colours[0] and colours[0] == colours[1]
     page.screenshot(path=str(SCREENSHOTS / "scorecard.png"), full_page=True)
 
     assert errors == []

@@ -14,7 +14,7 @@ import pytest
 import time_machine
 from django.test import Client
 
-from readiness.dashboard.export import CSV_HEADER, csv_cell
+from readiness.dashboard.portfolio.export import CSV_HEADER, csv_cell
 from readiness.projects.models import Project, Team
 from tests.conftest import Cast
 from tests.dashboard.conftest import evaluated, slugs

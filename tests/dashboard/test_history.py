@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from django.test import Client
 
-from readiness.dashboard.history import PER_PAGE, criterion_changes, signoff_changes
+from readiness.dashboard.review.history import PER_PAGE, criterion_changes, signoff_changes
 from readiness.projects.models import Project
 from readiness.scoring.models import Criterion, Scorecard
 from readiness.scoring.services import (

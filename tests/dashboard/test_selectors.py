@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from readiness.dashboard.display import format_number
-from readiness.dashboard.scorecards import requirement
-from readiness.dashboard.selectors import (
+from readiness.dashboard.common.display import format_number
+from readiness.dashboard.portfolio.selectors import (
     PortfolioRow,
     blocking_dimensions,
     in_stage,
@@ -15,6 +14,7 @@ from readiness.dashboard.selectors import (
     portfolio_kpis,
     top_blockers,
 )
+from readiness.dashboard.scorecard.scorecards import requirement
 
 
 def row(

@@ -13,8 +13,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from readiness.dashboard.selectors import DimensionCell, PortfolioFilters, PortfolioRow, portfolio_rows
-from readiness.dashboard.summaries import Summary, _Memo, blocker_keys, latest_summaries, memo
+from readiness.dashboard.portfolio.selectors import (
+    DimensionCell,
+    PortfolioFilters,
+    PortfolioRow,
+    portfolio_rows,
+)
+from readiness.dashboard.portfolio.summaries import Summary, _Memo, blocker_keys, latest_summaries, memo
 from readiness.dashboard.templatetags.portfolio_matrix import matrix_rows
 from readiness.projects.models import Project
 from readiness.scoring.models import Scorecard

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime
 import pytest
 import time_machine
 
-from readiness.dashboard.selectors import PortfolioFilters, portfolio_rows
-from readiness.dashboard.trend import TREND_WEEKS, TrendWeek, readiness_trend, trend_week_starts
+from readiness.dashboard.portfolio.selectors import PortfolioFilters, portfolio_rows
+from readiness.dashboard.portfolio.trend import TREND_WEEKS, TrendWeek, readiness_trend, trend_week_starts
 from readiness.projects.models import Project
 from readiness.scoring.models import Scorecard
 from tests.conftest import Cast

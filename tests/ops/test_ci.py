@@ -12,7 +12,7 @@ import pytest
 
 from tests.ops.conftest import ROOT
 
-TLS_TEST = "tests/healthchecks/test_probes.py::test_https_to_the_vetted_address_verifies_the_name"
+TLS_TEST = "tests/telemetry/healthchecks/test_probes.py::test_https_to_the_vetted_address_verifies_the_name"
 
 
 def pytest_without_openssl(*, ci: bool) -> subprocess.CompletedProcess[str]:

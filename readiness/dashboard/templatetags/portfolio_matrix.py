@@ -17,7 +17,7 @@ from django import template
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
-from readiness.dashboard.selectors import DimensionCell, PortfolioRow
+from readiness.dashboard.portfolio.selectors import DimensionCell, PortfolioRow
 
 register = template.Library()
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from django import template
 
-from readiness.dashboard.selectors import PortfolioRow
-from readiness.dashboard.svg import share_bars
-from readiness.dashboard.trend import TREND_WEEKS, readiness_trend
+from readiness.dashboard.common.svg import share_bars
+from readiness.dashboard.portfolio.selectors import PortfolioRow
+from readiness.dashboard.portfolio.trend import TREND_WEEKS, readiness_trend
 
 register = template.Library()
 

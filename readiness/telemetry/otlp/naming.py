@@ -1,7 +1,7 @@
 """OTLP names and attributes to the names and labels of a push (PRODUCT.md §3 and §8).
 
 Every function here returns a valid name (or labels) or a ``Rejection`` saying why the data point
-cannot be stored; none raises, whatever the input (tests/otlp/test_naming.py checks it with
+cannot be stored; none raises, whatever the input (tests/telemetry/otlp/test_naming.py checks it with
 Hypothesis). The push's own patterns decide what is valid: one rule, one implementation.
 """
 

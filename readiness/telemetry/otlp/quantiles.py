@@ -7,7 +7,7 @@ does not know where an observation lies inside its bucket, so each order statist
 spreading the bucket's ``c`` observations evenly over it: the ``r``-th (0-based) at
 ``lower + (upper - lower) (r + 1) / (c + 1)``, the expected place of the ``r``-th of ``c`` uniform
 draws. The estimate therefore always lies between the buckets of the two order statistics around
-the true quantile, and inside that one bucket when both share it (tests/otlp/test_quantiles.py).
+the true quantile, and inside that one bucket when both share it (tests/telemetry/otlp/test_quantiles.py).
 
 Buckets with an infinite edge (the explicit histogram's first and overflow buckets) get finite ones:
 

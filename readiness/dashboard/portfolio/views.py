@@ -1,0 +1,41 @@
+"""The portfolio page (PRODUCT.md §5): a thin view that checks access, calls the selectors and renders."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+
+from readiness.dashboard.common.display import DIMENSION_LABELS
+from readiness.dashboard.common.layouts import POLL_SECONDS, layout
+from readiness.dashboard.portfolio import selectors
+from readiness.dashboard.portfolio.page import portfolio_view
+
+
+@require_GET
+@login_required
+def portfolio(request: HttpRequest) -> TemplateResponse:
+    view = portfolio_view(user=request.user, data=request.GET, now=timezone.now())
+    shown = view.shown
+    context = {
+        "layout": layout(request, "dashboard/partial_results.html"),
+        "form": view.form,
+        "filters": view.filters,
+        "ignored": view.ignored,
+        "rows": shown,
+        "kpis": selectors.portfolio_kpis(shown),
+        "funnel": selectors.portfolio_funnel(view.rows),
+        "blocking_dimensions": selectors.blocking_dimensions(shown),
+        "top_blockers": selectors.with_titles(selectors.top_blockers(shown)),
+        "dimension_labels": DIMENSION_LABELS,
+        "stuck_after_days": settings.READINESS_STUCK_AFTER_DAYS,
+        "poll_seconds": POLL_SECONDS,
+    }
+    response = TemplateResponse(request, "dashboard/portfolio.html", context)
+    # One URL answers with a page or a partial: caches must key on the header that chooses.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
