@@ -21,10 +21,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 import yaml
+from django.conf import settings
 from django.db import connection
 
 from readiness.celery import app
@@ -112,6 +114,26 @@ def use_broker(url: str | None, transport_options: dict[str, object]) -> None:
     app.conf.broker_url, app.conf.broker_transport_options = url, transport_options
     app._pool = None
     app.amqp._producer_pool = None
+
+
+@pytest.fixture(name="broker")
+def private_broker() -> Iterator[RedisServer]:
+    """A private redis-server on a free port as the broker of this process and of the Celery and web
+    processes a test starts (import it into a test module to use the fixture ``broker``)."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is required in CI")
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(free_port())
+    server.start()
+    saved_env = os.environ.get("CELERY_BROKER_URL")
+    saved_options = app.conf.broker_transport_options
+    use_broker(server.url, {})  # this process publishes to the private broker too
+    yield server
+    use_broker(saved_env, saved_options)
+    if saved_env is None:
+        app.conf.broker_url = settings.CELERY_BROKER_URL
+    server.stop()
 
 
 def database_url() -> str:

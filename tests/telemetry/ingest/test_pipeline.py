@@ -4,46 +4,29 @@ point is stored exactly once, through a broker outage and a worker killed mid-ba
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import time
 from collections.abc import Iterator
 
 import orjson
 import pytest
 import redis
-from django.conf import settings
 from django.db.models import Sum
 from django.test import Client
 
-from readiness.celery import app
 from readiness.projects.services import token_create
 from readiness.scoring.models import Scorecard
 from readiness.scoring.services import scorecard_refresh
 from readiness.telemetry.models import IngestBatch, MetricPoint
 from readiness.telemetry.services import batches_drain, batches_sweep
 from tests.factories import MetricCriterionFactory, ProjectFactory
-from tests.servers import RedisServer, Worker, free_port, use_broker, wait_for
+from tests.servers import (
+    RedisServer,
+    Worker,
+    private_broker,  # noqa: F401 -- the fixture ``broker``
+    wait_for,
+)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def broker() -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is required in CI")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(free_port())
-    server.start()
-    saved_env = os.environ.get("CELERY_BROKER_URL")
-    saved_options = app.conf.broker_transport_options
-    use_broker(server.url, {})  # this process publishes to the private broker too
-    yield server
-    use_broker(saved_env, saved_options)
-    if saved_env is None:
-        app.conf.broker_url = settings.CELERY_BROKER_URL
-    server.stop()
 
 
 @pytest.fixture

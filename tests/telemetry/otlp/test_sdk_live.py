@@ -9,21 +9,17 @@ values, counter totals, and histogram percentiles against numpy on the same obse
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-from django.conf import settings
 from django.test import Client
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from readiness.celery import app
 from readiness.projects.services import token_create
 from readiness.telemetry.models import IngestBatch, MetricPoint
 from readiness.telemetry.otlp.quantiles import PERCENTILES
@@ -33,9 +29,8 @@ from tests.servers import (
     WebServer,
     Worker,
     database_url,
-    free_port,
+    private_broker,  # noqa: F401 -- the fixture ``broker``
     subprocess_env,
-    use_broker,
     wait_for,
 )
 from tests.telemetry.otlp.test_sdk_exports import DEFAULT_BOUNDS
@@ -44,24 +39,6 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 ROUNDS = 3  # export intervals: the first maps a cumulative histogram whole, the next ones differences
 OBSERVATIONS = 300  # latencies per interval
-
-
-@pytest.fixture
-def broker() -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is required in CI")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(free_port())
-    server.start()
-    saved_env = os.environ.get("CELERY_BROKER_URL")
-    saved_options = app.conf.broker_transport_options
-    use_broker(server.url, {})
-    yield server
-    use_broker(saved_env, saved_options)
-    if saved_env is None:
-        app.conf.broker_url = settings.CELERY_BROKER_URL
-    server.stop()
 
 
 @pytest.fixture
