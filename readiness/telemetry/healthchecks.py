@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import orjson
 from django.conf import settings
@@ -23,6 +23,7 @@ from django.utils import timezone
 from readiness.observability.metrics import record_probe_outcomes
 from readiness.projects.vocabulary import Stage
 from readiness.security.egress import deny_networks
+from readiness.telemetry.claiming import claim_due
 from readiness.telemetry.models import HealthCheck
 from readiness.telemetry.probes import ProbeResult, ProbeTarget, probe_all
 from readiness.telemetry.provenance import source_label
@@ -79,22 +80,7 @@ def healthchecks_claim_due(*, now: datetime, limit: int) -> list[HealthCheck]:
         .order_by("next_probe_at", "id")
         .only(*CLAIM_FIELDS)[:limit]
     )
-    claimed: list[HealthCheck] = []
-    for check in due:
-        # Keep the cadence: count the next due time from the previous one, not from this tick, so the
-        # tick's lateness does not add up across probes; after an outage restart from now instead of
-        # replaying every missed interval.
-        interval = timedelta(seconds=check.interval)
-        following = check.next_probe_at + interval
-        if following <= now:
-            following = now + interval
-        won = HealthCheck.objects.filter(pk=check.pk, next_probe_at=check.next_probe_at).update(
-            next_probe_at=following
-        )
-        if won == 1:
-            check.next_probe_at = following
-            claimed.append(check)
-    return claimed
+    return claim_due(due, due_field="next_probe_at", now=now)
 
 
 def probe_target(check: HealthCheck) -> ProbeTarget:

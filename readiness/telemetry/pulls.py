@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import httpx
 from django.conf import settings
@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from readiness.projects.vocabulary import Stage
 from readiness.security.egress import EgressRefused, deny_networks, destination, http_client
+from readiness.telemetry.claiming import claim_due
 from readiness.telemetry.models import MetricPoint, MetricSource
 from readiness.telemetry.push_rules import LABEL_KEY_RE, MAX_LABEL_VALUE, MAX_LABELS
 from readiness.telemetry.signals import project_evidence_changed
@@ -329,23 +330,11 @@ def sources_claim_due(*, now: datetime, limit: int) -> list[MetricSource]:
         .exclude(project__stage=Stage.RETIRED)
         .order_by("next_pull_at", "id")[:limit]
     )
-    claimed: list[MetricSource] = []
     # One transaction, one commit: the claims of a cycle cost one wait for the disk, not one each. A
     # concurrent cycle's UPDATE of the same row waits for this commit, then finds the old due time
     # gone and changes nothing.
     with transaction.atomic():
-        for source in due:
-            interval = timedelta(seconds=source.interval)
-            following = source.next_pull_at + interval
-            if following <= now:
-                following = now + interval
-            won = MetricSource.objects.filter(pk=source.pk, next_pull_at=source.next_pull_at).update(
-                next_pull_at=following
-            )
-            if won == 1:
-                source.next_pull_at = following
-                claimed.append(source)
-    return claimed
+        return claim_due(due, due_field="next_pull_at", now=now)
 
 
 def sources_pull(sources: list[MetricSource], *, now: datetime, concurrency: int) -> CycleReport:
