@@ -106,6 +106,19 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+def bench_token(env: dict[str, str]) -> str:
+    """A pilot project "bench" and its metrics:write token, made by the product's own services in
+    the benchmark's database; returns the token's secret."""
+    setup = (
+        "from readiness.projects.models import Project, Team;"
+        "from readiness.projects.services import token_create;"
+        "t=Team.objects.create(slug='bench', name='Bench');"
+        "p=Project.objects.create(slug='bench', name='Bench', team=t, stage='pilot');"
+        "print(token_create(project=p, name='bench', scopes=['metrics:write'])[1])"
+    )
+    return manage(env, "shell", "-c", setup).strip().splitlines()[-1]
+
+
 def make_points(n: int, start: int = 0) -> list[dict[str, object]]:
     now = dt.datetime.now(dt.UTC)
     return [
@@ -214,6 +227,11 @@ def query_one(db_url: str, sql: str, *params: object) -> tuple[int, ...]:
         row = conn.execute(sql, params).fetchone()
     assert row is not None
     return tuple(row)
+
+
+def point_count(db_url: str) -> int:
+    """Every metric point stored, whatever its project and metric (bench/otlp.py waits on it)."""
+    return query_one(db_url, "SELECT count(*) FROM telemetry_metricpoint")[0]
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str) -> float:

@@ -30,7 +30,7 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import BATCH, ROOT, Client, bench_database, drop_database, manage, point_count
+from ingest import BATCH, ROOT, Client, bench_database, bench_token, drop_database, manage, point_count
 
 MIN_RATIO = 0.8
 CLIENTS = 4
@@ -149,14 +149,7 @@ def main() -> int:
     stops: list[Callable[[], None]] = []
     try:
         manage(env, "migrate", "--no-input", "-v0")
-        setup = (
-            "from readiness.projects.models import Project, Team;"
-            "from readiness.projects.services import token_create;"
-            "t=Team.objects.create(slug='bench', name='Bench');"
-            "p=Project.objects.create(slug='bench', name='Bench', team=t, stage='pilot');"
-            "print(token_create(project=p, name='bench', scopes=['metrics:write'])[1])"
-        )
-        token = manage(env, "shell", "-c", setup).strip().splitlines()[-1]
+        token = bench_token(env)
         subprocess.run(["redis-cli", "-u", broker, "FLUSHDB"], check=False, capture_output=True)
         logs = Path(env["READINESS_VAR_DIR"])
         logs.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ from ingest import (  # the sibling benchmark's database and HTTP helpers
     ROOT,
     Client,
     bench_database,
+    bench_token,
     drop_database,
     manage,
 )
@@ -127,14 +128,7 @@ def main() -> int:
         without = {**env, "PYTHONPATH": folder, "DJANGO_SETTINGS_MODULE": "settings_without_ours"}
         try:
             manage(env, "migrate", "--no-input", "-v0")
-            setup = (
-                "from readiness.projects.models import Project, Team;"
-                "from readiness.projects.services import token_create;"
-                "t=Team.objects.create(slug='bench', name='Bench');"
-                "p=Project.objects.create(slug='bench', name='Bench', team=t, stage='pilot');"
-                "print(token_create(project=p, name='bench', scopes=['metrics:write'])[1])"
-            )
-            token = manage(env, "shell", "-c", setup).strip().splitlines()[-1]
+            token = bench_token(env)
             base, full = [], []
             for n in range(args.rounds):
                 base.append(cpu_per_push(without, token, args.pushes))
