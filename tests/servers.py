@@ -10,6 +10,7 @@ import contextlib
 import glob
 import http.client
 import json
+import logging
 import os
 import re
 import shlex
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from django.db import connection
 
@@ -41,6 +43,27 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, interval: flo
             return True
         time.sleep(interval)
     return False
+
+
+@contextlib.contextmanager
+def in_process_worker(queues: list[str] | None = None) -> Iterator[None]:
+    """A worker thread in this process on the configured broker; it shares the test database.
+
+    Starting it changes process-wide state that outlives it: Celery's worker logging takes the root
+    logger (its level becomes ERROR, which silences the warnings later tests read) and -Q selects the
+    app's queues for good (a later worker would consume only those). Both are put back on the way out.
+    """
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    consumed = list(app.amqp.queues.consume_from)
+    options = {"queues": queues} if queues else {}
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, **options):
+            yield
+    finally:
+        app.amqp.queues.select(consumed)
+        root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 def free_port() -> int:

@@ -3,34 +3,22 @@ default): enqueued evaluations are processed and stored."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 
-from readiness.celery import app
 from readiness.scoring.models import Scorecard
 from readiness.scoring.tasks import evaluate_active_projects, project_evaluate
 from tests.factories import MetricCriterionFactory, ProjectFactory
+from tests.servers import in_process_worker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def worker() -> Iterator[None]:
-    # A worker thread in this process, consuming from the real broker; it shares the test database.
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+    with in_process_worker():
         yield
-
-
-def wait_for(predicate: object, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_worker_evaluates_an_enqueued_project(worker: None) -> None:

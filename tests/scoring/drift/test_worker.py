@@ -5,11 +5,9 @@ of periodic ticks publishes one evaluation per project."""
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
 
 from readiness.celery import app
@@ -18,18 +16,10 @@ from readiness.scoring.models import DriftResult, Scorecard
 from readiness.scoring.tasks import compute_drift, evaluate_active_projects
 from tests.factories import ProjectFactory
 from tests.scoring.drift.conftest import drift_criterion, latest_result, normal, store_points
+from tests.servers import in_process_worker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 DAY = dt.timedelta(days=1)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def queued_messages() -> int:
@@ -45,8 +35,7 @@ def empty_queue() -> None:
 
 @pytest.fixture
 def worker(empty_queue: None) -> Iterator[None]:
-    # A worker thread in this process, consuming from the real broker; it shares the test database.
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+    with in_process_worker():
         yield
 
 
@@ -73,7 +62,7 @@ def test_a_burst_of_periodic_ticks_publishes_one_evaluation_per_project(empty_qu
 
     assert queued_messages() == 3
 
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+    with in_process_worker():
         assert wait_for(lambda: Scorecard.objects.filter(project__in=projects).count() == 3)
         assert wait_for(lambda: not Project.objects.filter(evaluation_pending=True).exists())
     assert queued_messages() == 0

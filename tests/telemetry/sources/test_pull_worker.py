@@ -6,29 +6,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 
-from readiness.celery import app
 from readiness.telemetry.models import MetricPoint, MetricSource
 from readiness.telemetry.tasks import pull_sources
 from tests.factories import ProjectFactory
 from tests.pull_servers import PrometheusServer
-from tests.servers import wait_for
+from tests.servers import in_process_worker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def pulls_worker() -> Iterator[None]:
-    # A worker thread in this process on the real broker, consuming the pulls queue and nothing else.
-    # Its -Q selects the app's queues for good (Celery's Queues.select): put back what this process
-    # consumed before, or a later in-process worker (tests/test_worker.py) would consume only pulls.
-    consumed = list(app.amqp.queues.consume_from)
-    try:
-        with start_worker(app, pool="solo", queues=["pulls"], perform_ping_check=False, shutdown_timeout=30):
-            yield
-    finally:
-        app.amqp.queues.select(consumed)
+    # Consuming the pulls queue and nothing else.
+    with in_process_worker(queues=["pulls"]):
+        yield
 
 
 def test_a_worker_on_the_pulls_queue_pulls_due_sources(
