@@ -18,6 +18,7 @@ from readiness.env import (
     env_database,
     env_int,
     env_list,
+    env_retention_days,
     env_networks,
     env_parsed,
     env_signing_key,
@@ -439,6 +440,12 @@ READINESS_PROBE_DENY_NETWORKS += env_networks("READINESS_PROBE_DENY_NETWORKS")
 READINESS_PROBE_CONCURRENCY = env_int("READINESS_PROBE_CONCURRENCY", 100, minimum=1)
 # Pull sources read at once per cycle (threads: each waits on one server for at most 10 s).
 READINESS_PULL_CONCURRENCY = env_int("READINESS_PULL_CONCURRENCY", 20, minimum=1)
+# Retention (PRODUCT.md §9, readiness/telemetry/retention.py): raw points are kept 35 days (a 30d window
+# plus a few days of slack for late evaluations), rollups 400 (a yearly comparison plus a month). A
+# criterion window may be at most the rollup retention. The daily retention job removes older data.
+READINESS_RAW_RETENTION_DAYS, READINESS_ROLLUP_RETENTION_DAYS = env_retention_days(
+    "READINESS_RAW_RETENTION_DAYS", 35, "READINESS_ROLLUP_RETENTION_DAYS", 400
+)
 
 # The per-token API counts live in Redis so every web process shares them: the broker's Redis, or
 # READINESS_RATE_LIMIT_REDIS_URL (e.g. beside RabbitMQ). Without either, each process counts alone.

@@ -1,6 +1,19 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _partitions_ahead(sender: AppConfig, **kwargs: Any) -> None:
+    """Every migrate makes today's partition and the week ahead, so a fresh install (or a test
+    database) stores points by day from the start, before the daily retention job first runs."""
+    from django.utils import timezone
+
+    from readiness.telemetry.partitions import partitions_ahead
+
+    partitions_ahead(now=timezone.now())
 
 
 class TelemetryConfig(AppConfig):
@@ -14,3 +27,4 @@ class TelemetryConfig(AppConfig):
         from readiness.telemetry.backlog import IngestBacklogCollector
 
         scrape_time_collector_add(IngestBacklogCollector())
+        post_migrate.connect(_partitions_ahead, sender=self)
