@@ -330,6 +330,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 10.0,
         "options": {"expires": 9, "queue": "pulls"},
     },
+    "apply-retention": {
+        "task": "telemetry.apply_retention",
+        # Daily at 03:30 UTC, a quiet hour away from the 07:00 digests: retention counts in days, so
+        # once a day suffices, and the same run makes the week ahead's partitions (a week of slack
+        # should beat stop). A tick still queued an hour later is dropped; tomorrow's does the work.
+        "schedule": crontab(minute=30, hour=3),
+        "options": {"expires": 3600},
+    },
     # Notifications (readiness/alerts/).
     "sweep-notification-deliveries": {
         "task": "alerts.sweep_deliveries",

@@ -3,9 +3,9 @@ of the project itself. Views are thin: check access, parse, call a selector or s
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -31,11 +31,9 @@ from readiness.api.serializers import (
 )
 from readiness.projects.models import Project
 from readiness.scoring.engine import parse_window
+from readiness.scoring.models import window_retention_error
 from readiness.scoring.services import latest_scorecard, scorecard_compute, scorecard_for_gate
 from readiness.telemetry.series import metric_summary
-
-# Far beyond any retention, and far from the datetime range: `now - window` must stay a valid date.
-MAX_WINDOW = timedelta(days=3650)
 
 SLUG = OpenApiParameter("slug", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=r"^[-a-zA-Z0-9_]+$")
 
@@ -130,12 +128,15 @@ class MetricApi(APIView):
         project = project_for_caller(request, slug, token_scope=READ)
         _valid_query(MetricPathSerializer, {"metric": metric})
         query = _valid_query(MetricQuerySerializer, request.query_params)
+        # At most the rollup retention (PRODUCT.md §9), as for a criterion: a longer window would
+        # answer from points that are gone. Far from the datetime range too: `now - window` stays a date.
+        too_long = window_retention_error(query["window"])
         try:
-            window: timedelta | None = parse_window(query["window"])
-        except ValueError:  # more digits than parse_window takes: far beyond the maximum anyway
-            window = None
-        if window is None or window > MAX_WINDOW:
-            raise drf_serializers.ValidationError({"window": [f"at most {MAX_WINDOW.days}d"]})
+            window = parse_window(query["window"])
+        except ValueError:  # more digits than parse_window takes: far beyond any retention anyway
+            too_long = f"at most {settings.READINESS_ROLLUP_RETENTION_DAYS}d"
+        if too_long:
+            raise drf_serializers.ValidationError({"window": [too_long]})
         summary = metric_summary(
             project=project,
             metric=metric,

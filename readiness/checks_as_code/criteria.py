@@ -33,6 +33,7 @@ from readiness.scoring.models import (
     Severity,
     Template,
     TemplateCriterion,
+    window_retention_error,
 )
 from readiness.scoring.templates import template_definition_fields
 from readiness.telemetry.provenance import SOURCE_KINDS
@@ -100,6 +101,20 @@ def _nullable(checker: Checker, empty: Any) -> Checker:
 
 
 WINDOW_HINT = "a whole number and a unit m, h or d, like 15m, 24h or 30d"
+
+
+def _window(problems: Problems, path: str, value: Any) -> Any:
+    """A window of the right form, reaching back no further than data is kept."""
+    window = c.text(problems, path, value, pattern=WINDOW_PATTERN, pattern_hint=WINDOW_HINT)
+    if window is INVALID:
+        return INVALID
+    too_long = window_retention_error(window)
+    if too_long:
+        problems.add(path, too_long)
+        return INVALID
+    return window
+
+
 CHECKERS: dict[str, Checker] = {
     "key": partial(
         c.text,
@@ -126,7 +141,7 @@ CHECKERS: dict[str, Checker] = {
     ),
     "labels": _nullable(_labels, dict),
     "sources": _nullable(_sources, list),
-    "window": _nullable(partial(c.text, pattern=WINDOW_PATTERN, pattern_hint=WINDOW_HINT), ""),
+    "window": _nullable(_window, ""),
     "aggregation": _nullable(partial(c.enum, choices=Aggregation.values), ""),
     "op": _nullable(partial(c.enum, choices=Op.values), ""),
     "threshold": _nullable(c.number, None),

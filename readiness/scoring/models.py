@@ -19,6 +19,7 @@ from readiness.projects.vocabulary import Dimension, Stage, choices_check
 # aliases re-export them for ``from readiness.scoring.models import DriftResult``.
 from readiness.scoring.drift.models import DriftReference as DriftReference
 from readiness.scoring.drift.models import DriftResult as DriftResult
+from readiness.scoring.engine import parse_window
 from readiness.telemetry.provenance import SOURCE_KINDS
 
 if TYPE_CHECKING:
@@ -86,6 +87,22 @@ def source_kinds_validate(value: object) -> None:
         raise ValidationError("lists a source kind twice")
 
 
+def window_retention_error(window: str) -> str | None:
+    """Why ``window`` reaches back further than Readiness keeps data (PRODUCT.md §9: a window may be at
+    most the rollup retention), or None. A malformed window is left to the pattern check to report."""
+    try:
+        span = parse_window(window)
+    except ValueError:
+        return None
+    days = settings.READINESS_ROLLUP_RETENTION_DAYS
+    if span > timedelta(days=days):
+        return (
+            f"window {window} is longer than the {days}d that metric data is kept "
+            "(READINESS_ROLLUP_RETENTION_DAYS): it would judge points that are gone"
+        )
+    return None
+
+
 class CriterionDefinition(models.Model):
     """The fields that define a check; shared by a project's criteria and a template's criteria."""
 
@@ -141,6 +158,9 @@ class CriterionDefinition(models.Model):
             )
         if self.kind == Kind.ATTESTATION and self.sources:
             raise ValidationError({"sources": SOURCES_ATTESTATION})
+        too_long = window_retention_error(self.window) if self.window else None
+        if too_long:
+            raise ValidationError({"window": too_long})
 
     @classmethod
     def definition_constraints(cls, prefix: str) -> list[models.BaseConstraint]:

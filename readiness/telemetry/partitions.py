@@ -126,19 +126,28 @@ def partitions_expired(*, before: datetime) -> list[date]:
     return [day for day in partition_days() if day_start(day + timedelta(days=1)) <= before]
 
 
+def partition_estimate(day: date) -> int:
+    """The points in ``day``'s partition as PostgreSQL's statistics estimate them (counting would read
+    them all); 0 before its first analyze."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+            [partition_name(day)],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 def partition_drop(day: date) -> int | None:
-    """Drop ``day``'s partition; the points it held (PostgreSQL's estimate, counting would read them
-    all), or None when the table stayed locked past LOCK_TIMEOUT (the next run drops it)."""
+    """Drop ``day``'s partition; the points it held (estimated), or None when the table stayed locked
+    past LOCK_TIMEOUT (the next run drops it)."""
     name = partition_name(day)
+    estimate = partition_estimate(day)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-            cursor.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass(%s)", [name])
-            row = cursor.fetchone()
-            if row is None:
-                return 0
-            cursor.execute(f'DROP TABLE "{name}"')
+            cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
     except DatabaseError as exc:
         logger.warning("partition %s not dropped (retried on the next run): %s", name, exc)
         return None
-    return int(row[0])
+    return estimate

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.utils import timezone
 
 from readiness.telemetry.healthchecks import healthchecks_run
 from readiness.telemetry.pulls import pulls_run
+from readiness.telemetry.retention import retention_apply
 from readiness.telemetry.services import batches_drain as drain_pending
 from readiness.telemetry.services import batches_sweep
 
@@ -44,3 +46,11 @@ def run_health_checks() -> int:
 @shared_task(name="telemetry.pull_sources", soft_time_limit=130, time_limit=150)
 def pull_sources() -> int:
     return pulls_run().pulled
+
+
+# Dropping a day's partition takes milliseconds (each waits at most 10 s for its lock); what may take
+# minutes is the batched DELETE of a large DEFAULT partition after migrating years of history, or of
+# SQLite's table. Killed, it loses nothing: each batch committed, and the next day's run goes on.
+@shared_task(name="telemetry.apply_retention", soft_time_limit=1800, time_limit=1860)
+def apply_retention() -> int:
+    return retention_apply(now=timezone.now()).points_deleted

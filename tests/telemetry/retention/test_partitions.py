@@ -1,0 +1,146 @@
+"""On PostgreSQL the raw points table is partitioned by day (readiness/telemetry/partitions.py): points
+land in their day's partition, and the retention job drops whole days past raw retention."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.utils import timezone
+
+from readiness.projects.models import Project
+from readiness.telemetry import partitions
+from readiness.telemetry.models import MetricPoint
+from readiness.telemetry.partitions import DEFAULT_PARTITION, partition_name
+from readiness.telemetry.retention import retention_apply
+from readiness.telemetry.services import batch_ingest, batches_apply
+from tests.factories import MetricPointFactory, ProjectFactory
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions exist on PostgreSQL only"),
+]
+
+# The whole test runs at this instant: the clock never moves, and partitions made by the real migrate
+# (today's week) are simply old days here.
+NOW = datetime(2031, 3, 15, 12, 0, tzinfo=UTC)
+TODAY = NOW.date()
+
+
+@pytest.fixture(autouse=True)
+def frozen() -> Iterator[None]:
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def project() -> Project:
+    return ProjectFactory()
+
+
+def partition_of(point: MetricPoint) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tableoid::regclass::text FROM telemetry_metricpoint WHERE id = %s", [point.pk])
+        return cursor.fetchone()[0]
+
+
+def days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def test_points_land_in_their_days_partition_through_the_orm_and_copy(project: Project) -> None:
+    partitions.partitions_ahead(now=NOW)
+    yesterday = NOW - timedelta(days=1)
+    partitions.partitions_ensure(start=yesterday.date(), end=yesterday.date())
+    stored = MetricPointFactory(project=project, ts=NOW)
+    body = json.dumps({"points": [{"metric": "copied", "value": 1, "ts": yesterday.isoformat()}]}).encode()
+    batch_ingest(project_id=project.pk, body=body, source="push:ci", now=NOW)
+    assert batches_apply() == 1  # the worker's COPY path
+    copied = MetricPoint.objects.get(metric="copied")
+    assert partition_of(stored) == partition_name(TODAY)
+    assert partition_of(copied) == partition_name(yesterday.date())
+    # The model's primary key still finds a point, as every query by id does.
+    assert MetricPoint.objects.get(pk=copied.pk).ts == yesterday
+
+
+def test_a_point_outside_every_partition_waits_in_default_and_moves_when_its_day_is_made(
+    project: Project,
+) -> None:
+    far = NOW + timedelta(days=30)
+    point = MetricPointFactory(project=project, ts=far)
+    assert partition_of(point) == DEFAULT_PARTITION
+    assert partitions.partitions_ensure(start=far.date(), end=far.date()) == [partition_name(far.date())]
+    assert partition_of(point) == partition_name(far.date())
+    assert MetricPoint.objects.filter(pk=point.pk).count() == 1
+
+
+def test_ids_keep_increasing_so_latest_ties_go_to_the_last_received(project: Project) -> None:
+    partitions.partitions_ahead(now=NOW)
+    first, second = (MetricPointFactory(project=project, ts=NOW) for _ in range(2))
+    assert second.pk > first.pk
+
+
+def test_job_drops_days_past_raw_retention_and_keeps_younger_ones(project: Project, settings: object) -> None:
+    settings.READINESS_RAW_RETENTION_DAYS = 35
+    cutoff = NOW - timedelta(days=35)
+    partitions.partitions_ensure(start=TODAY - timedelta(days=40), end=TODAY)
+    # 40..36 days ago lie wholly before the cutoff; 35 days ago holds the cutoff (noon) itself.
+    old = MetricPointFactory(project=project, ts=cutoff - timedelta(days=1))
+    straddling = MetricPointFactory(project=project, ts=cutoff + timedelta(hours=1))
+    young = MetricPointFactory(project=project, ts=NOW - timedelta(days=1))
+
+    result = retention_apply(now=NOW)
+
+    expired = days(TODAY - timedelta(days=40), cutoff.date() - timedelta(days=1))
+    assert {partition_name(day) for day in expired} <= set(result.partitions_dropped)
+    remaining = partitions.partition_days()
+    assert min(remaining) == cutoff.date()
+    assert set(days(cutoff.date(), TODAY + timedelta(days=partitions.AHEAD_DAYS))) <= set(remaining)
+    assert set(MetricPoint.objects.values_list("pk", flat=True)) == {straddling.pk, young.pk}
+    assert not MetricPoint.objects.filter(pk=old.pk).exists()
+
+
+def test_default_partition_points_past_retention_are_deleted(project: Project, settings: object) -> None:
+    settings.READINESS_RAW_RETENTION_DAYS = 35
+    # No partition covers these days: both wait in DEFAULT (a backfill older than the partitions).
+    gone = MetricPointFactory(project=project, ts=NOW - timedelta(days=200))
+    kept = MetricPointFactory(project=project, ts=NOW - timedelta(days=35) + timedelta(minutes=1))
+    assert partition_of(gone) == partition_of(kept) == DEFAULT_PARTITION
+
+    result = retention_apply(now=NOW)
+
+    assert result.points_deleted == 1
+    assert list(MetricPoint.objects.values_list("pk", flat=True)) == [kept.pk]
+
+
+def test_a_second_run_drops_nothing_more(project: Project) -> None:
+    partitions.partitions_ensure(start=TODAY - timedelta(days=60), end=TODAY)
+    MetricPointFactory(project=project, ts=NOW - timedelta(days=50))
+    MetricPointFactory(project=project, ts=NOW - timedelta(days=300))
+    first = retention_apply(now=NOW)
+    days_after_first = partitions.partition_days()
+
+    second = retention_apply(now=NOW)
+
+    assert first.partitions_dropped and first.points_deleted == 1 and first.partitions_created
+    assert (second.partitions_dropped, second.points_deleted, second.partitions_created) == ({}, 0, [])
+    assert partitions.partition_days() == days_after_first
+
+
+def test_dry_run_says_what_it_would_drop_and_drops_nothing(project: Project) -> None:
+    partitions.partitions_ensure(start=TODAY - timedelta(days=40), end=TODAY)
+    MetricPointFactory(project=project, ts=NOW - timedelta(days=38))
+    MetricPointFactory(project=project, ts=NOW - timedelta(days=300))
+    before = partitions.partition_days()
+
+    result = retention_apply(now=NOW, dry_run=True)
+
+    assert partition_name(TODAY - timedelta(days=38)) in result.partitions_dropped
+    assert result.points_deleted == 1
+    assert partitions.partition_days() == before
+    assert MetricPoint.objects.count() == 2
+    assert "would drop" in result.summary()
