@@ -61,7 +61,9 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
-def env_retention_days(raw_name: str, raw_default: int, rollup_name: str, rollup_default: int) -> tuple[int, int]:
+def env_retention_days(
+    raw_name: str, raw_default: int, rollup_name: str, rollup_default: int
+) -> tuple[int, int]:
     """How many days raw points and their rollups are kept: raw at least a day, and rollups at least as
     long as raw points, or a window could reach back past the rollups into raw points already gone."""
     raw = env_int(raw_name, raw_default, minimum=1)

@@ -360,6 +360,32 @@ def test_incomplete_metric_criterion_is_a_form_error(console: Client, cast: Cast
     assert not Criterion.objects.exists()
 
 
+def test_window_longer_than_data_is_kept_is_a_form_error(console: Client, cast: Cast) -> None:
+    data = {
+        "project": cast.project.pk,
+        "key": "latency_p99",
+        "title": "p99 latency",
+        "dimension": "engineering",
+        "kind": "metric",
+        "severity": "blocker",
+        "stage": "pilot",
+        "position": 0,
+        "labels": "{}",
+        "min_samples": 1,
+        "metric": "latency_ms",
+        "window": "401d",
+        "aggregation": "p99",
+        "op": "<=",
+        "threshold": "300",
+    }
+    response = console.post(reverse("admin:scoring_criterion_add"), data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert set(errors) == {"window"}
+    assert "longer than the 400d that metric data is kept" in errors["window"][0]
+    assert not Criterion.objects.exists()
+
+
 def test_criterion_edit_is_audited_and_keeps_it_applicable(console: Client, cast: Cast) -> None:
     criterion = MetricCriterionFactory(project=cast.project, key="latency_p99", threshold=300.0)
     data = {

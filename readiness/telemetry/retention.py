@@ -101,13 +101,13 @@ def _default_delete(*, before: datetime, dry_run: bool) -> int:
     table = partitions.DEFAULT_PARTITION
     with connection.cursor() as cursor:
         if dry_run:
-            cursor.execute(f'SELECT count(*) FROM "{table}" WHERE ts < %s', [before])
+            cursor.execute(f'SELECT count(*) FROM "{table}" WHERE ts < %s', [before])  # noqa: S608 -- our partition
             return cursor.fetchone()[0]
     deleted = 0
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                f'DELETE FROM "{table}" WHERE ctid IN (SELECT ctid FROM "{table}" WHERE ts < %s LIMIT %s)',
+                f'DELETE FROM "{table}" WHERE ctid IN (SELECT ctid FROM "{table}" WHERE ts < %s LIMIT %s)',  # noqa: S608
                 [before, DELETE_BATCH],
             )
             deleted += cursor.rowcount

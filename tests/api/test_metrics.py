@@ -197,10 +197,19 @@ def test_bad_metric_name_is_400(client: Client, metric: str) -> None:
     assert "metric" in assert_error(client.get(URL + metric), 400, "invalid_input")["details"]
 
 
-@pytest.mark.parametrize("window", ["0h", "24", "1w", "h", "-1h", "1.5h", "01h", "3651d", "9999999999d"])
+@pytest.mark.parametrize("window", ["0h", "24", "1w", "h", "-1h", "1.5h", "01h", "401d", "9999999999d"])
 def test_bad_window_is_400(client: Client, window: str) -> None:
     response = client.get(URL + "latency_ms", {"window": window})
     assert "window" in assert_error(response, 400, "invalid_input")["details"]
+
+
+def test_window_longer_than_data_is_kept_is_400_naming_the_retention(client: Client) -> None:
+    # PRODUCT.md §9: a window may be at most the rollup retention (400 days by default).
+    assert client.get(URL + "latency_ms", {"window": "400d"}).status_code == 200
+    assert client.get(URL + "latency_ms", {"window": "9600h"}).status_code == 200
+    response = client.get(URL + "latency_ms", {"window": "9601h"})
+    details = assert_error(response, 400, "invalid_input")["details"]
+    assert "longer than the 400d that metric data is kept" in details["window"][0]
 
 
 @pytest.mark.parametrize("aggregation", ["median", "P99", "avg"])

@@ -375,6 +375,12 @@ INVALID_CASES = [
     ("window without unit", _set([*C, "window"], "24"), "projects[0].criteria[0].window", "like 15m, 24h"),
     ("zero window", _set([*C, "window"], "0h"), "projects[0].criteria[0].window", "not valid"),
     (
+        "window longer than data is kept",
+        _set([*C, "window"], "401d"),
+        "projects[0].criteria[0].window",
+        "window 401d is longer than the 400d that metric data is kept (READINESS_ROLLUP_RETENTION_DAYS)",
+    ),
+    (
         "unknown template",
         _set([*P, "templates", 0], "iso_42001"),
         "projects[0].templates[0]",

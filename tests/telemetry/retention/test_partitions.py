@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import time_machine
 from django.db import connection
-from django.utils import timezone
 
 from readiness.projects.models import Project
 from readiness.telemetry import partitions

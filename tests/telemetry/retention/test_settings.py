@@ -29,10 +29,14 @@ def test_equal_retentions_are_accepted() -> None:
     ("env", "message"),
     [
         ({"READINESS_RAW_RETENTION_DAYS": "0"}, "READINESS_RAW_RETENTION_DAYS: must be at least 1, got 0"),
-        ({"READINESS_RAW_RETENTION_DAYS": "a month"}, "READINESS_RAW_RETENTION_DAYS: expected a whole number"),
+        (
+            {"READINESS_RAW_RETENTION_DAYS": "a month"},
+            "READINESS_RAW_RETENTION_DAYS: expected a whole number",
+        ),
         (
             {"READINESS_RAW_RETENTION_DAYS": "35", "READINESS_ROLLUP_RETENTION_DAYS": "30"},
-            "READINESS_ROLLUP_RETENTION_DAYS: must be at least READINESS_RAW_RETENTION_DAYS (35 days), got 30",
+            "READINESS_ROLLUP_RETENTION_DAYS: must be at least READINESS_RAW_RETENTION_DAYS (35 days), "
+            "got 30",
         ),
         ({"READINESS_RAW_RETENTION_DAYS": "500"}, "READINESS_ROLLUP_RETENTION_DAYS: must be at least"),
     ],

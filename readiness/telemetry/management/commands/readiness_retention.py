@@ -13,11 +13,14 @@ from readiness.telemetry.retention import retention_apply
 class Command(BaseCommand):
     help = (
         "Remove raw points older than READINESS_RAW_RETENTION_DAYS now, as the daily job does "
-        "(on PostgreSQL: drop whole daily partitions). --dry-run prints what it would remove and removes nothing."
+        "(on PostgreSQL: drop whole daily partitions). --dry-run prints what it would remove and "
+        "removes nothing."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--dry-run", action="store_true", help="print what would be removed; remove nothing")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="print what would be removed; remove nothing"
+        )
 
     def handle(self, *args: Any, dry_run: bool, **options: Any) -> None:
         result = retention_apply(now=timezone.now(), dry_run=dry_run)
