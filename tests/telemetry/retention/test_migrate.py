@@ -1,5 +1,5 @@
-"""Migrating a PostgreSQL database partitions the raw points table by day, with the week ahead made
-(the real clock: migrate ran at the start of this test session)."""
+"""Migrating a PostgreSQL database partitions the raw points table by day, with the week ahead made,
+keeping the points already stored (the real clock throughout: migrate ran at the session's start)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from readiness.telemetry import partitions
-from readiness.telemetry.partitions import AHEAD_DAYS, DEFAULT_PARTITION
+from readiness.telemetry.partitions import AHEAD_DAYS, DEFAULT_PARTITION, partition_name
+from tests.factories import MetricPointFactory, ProjectFactory
 
 pytestmark = [
     pytest.mark.django_db,
@@ -33,3 +35,34 @@ def test_points_table_is_partitioned_with_the_week_ahead_after_migrate() -> None
         assert cursor.fetchone()[0]
         cursor.execute("SELECT pg_get_serial_sequence('telemetry_metricpoint', 'id')")
         assert cursor.fetchone()[0] == "public.telemetry_metricpoint_id_seq"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrating_an_existing_table_keeps_every_point_and_the_id_sequence() -> None:
+    executor = MigrationExecutor(connection)
+    executor.migrate([("telemetry", "0007_metricsource")])
+    try:
+        assert not partitions.is_partitioned()
+        project = ProjectFactory()
+        now = timezone.now()
+        ages = {
+            "today": timedelta(0),
+            "two days ago": timedelta(days=2),
+            "past retention": timedelta(days=90),
+        }
+        ids = {age: MetricPointFactory(project=project, ts=now - delta).pk for age, delta in ages.items()}
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert partitions.is_partitioned()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, tableoid::regclass::text FROM telemetry_metricpoint")
+        placed = dict(cursor.fetchall())
+    assert placed == {
+        ids["today"]: partition_name(now.date()),
+        ids["two days ago"]: partition_name((now - ages["two days ago"]).date()),
+        # Older than raw retention: no partition per day of old history, DEFAULT until the job runs.
+        ids["past retention"]: DEFAULT_PARTITION,
+    }
+    assert MetricPointFactory(project=project).pk > max(ids.values())
