@@ -39,7 +39,7 @@ LOAD_CHUNK = 1_000_000
 def copy_points(db_url: str, project_id: int, n: int, *, newest: dt.datetime) -> None:
     """n points as the ingest path writes them (COPY, one label, a push source), one per 100 ms up to
     ``newest``, oldest first as they arrive: time-ordered inserts fill the ts indexes' pages (loaded
-    newest first, every index page splits half empty and the indexes take a third more room)."""
+    newest first, index pages split half empty: 127 instead of 88 bytes of index per point)."""
     with psycopg.connect(db_url) as conn, conn.cursor() as cur:
         for start in range(0, n, LOAD_CHUNK):
             buf = io.StringIO()
