@@ -366,7 +366,7 @@ def test_decision_timeline_lists_each_decision_change(cast: Cast, as_user: Calla
         )
     scorecard_refresh(project=cast.project)  # today's: no_go (nothing signed off)
     response = as_user(cast.leader).get(PAGE)
-    timeline = response.context["charts"].timeline
+    timeline = response.context["timeline"]
     assert [change.after for change in timeline.changes] == ["no_go", "go"]  # newest first
     content = response.content.decode()
     data = json.loads(
