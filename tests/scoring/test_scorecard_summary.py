@@ -8,6 +8,7 @@ import json
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
 from readiness.scoring.models import Scorecard, scorecard_summary
 from tests.factories import ProjectFactory
@@ -76,8 +77,8 @@ def test_the_migration_fills_the_summary_of_every_stored_scorecard() -> None:
             for digest in ("a", "b"):
                 cursor.execute(
                     "INSERT INTO scoring_scorecard (project_id, target, decision, computed_at, digest,"
-                    " payload, previous_decision) VALUES (%s, 'production', 'no_go', now(), %s, %s, '')",
-                    [project.pk, digest, json.dumps(PAYLOAD)],
+                    " payload, previous_decision) VALUES (%s, 'production', 'no_go', %s, %s, %s, '')",
+                    [project.pk, timezone.now().isoformat(), digest, json.dumps(PAYLOAD)],
                 )
         executor = MigrationExecutor(connection)
         executor.loader.build_graph()
