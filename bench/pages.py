@@ -5,13 +5,16 @@ One run, on this machine's PostgreSQL, in its own throwaway database (created an
 1. a portfolio of 100 projects, then the same grown to 1,000: each with the baseline template's 25
    criteria plus 5 metric criteria (30), evaluated once by the real service (``scorecard_refresh``),
    12 weeks of earlier daily scorecards for the readiness trend, and 30 days of 4 metrics: every
-   minute for 5 projects, every hour for the rest (bulk data written with COPY);
+   minute for 5 projects, every hour for the rest (bulk data written with COPY); then grown to
+   10,000 (``--huge``), the new projects with the same criteria and history and a copy of an
+   evaluated project's latest scorecard (no points: the portfolio reads scorecards only);
 2. server time through Django's test client (the whole request: middleware, view, queries, template),
    median of 20 requests after 3 warm-up requests, and the SQL queries of one request:
-   - portfolio ``/`` with 100 and with 1,000 projects (required: ≤ 150 ms at 1,000; equal queries);
-   - the scorecard of a project with 30 criteria and 1-minute data (required: ≤ 250 ms, charts and
+   - portfolio ``/`` with 100, 1,000 and 10,000 projects (required: ≤ 100 ms at 1,000, ≤ 150 ms at
+     10,000; equal queries at every size);
+   - the scorecard of a project with 30 criteria and 1-minute data (required: ≤ 150 ms, charts and
      all, as the page is when the run happens);
-   - for the record, not required: its history, its printable report, the CSV export of 1,000 rows;
+   - for the record, not required: its history, its printable report, the CSV export of every row;
 3. the cold first request of each page: the first request after server start, in a fresh process
    (Django set up as the WSGI module does at start, the reader already logged in), so the URLconf, views
    and templates load, and nothing is remembered yet. Required: the same bars as the warm pages (a
@@ -19,7 +22,7 @@ One run, on this machine's PostgreSQL, in its own throwaway database (created an
 
 Every response's status code is checked (200), the timed ones included.
 
-    python bench/pages.py [--projects 1000] [--small 100] [--requests 20]
+    python bench/pages.py [--projects 1000] [--small 100] [--huge 10000] [--requests 20]
 
 Needs PostgreSQL (DATABASE_URL's server, default postgres://postgres@127.0.0.1:5432); no broker server
 (what the evaluations enqueue goes to a file-system broker in a throwaway folder, and no worker runs).
@@ -48,9 +51,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from ingest import bench_database, drop_database  # noqa: E402 -- the same throwaway-database helpers
 
-# Required figures (the issue's acceptance bar).
-MAX_PORTFOLIO_MS = 150.0
-MAX_SCORECARD_MS = 250.0
+# Required figures (issue 14's acceptance bar), warm and cold first request alike.
+MAX_PORTFOLIO_MS = 100.0  # at --projects (1,000)
+MAX_HUGE_PORTFOLIO_MS = 150.0  # at --huge (10,000)
+MAX_SCORECARD_MS = 150.0
 
 MINUTE_PROJECTS = 5
 DAYS = 30
@@ -71,6 +75,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--projects", type=int, default=1000, help="the large portfolio")
     parser.add_argument("--small", type=int, default=100, help="the small portfolio, for the ratio")
+    parser.add_argument(
+        "--huge", type=int, default=10_000, help="the leadership-scale portfolio (0: not measured)"
+    )
     parser.add_argument("--requests", type=int, default=20, help="timed requests per page")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--profile", metavar="URL", help="print a cProfile of one request to URL at the end")
@@ -80,6 +87,8 @@ def main() -> int:
         return first_request_here(args.first_request)
     if not MINUTE_PROJECTS <= args.small < args.projects:
         parser.error(f"need {MINUTE_PROJECTS} <= --small < --projects")
+    if args.huge and args.huge <= args.projects:
+        parser.error("need --huge > --projects, or 0")
 
     db_name = f"readiness_bench_pages_{os.getpid()}"
     db_url = bench_database(db_name)
@@ -179,14 +188,17 @@ class Portfolio:
         self.template_criteria = list(self.template.criteria.order_by("position", "id"))
         self.count = 0
         self.minute_slugs: list[str] = []
+        self.evaluated: list[int] = []  # ids of the projects evaluated by the real service
 
-    def grow(self, to: int) -> dict[str, float]:
-        """Add projects up to ``to`` in all; returns how long each step took, in seconds."""
+    def grow(self, to: int, *, evaluate: bool = True) -> dict[str, float]:
+        """Add projects up to ``to`` in all; returns how long each step took, in seconds. Without
+        ``evaluate`` the new projects get no metric points, and each a copy of an evaluated project's
+        latest scorecard instead of an evaluation of its own: the portfolio reads scorecards, not
+        points, and 9,000 more evaluations would take the run a quarter of an hour."""
         from django.db import connection
 
         from readiness.projects.models import Project, StageChange
         from readiness.scoring.models import Criterion, Scorecard
-        from readiness.scoring.services import scorecard_refresh
         from readiness.scoring.templates import template_definition_fields
 
         timings: dict[str, float] = {}
@@ -246,18 +258,12 @@ class Portfolio:
         copy_models(Criterion, criteria)
         timings["projects and criteria"] = time.perf_counter() - started
 
-        started = time.perf_counter()
-        minute = new[: max(0, MINUTE_PROJECTS - len(self.minute_slugs))]
-        self.minute_slugs += [p.slug for p in minute]
-        points = copy_points([p.pk for p in minute], every=dt.timedelta(minutes=1), now=self.now)
-        points += copy_points([p.pk for p in new[len(minute) :]], every=dt.timedelta(hours=1), now=self.now)
-        timings[f"{points:,} metric points"] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        for project in new:
-            scorecard_refresh(project=project)
-        timings[f"{len(new)} evaluations"] = time.perf_counter() - started
-
+        if not evaluate:
+            started = time.perf_counter()
+            copied = self._copy_latest(new)
+            timings[f"{copied:,} copied latest scorecards"] = time.perf_counter() - started
+        else:
+            timings |= self._points_and_evaluations(new)
         started = time.perf_counter()
         latest = {s.project_id: s for s in Scorecard.objects.filter(project__in=new)}
         written = copy_models(Scorecard, self._history(new, latest, rng))
@@ -270,11 +276,51 @@ class Portfolio:
         self.count = to
         return timings
 
+    def _points_and_evaluations(self, new: list[Any]) -> dict[str, float]:
+        from readiness.scoring.services import scorecard_refresh
+
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        minute = new[: max(0, MINUTE_PROJECTS - len(self.minute_slugs))]
+        self.minute_slugs += [p.slug for p in minute]
+        points = copy_points([p.pk for p in minute], every=dt.timedelta(minutes=1), now=self.now)
+        points += copy_points([p.pk for p in new[len(minute) :]], every=dt.timedelta(hours=1), now=self.now)
+        timings[f"{points:,} metric points"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        for project in new:
+            scorecard_refresh(project=project)
+        timings[f"{len(new)} evaluations"] = time.perf_counter() - started
+        self.evaluated += [p.pk for p in new]
+        return timings
+
+    def _copy_latest(self, new: list[Any]) -> int:
+        """Each new project gets the latest scorecard of an evaluated one, round robin, as of now."""
+        from readiness.scoring.models import Scorecard, scorecard_summary
+
+        # The evaluations ran after ``now``; every earlier scorecard is generated history.
+        evaluations = Scorecard.objects.filter(project_id__in=self.evaluated, computed_at__gte=self.now)
+        by_project = {s.project_id: s for s in evaluations}
+        ring = [by_project[pk] for pk in self.evaluated]
+        copies = (
+            Scorecard(
+                project=project,
+                target=source.target,
+                decision=source.decision,
+                computed_at=source.computed_at,
+                digest=source.digest,
+                payload=source.payload,
+                summary=scorecard_summary(source.payload),
+            )
+            for project, source in zip(new, (ring[n % len(ring)] for n in range(len(new))), strict=True)
+        )
+        return copy_models(Scorecard, copies)
+
     def _history(self, projects: list[Any], latest: dict[int, Any], rng: random.Random) -> Iterable[Any]:
         """A daily scorecard for each of the 12 weeks before the evaluation, the share go rising over
         time. The minute-data projects keep their full payload (their history page is measured); the
         others carry what the portfolio and the trend read."""
-        from readiness.scoring.models import Scorecard
+        from readiness.scoring.models import Scorecard, scorecard_summary
 
         for project in projects:
             payload = latest[project.pk].payload
@@ -303,6 +349,7 @@ class Portfolio:
                     computed_at=at,
                     digest=f"{project.pk}-{day}",
                     payload=body,
+                    summary=scorecard_summary(body),
                 )
 
 
@@ -401,8 +448,9 @@ def run(args: argparse.Namespace) -> int:
     figures: dict[str, tuple[float, int]] = {}
     cold: dict[str, float] = {}
 
-    for size in (args.small, args.projects):
-        for step, seconds in portfolio.grow(size).items():
+    sizes = [args.small, args.projects] + ([args.huge] if args.huge else [])
+    for size in sizes:
+        for step, seconds in portfolio.grow(size, evaluate=size <= args.projects).items():
             print(f"  generated {step} in {seconds:.1f} s")
         cold[f"portfolio {size}"] = first_request("/")
         ms, queries, content = measure(client, "/", requests=args.requests, warmup=args.warmup)
@@ -424,7 +472,7 @@ def run(args: argparse.Namespace) -> int:
         cold[name] = first_request(url)
         ms, queries, _ = measure(client, url, requests=args.requests, warmup=args.warmup)
         figures[name] = (ms, queries)
-        note = " (30 criteria, 1-minute data)" if name != "csv export" else f" ({args.projects:,} projects)"
+        note = " (30 criteria, 1-minute data)" if name != "csv export" else f" ({sizes[-1]:,} projects)"
         print(f"{name} {url}{note}: {ms:.1f} ms, {queries} queries; cold first request {cold[name]:.1f} ms")
 
     print("load average at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
@@ -433,26 +481,31 @@ def run(args: argparse.Namespace) -> int:
         f"portfolio ratio {args.projects:,}/{args.small:,} projects: {large[0] / small[0]:.2f} "
         f"(queries {small[1]} vs {large[1]}, required equal)"
     )
+    if args.huge:
+        huge = figures[f"portfolio {args.huge}"]
+        print(
+            f"portfolio ratio {args.huge:,}/{args.small:,} projects: {huge[0] / small[0]:.2f} "
+            f"(queries {huge[1]}, required equal)"
+        )
     failures = []
-    if large[0] > MAX_PORTFOLIO_MS:
-        failures.append(
-            f"portfolio with {args.projects:,} projects {large[0]:.1f} ms > {MAX_PORTFOLIO_MS:.0f} ms"
-        )
-    if cold[f"portfolio {args.projects}"] > MAX_PORTFOLIO_MS:
-        failures.append(
-            f"portfolio with {args.projects:,} projects, cold first request "
-            f"{cold[f'portfolio {args.projects}']:.1f} ms > {MAX_PORTFOLIO_MS:.0f} ms"
-        )
+    bars = {args.projects: MAX_PORTFOLIO_MS} | ({args.huge: MAX_HUGE_PORTFOLIO_MS} if args.huge else {})
+    for size, bar in bars.items():
+        warm, first = figures[f"portfolio {size}"][0], cold[f"portfolio {size}"]
+        if warm > bar:
+            failures.append(f"portfolio with {size:,} projects {warm:.1f} ms > {bar:.0f} ms")
+        if first > bar:
+            failures.append(
+                f"portfolio with {size:,} projects, cold first request {first:.1f} ms > {bar:.0f} ms"
+            )
     if figures["scorecard"][0] > MAX_SCORECARD_MS:
         failures.append(f"scorecard {figures['scorecard'][0]:.1f} ms > {MAX_SCORECARD_MS:.0f} ms")
     if cold["scorecard"] > MAX_SCORECARD_MS:
         failures.append(
             f"scorecard, cold first request {cold['scorecard']:.1f} ms > {MAX_SCORECARD_MS:.0f} ms"
         )
-    if small[1] != large[1]:
-        failures.append(
-            f"portfolio queries differ: {small[1]} for {args.small:,}, {large[1]} for {args.projects:,}"
-        )
+    queries = {size: figures[f"portfolio {size}"][1] for size in sizes}
+    if len(set(queries.values())) > 1:
+        failures.append(f"portfolio queries differ by size: {queries}")
     if args.profile:
         profile(client, args.profile)
     for failure in failures:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -416,6 +416,30 @@ class Decision(models.TextChoices):
     NO_GO = "no_go"
 
 
+# The parts of a blocker that lists of projects count by (the portfolio's top blockers and blocked
+# dimensions); the rest of a blocker (its reason, its owner) is read from the scorecard itself.
+SUMMARY_BLOCKER_KEYS = ("dimension", "criterion", "status")
+
+
+def scorecard_summary(payload: dict[str, Any]) -> dict[str, Any]:
+    """What a list of many projects shows of one scorecard (the portfolio's matrix, KPIs, blockers):
+    per dimension its status, score and sign-off state, and each blocker's dimension, criterion and
+    status. A few hundred bytes stored beside the payload, so such a list never reads (and PostgreSQL
+    never decompresses) the full scorecard of ~17 kB a project."""
+    dimensions = {}
+    for name, result in (payload.get("dimensions") or {}).items():
+        signoff = result.get("signoff") or {}
+        dimensions[name] = {
+            "status": result.get("status"),
+            "score": result.get("score"),
+            "signoff": signoff.get("state"),
+        }
+    blockers = [
+        {key: blocker.get(key) for key in SUMMARY_BLOCKER_KEYS} for blocker in payload.get("blockers") or []
+    ]
+    return {"dimensions": dimensions, "blockers": blockers}
+
+
 class ScorecardQuerySet(models.QuerySet["Scorecard"]):
     def latest_for(self, project: Project | OuterRef | int) -> ScorecardQuerySet:
         """The project's scorecards, newest first (ties by id, as the ``scorecard_project_latest``
@@ -436,6 +460,8 @@ class Scorecard(models.Model):
     payload = models.JSONField()
     # The previous scorecard's decision, when this one changed it (a decision change event).
     previous_decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)
+    # scorecard_summary(payload), written with the scorecard: what the portfolio reads of it.
+    summary = models.JSONField(default=dict, editable=False)
 
     objects = ScorecardQuerySet.as_manager()
 
@@ -468,6 +494,7 @@ class Scorecard(models.Model):
         # Scorecards are history: the app never edits one (only retention may delete old ones).
         if self.pk is not None and not kwargs.get("force_insert"):
             raise ValueError("Scorecards are immutable snapshots")
+        self.summary = scorecard_summary(self.payload)
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     @property

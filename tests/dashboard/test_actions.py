@@ -460,6 +460,25 @@ def test_an_htmx_attestation_answers_the_column_banner_and_message(
     assert "threat_model" not in {blocker.criterion for blocker in response.context["page"].blockers}
 
 
+def test_an_htmx_action_reads_and_draws_no_chart(
+    cast: Cast, checks: dict[str, Criterion], as_user: Callable
+) -> None:
+    client = as_user(cast.security)
+    response = client.post(
+        f"{PAGE}criteria/threat_model/attest/", {"evidence_url": "https://wiki.example.com/tm"}, headers=HTMX
+    )
+    assert response.status_code == 200
+    # The answer swaps the column, the banner, the message and the decision history: the charts are
+    # neither read (no series queried) nor drawn.
+    assert response.context["charts"] is None
+    content = response.content.decode()
+    assert 'id="chart-data"' not in content and 'id="chart-p99_latency"' not in content
+    assert 'id="timeline-data"' in content
+    # The page itself still draws every chart.
+    page = client.get(PAGE)
+    assert page.context["charts"].metrics and 'id="chart-p99_latency"' in page.content.decode()
+
+
 def test_a_refused_htmx_action_swaps_the_column_with_its_message(
     cast: Cast, checks: dict[str, Criterion], as_user: Callable
 ) -> None:

@@ -93,6 +93,25 @@ def test_metric_chart_series_is_the_metrics_endpoints_series(
     assert chart["x"][0] == dt.datetime.fromisoformat(api["series"][0]["ts"]).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def test_criteria_on_one_metric_and_window_read_its_points_once(
+    cast: Cast, as_user: Callable, frozen: Any
+) -> None:
+    MetricCriterionFactory(project=cast.project, key="p99_latency", aggregation="p99", window="24h")
+    MetricCriterionFactory(project=cast.project, key="mean_latency", aggregation="mean", window="24h")
+    MetricCriterionFactory(project=cast.project, key="hour_latency", aggregation="max", window="1h")
+    points(cast, "latency_ms", [float(n) for n in range(600)], every=dt.timedelta(minutes=2))
+    with CaptureQueriesContext(connection) as queries:
+        charts = chart_data(as_user(cast.leader).get(PAGE))["metrics"]
+    # Each chart as if alone: the two 24-hour ones the same series, the hour its own.
+    by_key = {chart["id"]: chart for chart in charts}
+    assert by_key["chart-p99_latency"]["y"] == by_key["chart-mean_latency"]["y"]
+    # 600 points over 20 of the 24 hours: bucketed; the hour holds 30, drawn as they are.
+    assert 400 < len(by_key["chart-p99_latency"]["x"]) <= 500 and len(by_key["chart-hour_latency"]["x"]) == 30
+    # But the buckets query scans two windows, not three.
+    (buckets,) = [q["sql"] for q in queries.captured_queries if 'AS "bucket"' in q["sql"]]
+    assert buckets.count(' AS "series"') == 2
+
+
 def test_metric_chart_carries_its_window_threshold_and_warn_line(
     cast: Cast, as_user: Callable, frozen: Any
 ) -> None:
@@ -366,7 +385,7 @@ def test_decision_timeline_lists_each_decision_change(cast: Cast, as_user: Calla
         )
     scorecard_refresh(project=cast.project)  # today's: no_go (nothing signed off)
     response = as_user(cast.leader).get(PAGE)
-    timeline = response.context["charts"].timeline
+    timeline = response.context["timeline"]
     assert [change.after for change in timeline.changes] == ["no_go", "go"]  # newest first
     content = response.content.decode()
     data = json.loads(

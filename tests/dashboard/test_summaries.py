@@ -1,10 +1,10 @@
-"""What keeps the portfolio fast at 1,000 projects and still right: latest scorecards remembered per
-process by id (never served for another scorecard, one query whatever the memo holds), the matrix rows
-written in Python, and lists that name a few projects rather than all of them."""
+"""What keeps the portfolio fast at thousands of projects and still right: a small summary stored with
+each scorecard (never the payload read), the matrix paged and its rows written in Python, and lists
+that name a few projects rather than all of them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,68 +17,42 @@ from readiness.dashboard.portfolio.selectors import (
     DimensionCell,
     PortfolioFilters,
     PortfolioRow,
+    blocker_keys,
     portfolio_rows,
 )
-from readiness.dashboard.portfolio.summaries import Summary, _Memo, blocker_keys, latest_summaries, memo
+from readiness.dashboard.portfolio.views import MATRIX_PAGE_SIZE
 from readiness.dashboard.templatetags.portfolio_matrix import matrix_rows
 from readiness.projects.models import Project
-from readiness.scoring.models import Scorecard
+from readiness.scoring.models import Scorecard, scorecard_summary
 from tests.conftest import Cast
 from tests.dashboard.conftest import evaluated
 from tests.dashboard.test_pages import ESCAPED, XSS
 from tests.factories import ProjectFactory
 
 
-@pytest.fixture(autouse=True)
-def empty_memo() -> Iterator[None]:
-    memo.clear()
-    yield
-    memo.clear()
-
-
 def rows() -> list[PortfolioRow]:
     return portfolio_rows(projects=Project.objects.all(), filters=PortfolioFilters(), now=timezone.now())
 
 
-def summary_sql(queries: CaptureQueriesContext) -> str:
-    (sql,) = [q["sql"] for q in queries.captured_queries if '"scoring_scorecard"."digest"' in q["sql"]]
-    return sql
-
-
-def test_a_remembered_scorecard_is_not_read_again(cast: Cast) -> None:
+def test_a_stored_scorecard_carries_its_summary(cast: Cast) -> None:
     evaluated(cast.project)
-    with CaptureQueriesContext(connection) as first:
-        cold = rows()
-    with CaptureQueriesContext(connection) as second:
-        warm = rows()
-    latest = Scorecard.objects.filter(project=cast.project).latest().pk
-    assert f'CASE WHEN ("scoring_scorecard"."id" IN ({latest}) OR' in summary_sql(first)
-    # Warm: the payload is read only for a scorecard newer than every one the projects query saw.
-    assert f'CASE WHEN "scoring_scorecard"."id" > {latest} THEN' in summary_sql(second)
-    assert len(first) == len(second)
-    assert [(r.decision, r.cells, r.blockers) for r in warm] == [
-        (r.decision, r.cells, r.blockers) for r in cold
-    ]
+    latest = Scorecard.objects.filter(project=cast.project).latest()
+    assert latest.summary == scorecard_summary(latest.payload)
+    security = latest.payload["dimensions"]["security"]
+    assert latest.summary["dimensions"]["security"] == {
+        "status": security["status"],
+        "score": security["score"],
+        "signoff": security["signoff"]["state"],
+    }
+    assert len(latest.summary["blockers"]) == len(latest.payload["blockers"])
 
 
-def test_a_scorecard_stored_after_the_projects_query_is_read_in_the_same_query(cast: Cast) -> None:
+def test_the_portfolio_never_reads_a_scorecard_payload(cast: Cast) -> None:
     evaluated(cast.project)
-    rows()
-    known = Scorecard.objects.filter(project=cast.project).latest()
-    newer = Scorecard.objects.create(
-        project=cast.project,
-        target="production",
-        decision="go",
-        computed_at=timezone.now() + timedelta(seconds=1),
-        digest="newer",
-        payload={"dimensions": {"security": {"status": "pass", "score": 100.0}}, "blockers": []},
-    )
-    # The projects query saw ``known``; by the time the summaries are read, ``newer`` is the latest.
-    result = latest_summaries(
-        digests={known.pk: known.digest}, ids_query=Scorecard.objects.filter(pk=newer.pk).values("pk")
-    )
-    assert result[cast.project.pk]["decision"] == "go"
-    assert result[cast.project.pk]["dimensions"]["security"]["status"] == "pass"
+    with CaptureQueriesContext(connection) as queries:
+        (row,) = rows()
+    assert row.cells[3].status == "fail"  # security: the attestation is missing
+    assert not [q["sql"] for q in queries.captured_queries if '"payload"' in q["sql"]]
 
 
 def test_a_new_scorecard_is_read_and_the_old_summary_no_longer_shown(cast: Cast) -> None:
@@ -96,31 +70,12 @@ def test_a_new_scorecard_is_read_and_the_old_summary_no_longer_shown(cast: Cast)
     assert (row.decision, row.cells[3].status, row.blockers) == ("go", "pass", [])
 
 
-def test_a_remembered_summary_is_never_served_for_another_digest(cast: Cast) -> None:
-    evaluated(cast.project)
-    latest = Scorecard.objects.filter(project=cast.project).latest()
-    # As if the id had been reused (a rolled-back test database): the memo holds another scorecard.
-    memo.put_many({latest.pk: Summary(digest="another", dimensions={}, blockers=[], keys=())})
-    (row,) = rows()
-    assert row.cells[3].status == "fail"
-    assert row.blocker_keys == blocker_keys(latest.payload["blockers"])
-
-
-def test_the_memo_keeps_only_the_blocker_parts_the_portfolio_counts(cast: Cast) -> None:
+def test_the_summary_keeps_only_the_blocker_parts_the_portfolio_counts(cast: Cast) -> None:
     evaluated(cast.project)
     (row,) = rows()
     assert row.blockers and all(
         set(blocker) == {"dimension", "criterion", "status"} for blocker in row.blockers
     )
-
-
-def test_the_memo_forgets_the_least_recently_used_first() -> None:
-    small = _Memo(2)
-    entry = Summary(digest="d", dimensions={}, blockers=[], keys=())
-    small.put_many({1: entry, 2: entry})
-    small.get_many([1])
-    small.put_many({3: entry})
-    assert set(small.get_many([1, 2, 3])) == {1, 3}
 
 
 def test_blocker_keys_count_each_blocker_once() -> None:
@@ -211,3 +166,63 @@ def test_a_long_stuck_list_names_the_ten_longest_stuck(cast: Cast, as_user: Call
     assert "Stuck 11" in stuck_list and "Stuck 01" not in stuck_list  # the longest-stuck first
     assert "and 2 more, flagged in the matrix" in stuck_list
     assert content.count('<tr class="is-stuck">') == 12
+
+
+# --- The matrix, paged ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def many(cast: Cast) -> list[Project]:
+    """Five projects more than a page of the matrix, besides the cast's own, in the cast's team."""
+    return [
+        ProjectFactory(slug=f"many-{n:02d}", name=f"Many {n:02d}", team=cast.project.team)
+        for n in range(MATRIX_PAGE_SIZE + 4)
+    ]
+
+
+def test_the_matrix_shows_one_page_and_the_figures_count_every_project(
+    cast: Cast, many: list[Project], as_user: Callable
+) -> None:
+    content = as_user(cast.leader).get("/").content.decode()
+    assert content.count('class="matrix__project"') == MATRIX_PAGE_SIZE
+    total = MATRIX_PAGE_SIZE + 5
+    assert f'<span class="kpi__value">{total}</span>' in content
+    assert f"Download these {total} rows" in content
+    assert f"Projects 1–{MATRIX_PAGE_SIZE} of {total} · page 1 of 2" in content  # noqa: RUF001 -- the page writes a range with an en dash
+    assert 'rel="next" href="?page=2"' in content and 'rel="prev"' not in content
+
+
+def test_the_next_page_shows_the_rest_and_links_back(
+    cast: Cast, many: list[Project], as_user: Callable
+) -> None:
+    content = as_user(cast.leader).get("/?page=2").content.decode()
+    assert content.count('class="matrix__project"') == 5
+    # Sorted by name after the cast's "Fraud detector": rows 51 to 55 are the last five.
+    assert "Many 49" in content and "Many 53" in content and "Many 48" not in content
+    assert 'rel="prev" href="?page=1"' in content and 'rel="next"' not in content
+
+
+def test_page_links_and_exports_keep_the_filters_but_not_the_page(
+    cast: Cast, many: list[Project], as_user: Callable
+) -> None:
+    team = cast.project.team.slug
+    content = as_user(cast.leader).get(f"/?team={team}&page=2").content.decode()
+    assert f'rel="prev" href="?team={team}&amp;page=1"' in content
+    assert f'href="/portfolio.csv?team={team}" download' in content
+    csv = as_user(cast.leader).get(f"/portfolio.csv?team={team}&page=2").content.decode()
+    assert len(csv.strip().splitlines()) == 1 + MATRIX_PAGE_SIZE + 5  # the header and every project
+
+
+def test_a_page_that_is_not_there_shows_the_nearest_and_says_so(
+    cast: Cast, many: list[Project], as_user: Callable
+) -> None:
+    content = as_user(cast.leader).get("/?page=7").content.decode()
+    assert "There is no page 7; showing the last page (2)." in content
+    assert content.count('class="matrix__project"') == 5
+    content = as_user(cast.leader).get("/?page=first").content.decode()
+    assert "“first” is not a page number; showing page 1." in content
+
+
+def test_a_small_portfolio_has_no_pager(cast: Cast, as_user: Callable) -> None:
+    content = as_user(cast.leader).get("/").content.decode()
+    assert 'aria-label="Matrix pages"' not in content

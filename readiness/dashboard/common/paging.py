@@ -1,4 +1,4 @@
-"""Pages of a long list (history, audit log) with Django's ``Paginator``.
+"""Pages of a long list (history, audit log, the portfolio's matrix) with Django's ``Paginator``.
 
 A ``?page=`` value that is not a page of the list shows the nearest page and says so, never an error:
 a bookmarked page of a list that has since shrunk should still open.
@@ -6,13 +6,15 @@ a bookmarked page of a list that has since shrunk should still open.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db.models import QuerySet
 
 
-def pick_page(items: QuerySet, *, per_page: int, raw: str | None) -> tuple[Page, str]:
-    """The page to show for a ``?page=`` value (one count query; its items are read lazily), and a
-    message when it is not the one asked for."""
+def pick_page(items: QuerySet | Sequence, *, per_page: int, raw: str | None) -> tuple[Page, str]:
+    """The page to show for a ``?page=`` value (of a query set: one count query, its items read
+    lazily), and a message when it is not the one asked for."""
     paginator = Paginator(items, per_page)
     number, message = _number(paginator, raw)
     return paginator.page(number), message

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 from django.conf import settings
-from django.db.models import Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Min, OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models.functions import Cast
 
 from readiness.dashboard.common.display import DECISION_LABELS, DIMENSION_LABELS, STATUS_LABELS, status_symbol
-from readiness.dashboard.portfolio.summaries import BlockerKey, blocker_keys, latest_summaries
 from readiness.dashboard.portfolio.trend import TREND_WEEKS, trend_week_starts, weekly_decision_columns
 from readiness.projects.models import Project, StageChange
 from readiness.projects.vocabulary import Dimension, Stage
@@ -33,6 +34,20 @@ NOT_EVALUATED = "none"
 TOP_BLOCKERS = 8
 NAMED_PER_BLOCKER = 4  # projects the page names beside each top blocker
 DIMENSIONS: tuple[str, ...] = tuple(Dimension.values)  # an enum's .values is rebuilt on every access
+
+
+BlockerKey = tuple[str | None, str, bool]  # (dimension, criterion key or blocker status, is a criterion)
+
+
+def blocker_keys(blockers: list[dict[str, Any]]) -> tuple[BlockerKey, ...]:
+    """What a project is blocked by, each thing once: the unit the top blockers count in."""
+    keys: dict[BlockerKey, None] = {}
+    for blocker in blockers:
+        criterion = blocker.get("criterion")
+        keys[(blocker.get("dimension"), criterion or blocker.get("status") or "", criterion is not None)] = (
+            None
+        )
+    return tuple(keys)
 
 
 @dataclass(frozen=True)
@@ -87,7 +102,7 @@ class PortfolioRow:
     computed_at: datetime | None
     cells: list[DimensionCell]
     blockers: list[dict[str, Any]]
-    # What blocks the project, each thing once (summaries.blocker_keys); worked out from ``blockers``
+    # What blocks the project, each thing once (blocker_keys); worked out from ``blockers``
     # when not given.
     given_blocker_keys: tuple[BlockerKey, ...] | None = None
     reached_rank: int = -1  # the furthest funnel stage the project ever was in; set from the history
@@ -131,16 +146,11 @@ def portfolio_rows(
     project_rows = list(
         projects.annotate(**weeks).values(
             *("pk", "slug", "name", "team__slug", "team__name", "stage", "risk_tier", "target_date"),
-            *("stage_changed_at", "latest_scorecard_id", "latest_digest"),
+            *("stage_changed_at", "latest_scorecard_id"),
             *weeks,
         )
     )
-    latest = latest_summaries(
-        digests={
-            p["latest_scorecard_id"]: p["latest_digest"] for p in project_rows if p["latest_scorecard_id"]
-        },
-        ids_query=projects.values("latest_scorecard_id"),
-    )
+    latest = _latest_summaries(projects.values("latest_scorecard_id"))
     reached = _reached_ranks(projects)
     week_starts = [start.date() for start in starts]
     rows = []
@@ -154,12 +164,37 @@ def portfolio_rows(
     return rows
 
 
+def _latest_summaries(ids_query: QuerySet) -> dict[int, dict[str, Any]]:
+    """Per project id: decision, target, computed_at and summary (``scorecard_summary``) of the
+    projects' latest scorecards, as ``ids_query`` selects them in SQL (a subquery costs the database an
+    index probe a project, where a list of 1,000 literal ids costs the client a parse). The summary is
+    its own small column: the payload, compressed and ~17 kB a project, is never read here."""
+    latest = {}
+    for project_id, decision, target, computed_at, text in (
+        Scorecard.objects.filter(id__in=ids_query)
+        .order_by()
+        # As text, parsed by orjson: the JSON field's own json.loads was the page's largest cost at
+        # thousands of projects.
+        .annotate(summary_text=Cast("summary", TextField()))
+        .values_list("project_id", "decision", "target", "computed_at", "summary_text")
+    ):
+        summary = orjson.loads(text)
+        blockers = summary.get("blockers") or []
+        latest[project_id] = {
+            "decision": decision,
+            "target": target,
+            "computed_at": computed_at,
+            "dimensions": summary.get("dimensions") or {},
+            "blockers": blockers,
+            "blocker_keys": blocker_keys(blockers),
+        }
+    return latest
+
+
 def _filtered_projects(*, projects: QuerySet[Project], filters: PortfolioFilters) -> QuerySet[Project]:
     newest = Scorecard.objects.latest_for(OuterRef("pk"))
     projects = projects.annotate(
         latest_scorecard_id=Subquery(newest.values("id")[:1]),
-        # What a remembered summary of that scorecard is checked against (portfolio/summaries.py).
-        latest_digest=Subquery(newest.values("digest")[:1]),
     )
     if filters.team:
         projects = projects.filter(team__slug=filters.team)
@@ -208,9 +243,8 @@ def _row(
     dimensions: dict[str, Any] = (scorecard or {}).get("dimensions") or {}
     cells = []
     for dim in DIMENSIONS:
-        result = dimensions.get(dim) or {}
-        signoff = result.get("signoff") or {}
-        cells.append(DimensionCell(dim, result.get("status"), result.get("score"), signoff.get("state")))
+        result = dimensions.get(dim) or {}  # scorecard_summary's shape: the sign-off is its state
+        cells.append(DimensionCell(dim, result.get("status"), result.get("score"), result.get("signoff")))
     # The current stage counts as reached even when the history is incomplete (an imported project).
     current_rank = _STAGE_RANK.get(project["stage"], -1)
     return PortfolioRow(

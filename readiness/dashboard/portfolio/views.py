@@ -12,8 +12,14 @@ from django.views.decorators.http import require_GET
 
 from readiness.dashboard.common.display import DIMENSION_LABELS
 from readiness.dashboard.common.layouts import POLL_SECONDS, layout
+from readiness.dashboard.common.paging import pick_page
 from readiness.dashboard.portfolio import selectors
 from readiness.dashboard.portfolio.page import portfolio_view
+
+# Rows of the readiness matrix a page shows. The KPIs, funnel, trend, blockers and the exports cover
+# every matching project; only the matrix, the part that grows with the portfolio, is paged, so a
+# portfolio of thousands renders as fast as one of fifty.
+MATRIX_PAGE_SIZE = 50
 
 
 @require_GET
@@ -21,12 +27,18 @@ from readiness.dashboard.portfolio.page import portfolio_view
 def portfolio(request: HttpRequest) -> TemplateResponse:
     view = portfolio_view(user=request.user, data=request.GET, now=timezone.now())
     shown = view.shown
+    matrix, page_message = pick_page(shown, per_page=MATRIX_PAGE_SIZE, raw=request.GET.get("page"))
+    # The filters without the page: what the exports and the matrix's page links carry.
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
         "layout": layout(request, "dashboard/partial_results.html"),
         "form": view.form,
         "filters": view.filters,
-        "ignored": view.ignored,
+        "ignored": [*view.ignored, page_message] if page_message else view.ignored,
         "rows": shown,
+        "matrix": matrix,
+        "filter_query": query.urlencode(),
         "kpis": selectors.portfolio_kpis(shown),
         "funnel": selectors.portfolio_funnel(view.rows),
         "blocking_dimensions": selectors.blocking_dimensions(shown),

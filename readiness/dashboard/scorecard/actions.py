@@ -100,6 +100,7 @@ def _perform(
         notice=notice if failure is None else _refusal_notice(failure),
         notice_level="success" if failure is None else "error",
         affected=dimension,
+        charts=not htmx,  # an htmx answer swaps the changed panels only, no chart
     )
     # htmx swaps only 2xx answers, and a browser logs every 4xx as a console error: to htmx a refusal
     # is a 200 whose column says what went wrong. A plain form post keeps the honest status.

@@ -1,6 +1,7 @@
 """The scorecard page's chart data: each metric criterion's series over its window with its threshold
 and warn lines, drift distributions (reference against current), health-check availability and latency
-per target with each target's last probe, and the decision history.
+per target with each target's last probe; and the decision history (``decision_timeline``), which an
+action's answer re-renders without the charts.
 
 Everything comes in a bounded number of queries whatever the number of criteria (series through
 ``scorecard.series``, one query each for drift results, health checks and scorecards). Drift
@@ -207,7 +208,6 @@ class ScorecardCharts:
     metrics: list[MetricChart]
     drift: list[DriftChart]
     health: list[HealthTarget]
-    timeline: Timeline
     payload: dict[str, Any]  # what charts.js draws, for json_script (the timeline has its own)
 
 
@@ -257,14 +257,13 @@ def scorecard_charts(
             )
         )
     drift = _drift_charts([c for c in ordered if c.kind == Kind.DRIFT], by_key, scorecard_at=scorecard_at)
-    timeline = _timeline(project=project)
 
     payload: dict[str, Any] = {
         "metrics": [chart.data() for chart in metrics],
         "drift": [chart.data() for chart in drift if chart.drawable],
         "health": _health_data(health, start=now - HEALTH_WINDOW, end=now),
     }
-    return ScorecardCharts(metrics=metrics, drift=drift, health=health, timeline=timeline, payload=payload)
+    return ScorecardCharts(metrics=metrics, drift=drift, health=health, payload=payload)
 
 
 def _window(criterion: Criterion) -> timedelta | None:
@@ -317,7 +316,9 @@ def _drift_charts(
     return charts
 
 
-def _timeline(*, project: Project) -> Timeline:
+def decision_timeline(*, project: Project) -> Timeline:
+    """The decision history of the page's own panel: apart from the charts, as an action swaps it
+    (its new scorecard joins it) without drawing a chart again."""
     newest = list(
         Scorecard.objects.filter(project=project)
         .order_by("-computed_at", "-id")

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET
 from readiness.dashboard.common.layouts import FULL_LAYOUT, POLL_SECONDS, layout
 from readiness.dashboard.common.projects import readable_project
 from readiness.dashboard.review.audit import may_read_audit
-from readiness.dashboard.scorecard.charts import scorecard_charts
+from readiness.dashboard.scorecard.charts import decision_timeline, scorecard_charts
 from readiness.dashboard.scorecard.controls import Failure, dimension_panels
 from readiness.dashboard.scorecard.scorecards import scorecard_page
 from readiness.projects.models import Project
@@ -33,9 +33,12 @@ def scorecard_context(
     notice: str = "",
     notice_level: str = "success",
     affected: str | None = None,
+    charts: bool = True,
 ) -> dict[str, Any]:
     """Everything the scorecard page shows; the action views render the same page (or its parts)
-    with the refused form (``failure``) or the outcome (``notice``) of what was just done."""
+    with the refused form (``failure``) or the outcome (``notice``) of what was just done. Without
+    ``charts`` the metric, drift and health charts are not read at all: an action's htmx answer
+    swaps the panels it changed (a dimension, the banner, the decision history) and no chart."""
     now = timezone.now()
     criteria = list(project.criteria.order_by("position", "key"))
     page = scorecard_page(project=project, criteria=criteria)
@@ -61,7 +64,10 @@ def scorecard_context(
         "affected": next((panel for panel in panels if panel.key == affected), None),
         "charts": scorecard_charts(
             project=project, criteria=criteria, lines=lines, scorecard_at=page.scorecard.computed_at, now=now
-        ),
+        )
+        if charts
+        else None,
+        "timeline": decision_timeline(project=project),
         "notice": notice,
         "notice_level": notice_level,
         "poll_seconds": POLL_SECONDS,
