@@ -19,7 +19,6 @@ from readiness.telemetry.services import DIRECT_MAX_POINTS, batches_apply, batch
 from tests.conftest import Cast
 from tests.factories import ProjectFactory
 
-
 # A batch large enough to go through the outbox, where the worker applies it beside other batches.
 N = DIRECT_MAX_POINTS + 1
 
@@ -91,7 +90,9 @@ def test_a_small_push_the_database_refuses_goes_to_the_worker_and_is_set_aside(
     it aside as for any batch. Nothing half-written: no point, no "done" record."""
     secret = token_create(project=cast.project, name="ci", scopes=["metrics:write"])[1]
     with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE telemetry_metricpoint ADD CONSTRAINT test_value_below CHECK (value < 1000)")
+        cursor.execute(
+            "ALTER TABLE telemetry_metricpoint ADD CONSTRAINT test_value_below CHECK (value < 1000)"
+        )
     try:
         batch_id = pushed(client, secret, 5000.0, count=1)
         batch = IngestBatch.objects.get(pk=batch_id)
