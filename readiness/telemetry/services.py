@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 # batches keep the outbox, where one COPY amortises many of them and a 10,000-point write never holds
 # a web thread's transaction open.
 DIRECT_MAX_POINTS = 100
+# Up to this many points the writer INSERTs them in one statement, beyond it streams them with COPY.
+INSERT_MAX_POINTS = DIRECT_MAX_POINTS
 # How many pending batches one worker applies in one transaction: amortises the commit across a burst
 # of small pushes while bounding the memory a run of 10,000-point batches can take.
 APPLY_MAX_BATCHES = 20
@@ -396,8 +399,12 @@ def copy_text(value: str) -> str:
 
 
 def _copy_points(batches: list[tuple[int, str, bytes]]) -> None:
-    """Insert the batches' points, each marked with its batch's project and source."""
-    if connection.vendor == "postgresql":
+    """Insert the batches' points, each marked with its batch's project and source: the one writer of
+    the metric table, for the request's small pushes and the worker's batches alike."""
+    if (
+        connection.vendor == "postgresql"
+        and sum(rows.count(b"\n") for _, _, rows in batches) > INSERT_MAX_POINTS
+    ):
         # COPY is PostgreSQL's bulk path: one statement streams every row, no per-row parse or plan.
         with connection.cursor() as cursor:
             sql = "COPY telemetry_metricpoint (project_id, source, metric, ts, value, labels) FROM STDIN"
@@ -406,22 +413,43 @@ def _copy_points(batches: list[tuple[int, str, bytes]]) -> None:
                     prefix = f"{project_id}\t{copy_text(source)}\t".encode()
                     copy.write(b"".join(prefix + line for line in rows.splitlines(keepends=True)))
         return
+    if connection.vendor == "postgresql":
+        # A few rows (a single-point push): one INSERT is one round trip where COPY takes two (its
+        # start, then its end), a tenth of a push's statements.
+        points = list(_decoded_points(batches))
+        values = ", ".join(["(%s, %s, %s, %s::timestamptz, %s, %s::jsonb)"] * len(points))
+        columns = "project_id, source, metric, ts, value, labels"
+        sql = f"INSERT INTO telemetry_metricpoint ({columns}) VALUES {values}"  # noqa: S608 -- placeholders only
+        with _binding_cursor() as cursor:
+            cursor.execute(sql, [field for point in points for field in point])
+        return
     # Elsewhere (the embedded SQLite default) an executemany of the same rows.
-    objects = []
+    MetricPoint.objects.bulk_create(
+        [
+            MetricPoint(
+                project_id=project_id,
+                source=source,
+                metric=metric,
+                ts=datetime.fromisoformat(ts),
+                value=value,
+                labels=orjson.loads(labels),
+            )
+            for project_id, source, metric, ts, value, labels in _decoded_points(batches)
+        ],
+        batch_size=2_000,
+    )
+
+
+def _decoded_points(
+    batches: list[tuple[int, str, bytes]],
+) -> Iterator[tuple[int, str, str, str, float, str]]:
+    """The batches' COPY text rows as (project id, source, metric, ts, value, labels JSON). Only the
+    labels carry escapes: metric names and times never hold a backslash, tab or newline, and the
+    labels' JSON never a raw tab or newline (JSON escapes them), so undoubling backslashes is all."""
     for project_id, source, rows in batches:
         for line in io.BytesIO(rows):
             metric, ts, value, labels = line.decode().rstrip("\n").split("\t")
-            objects.append(
-                MetricPoint(
-                    project_id=project_id,
-                    source=source,
-                    metric=metric,
-                    ts=datetime.fromisoformat(ts),
-                    value=float(value),
-                    labels=orjson.loads(labels.replace("\\\\", "\\")),
-                )
-            )
-    MetricPoint.objects.bulk_create(objects, batch_size=2_000)
+            yield project_id, source, metric, ts, float(value), labels.replace("\\\\", "\\")
 
 
 def batches_sweep(*, now: datetime | None = None) -> int:
