@@ -9,9 +9,10 @@ Dockerfile's CMD (gthread, its workers and threads) and the Celery worker as the
    from the first request until the last point is applied (no batch pending); ratio to the baseline;
 3. peak RSS of a worker process while the worker applied those batches;
 4. single-point pushes from wrk (16 connections, 30 s, bench/single_point_push.lua: each request one
-   point with its own value and ts): requests/s, p50 and p99 latency, every non-2xx answer and socket
-   error, the CPU the worker and the web processes used meanwhile, then every accepted point stored
-   exactly once (waited for, at most --store-timeout seconds).
+   point with its own value and ts; written by the request itself, the worker only evaluates):
+   requests/s, p50 and p99 latency, every non-2xx answer and socket error, the CPU the worker and the
+   web processes used meanwhile, then every accepted point stored exactly once (waited for, at most
+   --store-timeout seconds).
 
     python bench/ingest.py [--points 400000] [--seconds 30] [--connections 16] [--store-timeout 120]
 
@@ -66,10 +67,11 @@ PUSH_METRIC = "bench.push"  # the metric the wrk script pushes
 WRK_THREADS = 2
 TICKS = os.sysconf("SC_CLK_TCK")
 
-# Required figures (the ingestion issue's acceptance bar).
+# Required figures (the ingestion issue's acceptance bar; single-point pushes: issue 14's, since they
+# are written by the request itself).
 MIN_E2E_RATIO = 0.30
-MIN_SMALL_RPS = 500
-MAX_SMALL_P99_MS = 100
+MIN_SMALL_RPS = 600
+MAX_SMALL_P99_MS = 50
 MAX_WORKER_RSS_MB = 300
 
 

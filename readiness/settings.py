@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from celery.schedules import crontab
+from kombu import Queue
 
 from readiness.env import (
     env_bool,
@@ -289,10 +290,24 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # the intervals admins tune in the console (readiness/beat.py says why).
 CELERY_BEAT_SCHEDULER = "readiness.beat:CodeDefaultsScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-# Pulls wait on other people's servers (up to 10 s a source): on a queue of their own, a slow or dead
-# Prometheus holds only the workers consuming ``pulls``, never ingestion, probes or evaluations
-# (PRODUCT.md §4, §9). Every deployment's workers consume it (Procfile, docker-compose.yml).
-CELERY_TASK_ROUTES = {"telemetry.pull_sources": {"queue": "pulls"}}
+# Each kind of work on a queue of its own (PRODUCT.md §9), so a flood of one never starves another: a
+# burst of large pushes does not delay evaluations, a slow or dead Prometheus (pulls wait up to 10 s a
+# source) holds only the workers consuming ``pulls``, a webhook that hangs only ``notifications``.
+# The embedded default (Procfile) runs one worker consuming every queue; compose runs one per group.
+# Every deployment's workers together consume every queue (tests/ops/test_queues.py).
+CELERY_TASK_ROUTES = {
+    "telemetry.batches_drain": {"queue": "ingestion"},
+    "telemetry.sweep_batches": {"queue": "ingestion"},
+    "scoring.*": {"queue": "evaluation"},
+    "telemetry.run_health_checks": {"queue": "probes"},
+    "telemetry.pull_sources": {"queue": "pulls"},
+    "alerts.*": {"queue": "notifications"},
+}
+# Declared, so a worker started without --queues (the tests' in-process and solo workers) consumes
+# them all. ``celery``, the default, stays: messages queued before the routes existed wait there.
+CELERY_TASK_QUEUES = [
+    Queue(name) for name in ("celery", "ingestion", "evaluation", "probes", "pulls", "notifications")
+]
 # Every periodic job, defined here only: beat copies each entry missing from django-celery-beat's tables
 # there, where admins see and tune it. Each entry says why its interval; each task carries its own soft
 # and hard time limits (the database scheduler cannot store them), and "expires" drops a tick still

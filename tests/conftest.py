@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 
 from readiness.projects.models import LEADERSHIP_GROUP, Project
 from readiness.publishing import backoff
+from readiness.scoring.requests import recent_flips
 from tests.factories import ProjectFactory, TeamFactory, UserFactory
 
 
@@ -59,6 +60,8 @@ def cast(db: None) -> Cast:
 @pytest.fixture(autouse=True)
 def broker_backoff_cleared() -> Iterator[None]:
     """Each test starts as a fresh web process does: not backing off the broker because an earlier
-    test's broker went away (readiness/publishing.py)."""
+    test's broker went away (readiness/publishing.py), nor riding on an evaluation an earlier test
+    queued for a project id the database has since given again (readiness/scoring/requests.py)."""
     backoff.reset()
+    recent_flips.until.clear()
     yield

@@ -203,16 +203,54 @@ def _procfile_command(process: str) -> list[str]:
     raise LookupError(f"the Procfile has no {process!r} process")
 
 
+def compose_worker_services() -> list[str]:
+    """The compose services that run a Celery worker: one per queue group."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return [
+        name
+        for name, service in compose["services"].items()
+        if "celery" in service.get("command", [])[:1] and "worker" in service["command"]
+    ]
+
+
+def consumed_queues(arguments: list[str]) -> set[str]:
+    """The queues a ``celery worker`` with these arguments consumes: its ``--queues``, or without it
+    every queue the settings declare."""
+    for argument in arguments:
+        if argument.startswith("--queues="):
+            return set(argument.split("=", 1)[1].split(","))
+    return {queue.name for queue in settings.CELERY_TASK_QUEUES}
+
+
+def _compose_workers_as_one() -> list[str]:
+    """Compose's worker services as one process: their shared command, consuming the queues of them
+    all. What a test runs when it needs "the deployed worker" to do every kind of work; the services
+    differ only in their queues and their number of processes (asserted here), so the one process
+    runs with the options each of them has."""
+    commands = [_compose_service_command(name) for name in compose_worker_services()]
+    assert commands, "docker-compose.yml runs no Celery worker"
+
+    def options(command: list[str]) -> list[str]:
+        return [part for part in command if not part.startswith(("--queues=", "--concurrency="))]
+
+    assert all(options(command) == options(commands[0]) for command in commands), commands
+    queues = sorted(set().union(*(consumed_queues(command) for command in commands)))
+    return [f"--queues={','.join(queues)}" if part.startswith("--queues=") else part for part in commands[0]]
+
+
 def celery_arguments(deployment: str, process: str, *, state_dir: Path) -> list[str]:
     """The ``celery`` arguments a deployment starts ``process`` (worker or beat) with, read from the
     file that deploys it, so a test cannot drift from production. Beat's local state (the Procfile's
-    ``--schedule``) goes to ``state_dir``."""
+    ``--schedule``) goes to ``state_dir``. Compose's ``worker`` is its queue groups' workers as one
+    process (``_compose_workers_as_one``); a group's own service is asked for by its name."""
     if deployment == SOLO:
         assert process == "worker"
         return ["-A", "readiness", "worker", "--pool=solo", "--loglevel=WARNING"]
     if deployment == PROCFILE:
         assert process == "worker", "the Procfile runs beat inside the worker (--beat)"
         command = _procfile_command("worker")
+    elif process == "worker":
+        command = _compose_workers_as_one()
     else:
         command = _compose_service_command(process)
     assert Path(command[0]).name == "celery", command

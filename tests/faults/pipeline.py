@@ -9,14 +9,15 @@ from django.db import connection
 from django.db.models import Count, Sum
 
 from readiness.telemetry.models import IngestBatch, MetricPoint
-from readiness.telemetry.services import batches_sweep
+from readiness.telemetry.services import DIRECT_MAX_POINTS, batches_sweep
 from tests.faults.load import Figures, PushLoad
 
 
 def batch_size() -> int:
-    """Points per pushed batch: SQLite applies them ten times slower than PostgreSQL's COPY, so the
-    embedded default runs the same faults on a fifth of the volume."""
-    return 500 if connection.vendor == "postgresql" else 100
+    """Points per pushed batch, enough for the outbox (the worker applies them): SQLite applies them
+    ten times slower than PostgreSQL's COPY, so the embedded default runs the same faults on a fifth
+    of the volume."""
+    return 500 if connection.vendor == "postgresql" else DIRECT_MAX_POINTS + 1
 
 
 def ledger(load: PushLoad, project_id: int) -> Figures:

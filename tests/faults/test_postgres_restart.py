@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from readiness.telemetry.services import DIRECT_MAX_POINTS
 from tests.faults.conftest import UNLIMITED, Broker
 from tests.faults.load import REQUEST_TIMEOUT, Figures, PushLoad, run_phase
 from tests.servers import (
@@ -118,11 +119,15 @@ def app_on_cluster(cluster: PostgresCluster, broker: Broker, tmp_path: Path) -> 
     worker.stop()
 
 
+# Batches of 500 points go through the outbox (a pending batch, applied by the worker); of 50 they are
+# written by the request itself, with their batch record, in one transaction.
+@pytest.mark.parametrize("size", [500, 50], ids=["outbox", "written-by-the-request"])
 def test_a_postgresql_restart_under_load_answers_202_or_503_and_keeps_every_202(
-    app_on_cluster: AppOnCluster, report: Callable[[str], None]
+    app_on_cluster: AppOnCluster, report: Callable[[str], None], size: int
 ) -> None:
+    assert (size > DIRECT_MAX_POINTS) == (size == 500)
     app, cluster = app_on_cluster, app_on_cluster.cluster
-    load = PushLoad(port=app.web.port, secret=app.secret, clients=4, size=500)
+    load = PushLoad(port=app.web.port, secret=app.secret, clients=4, size=size)
     load.start()
     try:
         run_phase(load, seconds=3.0)
@@ -143,7 +148,7 @@ def test_a_postgresql_restart_under_load_answers_202_or_503_and_keeps_every_202(
     assert wait_for(lambda: app.pending() == 0, timeout=120), f"{app.pending()} batches never applied"
     figures = app.ledger(load)
     figures.extra = {"PostgreSQL stops": "2 (a crash, then a clean stop)", "overdue batches swept": swept}
-    report(figures.line("PostgreSQL restart"))
+    report(figures.line(f"PostgreSQL restart, {size}-point batches"))
     load.assert_exactly_once(figures)
     assert set(figures.status_counts) <= {"202", "503"}, figures.status_counts
     assert figures.status_counts["503"] >= 2

@@ -1,6 +1,6 @@
 """A broker that accepts connections and never answers (a half-open connection after a failover, a
-stuck proxy in front of Redis): pushes are still answered 202 within a bound, their batches are
-durable, and after the first failed publish a web process stops waiting on the broker for a while,
+stuck proxy in front of Redis): pushes are still answered 202 within a bound, their points are
+stored, and after the first failed publish a web process stops waiting on the broker for a while,
 so its threads do not each sit out a timeout. Before the broker's socket timeouts (settings.py) and
 the publishing backoff (readiness/publishing.py), the first push hung until gunicorn killed its
 process."""
@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from readiness.projects.services import token_create
 from readiness.publishing import BROKER_BACKOFF
-from readiness.telemetry.models import IngestBatch
+from readiness.telemetry.models import IngestBatch, MetricPoint
 from tests.factories import ProjectFactory
 from tests.faults.conftest import UNLIMITED
 from tests.servers import WebServer, database_url, subprocess_env
@@ -83,10 +83,13 @@ def test_pushes_are_answered_and_kept_while_the_broker_never_answers(
     assert sum(seconds for _, seconds in later) < BROKER_BACKOFF
     assert slowest < BACKED_OFF_BOUND, f"a push during the backoff took {slowest:.1f} s"
 
-    # Durable although no drain was ever published: the sweeper applies them once the broker is back.
-    pending = IngestBatch.objects.filter(project=project, state=IngestBatch.State.PENDING)
-    assert pending.count() == 6
+    # Small pushes are written by the request itself: stored although no message was ever published,
+    # and the evaluation they asked for stays recorded for the lost-request rule to queue again.
+    assert MetricPoint.objects.filter(project=project).count() == 6
+    assert IngestBatch.objects.filter(project=project, state=IngestBatch.State.DONE).count() == 6
+    project.refresh_from_db()
+    assert project.evaluation_pending
     report(
         f"silent broker: first push answered 202 in {first:.1f} s, the next five in at most "
-        f"{slowest * 1000:.0f} ms each; 6 batches kept pending for the sweeper"
+        f"{slowest * 1000:.0f} ms each; 6 points stored, their evaluation request kept pending"
     )

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.ops.conftest import ROOT, STRONG_KEY
+from tests.servers import compose_worker_services
 
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -89,8 +90,9 @@ def test_compose_refuses_to_render_without_the_secret_key(docker_compose: str, t
 
 def test_compose_runs_the_whole_stack_with_migrate_first(rendered: dict[str, Any]) -> None:
     services = rendered["services"]
-    assert {"postgres", "redis", "migrate", "web", "worker", "beat", "proxy"} <= set(services)
-    for name in ("web", "worker", "beat"):
+    workers = compose_worker_services()
+    assert {"postgres", "redis", "migrate", "web", *workers, "beat", "proxy"} <= set(services)
+    for name in ("web", *workers, "beat"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["postgres"]["condition"] == "service_healthy", name
@@ -109,13 +111,13 @@ def test_postgres_keeps_its_data_in_a_named_volume_and_has_a_healthcheck(rendere
 
 def test_web_runs_gunicorn_with_workers_from_the_environment(docker_compose: str, tmp_path: Path) -> None:
     env_file = filled_env_file(tmp_path)
-    env_file.write_text(env_file.read_text() + "WEB_WORKERS=7\nWORKER_CONCURRENCY=5\n")
+    env_file.write_text(env_file.read_text() + "WEB_WORKERS=7\nWORKER_EVALUATE_CONCURRENCY=5\n")
     result = compose(docker_compose, env_file, "config")
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
     assert services["web"]["command"][0] == "gunicorn"
     assert "--workers=7" in services["web"]["command"]
-    assert "--concurrency=5" in services["worker"]["command"]
+    assert "--concurrency=5" in services["worker-evaluate"]["command"]
 
 
 def test_exactly_one_beat_with_the_database_scheduler(rendered: dict[str, Any]) -> None:
@@ -134,8 +136,8 @@ def test_app_services_run_with_production_settings(rendered: dict[str, Any]) -> 
     assert env["DJANGO_SECRET_KEY"] == STRONG_KEY
     assert env["DATABASE_URL"] == "postgres://readiness:a-database-password@postgres:5432/readiness"
     assert env["CELERY_BROKER_URL"].startswith("redis://redis:6379/")
-    # web, worker and beat count metrics into one shared folder, which the metrics volume holds.
-    for name in ("web", "worker", "beat"):
+    # web, workers and beat count metrics into one shared folder, which the metrics volume holds.
+    for name in ("web", *compose_worker_services(), "beat"):
         service = rendered["services"][name]
         assert service["environment"]["PROMETHEUS_MULTIPROC_DIR"] == "/app/var/metrics"
         targets = [v["target"] if isinstance(v, dict) else v.split(":")[1] for v in service["volumes"]]

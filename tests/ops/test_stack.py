@@ -18,13 +18,15 @@ from django.conf import settings
 
 from readiness.projects.services import token_create
 from readiness.telemetry.models import MetricPoint
+from readiness.telemetry.services import DIRECT_MAX_POINTS
 from tests.factories import ProjectFactory
 from tests.ops.conftest import ROOT, clean_environment, free_port, sample, wait_for
 from tests.servers import RedisServer, database_url
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 METRICS_TOKEN = "stack-scrape-token-0123456789abcdef"
-PUSHES, POINTS_EACH = 5, 10
+# Pushes large enough to go through the outbox: the worker applies them, so its counters are summed.
+PUSHES, POINTS_EACH = 5, DIRECT_MAX_POINTS + 1
 
 
 @pytest.fixture

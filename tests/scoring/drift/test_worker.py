@@ -25,7 +25,7 @@ DAY = dt.timedelta(days=1)
 def queued_messages() -> int:
     with app.connection_for_write() as conn:
         # Not passive: Redis drops an empty queue's key, and a passive declare would call it unknown.
-        return conn.default_channel.queue_declare(queue="celery").message_count
+        return conn.default_channel.queue_declare(queue="evaluation").message_count
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from readiness.projects.services import token_create
 from readiness.scoring.models import Scorecard
 from readiness.scoring.services import scorecard_refresh
 from readiness.telemetry.models import IngestBatch, MetricPoint
-from readiness.telemetry.services import batches_drain, batches_sweep
+from readiness.telemetry.services import DIRECT_MAX_POINTS, batches_drain, batches_sweep
 from tests.factories import MetricCriterionFactory, ProjectFactory
 from tests.servers import (
     RedisServer,
@@ -106,16 +106,29 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(broker: RedisSer
 
 def queued_task_names(broker: RedisServer) -> list[str]:
     client = redis.Redis.from_url(broker.url)
-    return [orjson.loads(raw)["headers"]["task"] for raw in client.lrange("celery", 0, -1)]
+    return [
+        orjson.loads(raw)["headers"]["task"]
+        for queue in ("ingestion", "evaluation")
+        for raw in client.lrange(queue, 0, -1)
+    ]
 
 
-def test_a_burst_of_pushes_queues_few_drains_and_one_evaluation(broker: RedisServer) -> None:
-    push_batches(count=20, size=10)
+def test_a_burst_of_large_pushes_queues_few_drains_and_one_evaluation(broker: RedisServer) -> None:
+    push_batches(count=20, size=DIRECT_MAX_POINTS + 1)
     drains = queued_task_names(broker).count("telemetry.batches_drain")
     assert 1 <= drains < 20  # pushes inside a scheduled drain's window ride on it
     applied, more = batches_drain()
-    assert (applied, more) == (200, False)
+    assert (applied, more) == (20 * (DIRECT_MAX_POINTS + 1), False)
     assert queued_task_names(broker).count("scoring.project_evaluate") == 1
+
+
+def test_a_burst_of_small_pushes_queues_no_drain_and_one_evaluation(broker: RedisServer) -> None:
+    project_id, sent = push_batches(count=20, size=10)
+    # Written by the requests themselves: nothing for the worker to apply, only one evaluation.
+    assert stored(project_id) == (len(sent), sum(sent))
+    names = queued_task_names(broker)
+    assert names.count("telemetry.batches_drain") == 0
+    assert names.count("scoring.project_evaluate") == 1
 
 
 def test_the_scorecard_reflects_pushed_data_within_seconds(worker: Worker) -> None:

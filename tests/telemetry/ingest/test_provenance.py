@@ -16,7 +16,7 @@ from readiness.projects.services import token_create
 from readiness.telemetry.models import IngestBatch, MetricPoint
 from readiness.telemetry.provenance import SOURCE_KINDS, is_reserved, kind_of, source_label
 from readiness.telemetry.push import PushInvalid
-from readiness.telemetry.services import batch_ingest, batches_apply, batches_store
+from readiness.telemetry.services import DIRECT_MAX_POINTS, batch_ingest, batches_apply, batches_store
 from tests.conftest import Cast
 from tests.factories import ProjectFactory
 
@@ -86,12 +86,15 @@ def test_a_token_name_with_copy_characters_is_stored_as_it_is() -> None:
     """A batch's source goes into COPY's text format, where tab, newline and backslash mean something."""
     project = ProjectFactory()
     odd = source_label("push", "team\\ci\tnightly\nrun\r2")
-    body = orjson.dumps({"points": [{"metric": "m", "value": 1.0, "labels": {"path": "C:\\x\ty"}}] * 3})
-    batch_ingest(project_id=project.pk, body=body, source=odd)
-    batch_ingest(project_id=project.pk, body=body, source="push:plain")
-    assert batches_apply() == 6  # both batches in one COPY
+    point = {"metric": "m", "value": 1.0, "labels": {"path": "C:\\x\ty"}}
+    small = orjson.dumps({"points": [point] * 3})  # written by the request
+    large = orjson.dumps({"points": [point] * (DIRECT_MAX_POINTS + 1)})  # through the outbox
+    batch_ingest(project_id=project.pk, body=small, source=odd)
+    batch_ingest(project_id=project.pk, body=large, source=odd)
+    batch_ingest(project_id=project.pk, body=large, source="push:plain")
+    assert batches_apply() == 2 * (DIRECT_MAX_POINTS + 1)  # both large batches in one COPY
     assert sorted(MetricPoint.objects.values_list("source", flat=True)) == sorted(
-        [odd] * 3 + ["push:plain"] * 3
+        [odd] * (3 + DIRECT_MAX_POINTS + 1) + ["push:plain"] * (DIRECT_MAX_POINTS + 1)
     )
     assert {p.labels["path"] for p in MetricPoint.objects.all()} == {"C:\\x\ty"}
 

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from readiness.projects.models import ProjectToken
 from readiness.projects.services import token_create, token_revoke
 from readiness.telemetry.models import IngestBatch, MetricPoint
-from readiness.telemetry.services import batches_apply
+from readiness.telemetry.services import DIRECT_MAX_POINTS, batches_apply
 from tests.conftest import Cast
 from tests.factories import ProjectFactory
 
@@ -44,20 +44,32 @@ def error_code(response: Any) -> str:
     return response.json()["error"]["code"]
 
 
-def test_push_is_accepted_with_202_and_stored_once_applied(client: Client, cast: Cast, secret: str) -> None:
+def test_a_small_push_is_stored_before_its_202(client: Client, cast: Cast, secret: str) -> None:
+    """At most DIRECT_MAX_POINTS points: the request writes them itself, the worker only evaluates."""
     response = push(client, POINTS, secret)
     assert response.status_code == 202
     assert response.json()["accepted"] == 2
     batch = IngestBatch.objects.get(pk=response.json()["batch_id"])
-    assert batch.state == "pending" and batch.project == cast.project
-    assert batches_apply(first=batch.pk) == 2
+    assert batch.state == "done" and batch.project == cast.project and batch.rows is None
     assert sorted(MetricPoint.objects.filter(project=cast.project).values_list("metric", "value")) == [
         ("accuracy", 0.931),
         ("latency_ms", 182.5),
     ]
     assert MetricPoint.objects.get(metric="latency_ms").labels == {"model_version": "7"}
-    assert batches_apply(first=batch.pk) == 0  # exactly once
+    assert batches_apply() == 0  # nothing left for the worker to apply: never twice
     assert MetricPoint.objects.count() == 2
+
+
+def test_a_large_push_is_stored_pending_and_applied_once(client: Client, cast: Cast, secret: str) -> None:
+    points = [{"metric": "m", "value": float(i)} for i in range(DIRECT_MAX_POINTS + 1)]
+    response = push(client, {"points": points}, secret)
+    assert response.status_code == 202
+    batch = IngestBatch.objects.get(pk=response.json()["batch_id"])
+    assert batch.state == "pending" and batch.project == cast.project
+    assert not MetricPoint.objects.exists()
+    assert batches_apply(first=batch.pk) == DIRECT_MAX_POINTS + 1
+    assert batches_apply(first=batch.pk) == 0  # exactly once
+    assert MetricPoint.objects.count() == DIRECT_MAX_POINTS + 1
 
 
 def test_one_bad_point_rejects_the_whole_batch_with_details(client: Client, cast: Cast, secret: str) -> None:
@@ -107,8 +119,7 @@ def test_a_logged_in_person_without_a_token_gets_401(client: Client, cast: Cast)
 def test_points_land_in_the_tokens_own_project(client: Client, cast: Cast) -> None:
     other = ProjectFactory()
     _, other_secret = token_create(project=other, name="ci", scopes=["metrics:write"])
-    batch_id = push(client, POINTS, other_secret).json()["batch_id"]
-    batches_apply(first=batch_id)
+    assert push(client, POINTS, other_secret).status_code == 202
     assert not MetricPoint.objects.filter(project=cast.project).exists()
     assert MetricPoint.objects.filter(project=other).count() == 2
 
@@ -140,12 +151,17 @@ def test_a_wrong_method_gets_405(client: Client, secret: str) -> None:
     assert response.status_code == 405
 
 
-def test_replaying_an_idempotency_key_returns_the_same_batch(client: Client, secret: str) -> None:
-    first = push(client, POINTS, secret, idempotency_key="run-42")
-    again = push(client, POINTS, secret, idempotency_key="run-42")
+@pytest.mark.parametrize("size", [2, DIRECT_MAX_POINTS + 1], ids=["written-by-the-request", "outbox"])
+def test_replaying_an_idempotency_key_returns_the_same_batch(client: Client, secret: str, size: int) -> None:
+    body = {"points": [{"metric": "m", "value": float(i)} for i in range(size)]}
+    first = push(client, body, secret, idempotency_key="run-42")
+    batches_apply()
+    again = push(client, body, secret, idempotency_key="run-42")
     assert first.status_code == again.status_code == 202
     assert first.json() == again.json()
     assert IngestBatch.objects.count() == 1
+    assert batches_apply() == 0
+    assert MetricPoint.objects.count() == size  # stored once
 
 
 def test_an_idempotency_key_with_another_body_gets_409(client: Client, secret: str) -> None:
@@ -213,9 +229,23 @@ def test_a_push_costs_a_bounded_number_of_queries(client: Client, secret: str) -
     assert len(queries) <= 5
 
 
-def test_applying_a_batch_requests_one_coalesced_evaluation(client: Client, cast: Cast, secret: str) -> None:
-    for _ in range(3):
+def test_small_pushes_request_one_coalesced_evaluation(client: Client, cast: Cast, secret: str) -> None:
+    push(client, POINTS, secret)
+    cast.project.refresh_from_db()
+    requested_at = cast.project.evaluation_requested_at
+    assert cast.project.evaluation_pending is True and requested_at is not None
+    for _ in range(2):
         push(client, POINTS, secret)
-    assert batches_apply() == 6  # the drain applies every pending batch in one transaction
+    # The later pushes ride on the pending request: no second flip, so no second message.
+    cast.project.refresh_from_db()
+    assert cast.project.evaluation_requested_at == requested_at
+    assert MetricPoint.objects.count() == 6
+
+
+def test_a_large_batch_requests_its_evaluation_when_applied(client: Client, cast: Cast, secret: str) -> None:
+    push(client, {"points": [{"metric": "m", "value": 1.0}] * (DIRECT_MAX_POINTS + 1)}, secret)
+    cast.project.refresh_from_db()
+    assert cast.project.evaluation_pending is False
+    assert batches_apply() == DIRECT_MAX_POINTS + 1
     cast.project.refresh_from_db()
     assert cast.project.evaluation_pending is True

@@ -85,9 +85,11 @@ def test_a_protobuf_export_is_stored_before_the_answer_and_answered_in_protobuf(
 
     assert response.status_code == 200
     assert not protobuf_answer(response).HasField("partial_success")
-    batch = IngestBatch.objects.get()  # durable before the 200: the worker applies it later
-    assert batch.state == "pending" and batch.accepted == 1 and batch.project == cast.project
+    # A small export is written by the request itself: stored before the 200, the worker only evaluates.
+    batch = IngestBatch.objects.get()
+    assert batch.state == "done" and batch.accepted == 1 and batch.project == cast.project
     assert batch.source == "otlp:fraud-exporter"
+    assert MetricPoint.objects.count() == 1
     assert stored() == [("model.accuracy", 0.931, {"model_version": "7", "service": "fraud-api"})]
     assert MetricPoint.objects.get().source == "otlp:fraud-exporter"
 
