@@ -3,6 +3,7 @@ are refused from pushes, a token's odd name survives COPY, and the migration mar
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import orjson
@@ -106,17 +107,19 @@ def test_the_migration_marks_existing_points_and_batches_push_legacy() -> None:
     executor = MigrationExecutor(connection)
     try:
         executor.migrate(before)
+        # Values as parameters, not now() or gen_random_uuid(): the same SQL on SQLite (make test's default).
+        now, batch_id = timezone.now(), uuid.uuid4()
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO telemetry_metricpoint (project_id, metric, ts, value, labels) "
-                "VALUES (%s, 'accuracy', now(), 0.9, '{}')",
-                [project.pk],
+                "VALUES (%s, 'accuracy', %s, 0.9, '{}')",
+                [project.pk, now],
             )
             cursor.execute(
                 "INSERT INTO telemetry_ingestbatch (id, project_id, body_sha256, accepted, state,"
                 " received_at, attempts, error)"
-                " VALUES (gen_random_uuid(), %s, '', 1, 'pending', now(), 0, '')",
-                [project.pk],
+                " VALUES (%s, %s, '', 1, 'pending', %s, 0, '')",
+                [IngestBatch._meta.get_field("id").get_db_prep_value(batch_id, connection), project.pk, now],
             )
         executor = MigrationExecutor(connection)
         executor.loader.build_graph()
@@ -127,11 +130,8 @@ def test_the_migration_marks_existing_points_and_batches_push_legacy() -> None:
     assert list(IngestBatch.objects.values_list("source", flat=True)) == ["push:legacy"]
     with connection.cursor() as cursor:
         # The default was only for the rows already there: new points must say where they came from.
-        cursor.execute(
-            "SELECT column_default FROM information_schema.columns "
-            "WHERE table_name = 'telemetry_metricpoint' AND column_name = 'source'"
-        )
-        assert cursor.fetchone() == (None,)
+        columns = connection.introspection.get_table_description(cursor, "telemetry_metricpoint")
+    assert next(column.default for column in columns if column.name == "source") is None
 
 
 @pytest.mark.django_db
