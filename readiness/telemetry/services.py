@@ -25,6 +25,7 @@ from readiness.publishing import publish
 from readiness.telemetry.models import IngestBatch, MetricPoint
 from readiness.telemetry.provenance import may_write_reserved
 from readiness.telemetry.push import ParsedPush, parse_push
+from readiness.telemetry.rollups.marks import copy_rows_points, rollups_mark
 from readiness.telemetry.signals import project_evidence_changed
 
 log = logging.getLogger(__name__)
@@ -319,7 +320,9 @@ def copy_text(value: str) -> str:
 
 
 def _copy_points(batches: list[tuple[int, str, bytes]]) -> None:
-    """Insert the batches' points, each marked with its batch's project and source."""
+    """Insert the batches' points, each marked with its batch's project and source, and mark the closed
+    minutes they land in for re-folding (a batch applied late, a push with an old ts)."""
+    rollups_mark(point for project_id, _, rows in batches for point in copy_rows_points(project_id, rows))
     if connection.vendor == "postgresql":
         # COPY is PostgreSQL's bulk path: one statement streams every row, no per-row parse or plan.
         with connection.cursor() as cursor:

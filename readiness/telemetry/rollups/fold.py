@@ -1,0 +1,256 @@
+"""The fold: raw points of closed minutes -> minute rollups -> hour rollups (PRODUCT.md §9).
+
+Idempotent by construction: a minute's rows are always recomputed whole from its raw points (deleted,
+then inserted), an hour's whole from its minute rows, so folding anything twice gives identical rows.
+``RollupWatermark.folded_until`` records how far the range fold has gone; minutes behind it that
+received points later (``RollupDirtyMinute``, written by ``marks.rollups_mark``) are re-folded first.
+Every step holds the watermark row's lock, so two overlapping runs never fold the same range at once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import orjson
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Min, Q, QuerySet
+
+from readiness.telemetry.models import MetricPoint, MetricRollup, RollupDirtyMinute, RollupWatermark
+from readiness.telemetry.rollups.marks import minute_of
+from readiness.telemetry.rollups.sketch import Sketch, packed_merge, sketch_of
+
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+# A minute is folded this long after it closed: longer than any transaction writing points runs (a
+# drain's hard limit is 75 s), so a point of an in-flight transaction is never missed. Points written
+# later than that land in a closed minute and are marked dirty by their writer.
+GRACE = timedelta(minutes=2)
+# One transaction folds a span of raw time: starting at an hour, doubled after a span of fewer than
+# CHUNK_POINTS / 4 points and halved after one of more than CHUNK_POINTS, within [MIN_SPAN, MAX_SPAN]:
+# memory and lock time stay bounded whatever the rate, and a sparse backlog (a first run over months of
+# one point a minute) takes a few dozen transactions, not thousands.
+CHUNK_POINTS = 200_000
+FIRST_SPAN = timedelta(hours=1)
+MIN_SPAN = timedelta(minutes=1)
+MAX_SPAN = timedelta(days=7)
+# Dirty minutes re-folded per transaction.
+DIRTY_BATCH = 2_000
+PRUNE_BATCH = 10_000
+
+SeriesKey = tuple[int, str, bytes, str]  # project id, metric, labels (canonical JSON), source
+
+
+def hour_of(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def raw_horizon(now: datetime) -> datetime:
+    """Raw points older than this may have been removed by retention: their minutes are never re-folded
+    (that would replace a complete rollup by the few points left)."""
+    return now - timedelta(days=getattr(settings, "READINESS_RAW_RETENTION_DAYS", 35))
+
+
+def rollups_fold(*, now: datetime, max_chunks: int | None = None) -> int:
+    """Fold the dirty minutes, then every closed minute up to ``now - GRACE`` not folded yet (at most
+    ``max_chunks`` transactions of CHUNK each, to bound a run after a long backlog). Returns the number
+    of rollup rows written."""
+    target = minute_of(now - GRACE)
+    written = _fold_dirty(now=now)
+    chunks = 0
+    span = FIRST_SPAN
+    while max_chunks is None or chunks < max_chunks:
+        with transaction.atomic():
+            mark = _locked_watermark(target)
+            low = mark.folded_until
+            if low >= target:
+                break
+            high = min(low + span, target)
+            points = MetricPoint.objects.filter(ts__gte=low, ts__lt=high)
+            folded, point_count = _fold_minutes(points, Q(), [(low, high)])
+            written += folded
+            if point_count < CHUNK_POINTS // 4:
+                span = min(span * 2, MAX_SPAN)
+            elif point_count > CHUNK_POINTS:
+                span = max(span / 2, MIN_SPAN)
+            # Hours closed by this chunk: those ending in (low, high].
+            hours = []
+            hour = hour_of(low)
+            while hour + HOUR <= high:
+                hours.append(hour)
+                hour += HOUR
+            if hours:
+                written += _fold_hours(Q(), hours)
+            mark.folded_until = high
+            mark.save(update_fields=["folded_until"])
+        chunks += 1
+    return written
+
+
+def _locked_watermark(target: datetime) -> RollupWatermark:
+    """The watermark row, locked; created on the first run at the hour of the oldest raw point (nothing
+    is before it, so that hour's rows are complete), or at ``target`` when there are no points yet."""
+    mark = RollupWatermark.objects.select_for_update().filter(pk=1).first()
+    if mark is not None:
+        return mark
+    oldest = MetricPoint.objects.aggregate(ts=Min("ts"))["ts"]
+    start = min(hour_of(oldest), target) if oldest is not None else target
+    RollupWatermark.objects.bulk_create([RollupWatermark(pk=1, folded_until=start)], ignore_conflicts=True)
+    return RollupWatermark.objects.select_for_update().get(pk=1)
+
+
+def _fold_dirty(*, now: datetime) -> int:
+    written = 0
+    while True:
+        with transaction.atomic():
+            mark = RollupWatermark.objects.select_for_update().filter(pk=1).first()
+            if mark is None:  # never folded: the range fold will see every point
+                RollupDirtyMinute.objects.all().delete()
+                return written
+            batch = list(RollupDirtyMinute.objects.order_by("pk")[:DIRTY_BATCH])
+            if not batch:
+                return written
+            RollupDirtyMinute.objects.filter(pk__in=[d.pk for d in batch]).delete()
+            # Minutes the range fold has not reached yet need nothing; minutes whose raw points may be
+            # gone are left as they are.
+            horizon = raw_horizon(now)
+            minutes: dict[tuple[int, str], set[datetime]] = defaultdict(set)
+            for dirty in batch:
+                if horizon <= dirty.minute < mark.folded_until:
+                    minutes[(dirty.project_id, dirty.metric)].add(dirty.minute)
+            for (project_id, metric), series_minutes in minutes.items():
+                series = Q(project_id=project_id, metric=metric)
+                ranges = _ranges(sorted(series_minutes))
+                in_ranges = Q()
+                for low, high in ranges:
+                    in_ranges |= Q(ts__gte=low, ts__lt=high)
+                points = MetricPoint.objects.filter(series).filter(in_ranges)
+                written += _fold_minutes(points, series, ranges)[0]
+                hours = sorted({hour_of(m) for m in series_minutes if hour_of(m) + HOUR <= mark.folded_until})
+                if hours:
+                    written += _fold_hours(series, hours)
+        if len(batch) < DIRTY_BATCH:
+            return written
+
+
+def _ranges(minutes: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Sorted minutes as the fewest [low, high) ranges."""
+    ranges: list[tuple[datetime, datetime]] = []
+    for minute in minutes:
+        if ranges and ranges[-1][1] == minute:
+            ranges[-1] = (ranges[-1][0], minute + MINUTE)
+        else:
+            ranges.append((minute, minute + MINUTE))
+    return ranges
+
+
+def _series_key(project_id: int, metric: str, labels: dict, source: str) -> SeriesKey:
+    return project_id, metric, orjson.dumps(labels, option=orjson.OPT_SORT_KEYS), source
+
+
+def _fold_minutes(
+    points: QuerySet[MetricPoint], series: Q, ranges: list[tuple[datetime, datetime]]
+) -> tuple[int, int]:
+    """Replace the minute rollups of ``ranges`` (of the series selected by ``series``) by the summary
+    of ``points``, the raw points of exactly those minutes. Returns the rows written and points read."""
+    in_ranges = Q()
+    for low, high in ranges:
+        in_ranges |= Q(start__gte=low, start__lt=high)
+    MetricRollup.objects.filter(series, in_ranges, resolution=MetricRollup.Resolution.MINUTE).delete()
+    groups: dict[tuple[SeriesKey, datetime], list[tuple[datetime, int, float]]] = defaultdict(list)
+    labels_of: dict[SeriesKey, dict] = {}
+    rows = points.order_by().values_list("project_id", "metric", "labels", "source", "ts", "id", "value")
+    for project_id, metric, labels, source, ts, point_id, value in rows.iterator(chunk_size=20_000):
+        key = _series_key(project_id, metric, labels, source)
+        labels_of.setdefault(key, labels)
+        groups[(key, minute_of(ts))].append((ts, point_id, value))
+    rollups = []
+    for (key, minute), members in groups.items():
+        values = np.fromiter((value for _, _, value in members), dtype=float, count=len(members))
+        latest_ts, latest_id, latest_value = max(members)
+        rollups.append(
+            MetricRollup(
+                project_id=key[0],
+                metric=key[1],
+                labels=labels_of[key],
+                source=key[3],
+                resolution=MetricRollup.Resolution.MINUTE,
+                start=minute,
+                count=len(values),
+                sum=float(values.sum()),
+                min=float(values.min()),
+                max=float(values.max()),
+                latest_value=latest_value,
+                latest_ts=latest_ts,
+                latest_id=latest_id,
+                sketch=sketch_of(values).to_bytes(),
+            )
+        )
+    MetricRollup.objects.bulk_create(rollups, batch_size=2_000)
+    return len(rollups), sum(r.count for r in rollups)
+
+
+def _fold_hours(series: Q, hours: Iterable[datetime]) -> int:
+    """Replace the hour rollups of ``hours`` (of the series selected by ``series``) by the merge of
+    their minute rollups."""
+    hours = list(hours)
+    in_hours = Q()
+    hour_filter = Q()
+    for hour in hours:
+        in_hours |= Q(start__gte=hour, start__lt=hour + HOUR)
+        hour_filter |= Q(start=hour)
+    MetricRollup.objects.filter(series, hour_filter, resolution=MetricRollup.Resolution.HOUR).delete()
+    minutes = (
+        MetricRollup.objects.filter(series, in_hours, resolution=MetricRollup.Resolution.MINUTE)
+        .order_by()
+        .values_list(
+            "project_id", "metric", "labels", "source", "start", "count", "sum", "min", "max",
+            "latest_value", "latest_ts", "latest_id", "sketch",
+        )
+    )  # fmt: skip
+    groups: dict[tuple[SeriesKey, datetime], list[tuple]] = defaultdict(list)
+    labels_of: dict[SeriesKey, dict] = {}
+    for row in minutes.iterator(chunk_size=5_000):
+        key = _series_key(*row[:4])
+        labels_of.setdefault(key, row[2])
+        groups[(key, hour_of(row[4]))].append(row)
+    rollups = []
+    for (key, hour), members in groups.items():
+        latest = max(members, key=lambda r: (r[10], r[11]))
+        sketch: Sketch = packed_merge(r[12] for r in members)
+        rollups.append(
+            MetricRollup(
+                project_id=key[0],
+                metric=key[1],
+                labels=labels_of[key],
+                source=key[3],
+                resolution=MetricRollup.Resolution.HOUR,
+                start=hour,
+                count=sum(r[5] for r in members),
+                sum=float(sum(r[6] for r in members)),
+                min=min(r[7] for r in members),
+                max=max(r[8] for r in members),
+                latest_value=latest[9],
+                latest_ts=latest[10],
+                latest_id=latest[11],
+                sketch=sketch.to_bytes(),
+            )
+        )
+    MetricRollup.objects.bulk_create(rollups, batch_size=2_000)
+    return len(rollups)
+
+
+def rollups_prune(*, before: datetime) -> int:
+    """Delete the rollup rows of periods starting before ``before`` (rollup retention), in batches of
+    PRUNE_BATCH so no statement holds locks or builds WAL for long. Returns the rows deleted."""
+    deleted = 0
+    while True:
+        ids = list(MetricRollup.objects.filter(start__lt=before).values_list("pk", flat=True)[:PRUNE_BATCH])
+        if not ids:
+            break
+        deleted += MetricRollup.objects.filter(pk__in=ids).delete()[0]
+    RollupDirtyMinute.objects.filter(minute__lt=before).delete()
+    return deleted
