@@ -96,17 +96,19 @@ def window_aggregate(
     end: datetime,
     labels: Mapping[str, str] | None = None,
     kinds: Sequence[str] = (),
+    plan: WindowPlan | None = None,
 ) -> WindowAggregate:
+    """The ``aggregation`` of the window ``start < ts <= end``; ``plan`` when the caller already has the
+    window's (``rollups.read.window_plan``)."""
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {aggregation!r}")
     points = window_points(
         project_id=project_id, metric=metric, start=start, end=end, labels=labels, kinds=kinds
     )
-    plan = window_plan(project_id=project_id, metric=metric, start=start, end=end)
+    if plan is None:
+        plan = window_plan(project_id=project_id, metric=metric, start=start, end=end)
     if plan.uses_rollups:
-        rollups = MetricRollup.objects.filter(project_id=project_id, metric=metric).filter(
-            plan.rollups, series_filter(labels=labels, kinds=kinds)
-        )
+        rollups = window_rollups(project_id=project_id, metric=metric, plan=plan, labels=labels, kinds=kinds)
         return _planned_aggregate(aggregation, points=points, plan=plan, rollups=rollups)
     return _raw_aggregate(aggregation, points=points)
 
@@ -144,6 +146,20 @@ def _raw_aggregate(aggregation: str, *, points: QuerySet[MetricPoint]) -> Window
         values = np.fromiter(points.values_list("value", flat=True), dtype=float)
         value = float(np.percentile(values, PERCENTILES[aggregation] * 100, method="linear"))
     return WindowAggregate(value, count, row["as_of"], sources)
+
+
+def window_rollups(
+    *,
+    project_id: int,
+    metric: str,
+    plan: WindowPlan,
+    labels: Mapping[str, str] | None = None,
+    kinds: Sequence[str] = (),
+) -> QuerySet[MetricRollup]:
+    """The rollup rows of the window's ``plan``, filtered exactly as its raw points would be."""
+    return MetricRollup.objects.filter(project_id=project_id, metric=metric).filter(
+        plan.rollups, series_filter(labels=labels, kinds=kinds)
+    )
 
 
 def _sources(qs: QuerySet) -> set[str]:
