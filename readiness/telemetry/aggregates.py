@@ -162,6 +162,15 @@ def window_rollups(
     )
 
 
+def _sources_column() -> dict[str, Aggregate]:
+    """On PostgreSQL the distinct sources come in the aggregate's own scan (one query, not two)."""
+    if connection.vendor != "postgresql":
+        return {}
+    from django.contrib.postgres.aggregates import ArrayAgg
+
+    return {"sources": ArrayAgg("source", distinct=True, default=[])}
+
+
 def _sources(qs: QuerySet) -> set[str]:
     return set(qs.order_by().values_list("source", flat=True).distinct())
 
@@ -190,15 +199,30 @@ def _planned_aggregate(
         count = raw.count() + int(rollups.aggregate(n=Sum("count"))["n"] or 0)
         return WindowAggregate(value, count, ts, (source,))
     part = raw.aggregate(
-        n=Count("id"), total=Sum("value"), low=Min("value"), high=Max("value"), as_of=Max("ts")
+        n=Count("id"),
+        total=Sum("value"),
+        low=Min("value"),
+        high=Max("value"),
+        as_of=Max("ts"),
+        **_sources_column(),
     )
     folded = rollups.aggregate(
-        n=Sum("count"), total=Sum("sum"), low=Min("min"), high=Max("max"), as_of=Max("latest_ts")
+        n=Sum("count"),
+        total=Sum("sum"),
+        low=Min("min"),
+        high=Max("max"),
+        as_of=Max("latest_ts"),
+        **_sources_column(),
     )
     count = int(part["n"] or 0) + int(folded["n"] or 0)
     if count == 0:
         return WindowAggregate(None, 0, None)
-    sources = tuple(sorted(_sources(raw) | _sources(rollups)))
+    sources = tuple(
+        sorted(
+            set(part["sources"] if "sources" in part else _sources(raw))
+            | set(folded["sources"] if "sources" in folded else _sources(rollups))
+        )
+    )
     as_of = max(ts for ts in (part["as_of"], folded["as_of"]) if ts is not None)
     lows = [v for v in (part["low"], folded["low"]) if v is not None]
     highs = [v for v in (part["high"], folded["high"]) if v is not None]

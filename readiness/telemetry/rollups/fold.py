@@ -1,7 +1,8 @@
 """The fold: raw points of closed minutes -> minute rollups -> hour rollups (PRODUCT.md §9).
 
 Idempotent by construction: a minute's rows are always recomputed whole from its raw points (deleted,
-then inserted), an hour's whole from its minute rows, so folding anything twice gives identical rows.
+then inserted), an hour's whole from its minute rows, so folding anything twice gives identical rows
+(sums with ``math.fsum``: correctly rounded, so independent of the order the database returns rows in).
 ``RollupWatermark.folded_until`` records how far the range fold has gone; minutes behind it that
 received points later (``RollupDirtyMinute``, written by ``marks.rollups_mark``) are re-folded first.
 Every step holds the watermark row's lock, so two overlapping runs never fold the same range at once.
@@ -9,6 +10,7 @@ Every step holds the watermark row's lock, so two overlapping runs never fold th
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -16,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import orjson
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Min, Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import Aggregate, BigIntegerField, Count, Field, FloatField, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import Trunc
 
 from readiness.telemetry.models import MetricPoint, MetricRollup, RollupDirtyMinute, RollupWatermark
 from readiness.telemetry.rollups.marks import minute_of
@@ -136,14 +139,14 @@ def _fold_dirty(*, now: datetime) -> int:
             return written
 
 
-def _ranges(minutes: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Sorted minutes as the fewest [low, high) ranges."""
+def _ranges(starts: list[datetime], width: timedelta = MINUTE) -> list[tuple[datetime, datetime]]:
+    """Sorted period starts as the fewest [low, high) ranges."""
     ranges: list[tuple[datetime, datetime]] = []
-    for minute in minutes:
-        if ranges and ranges[-1][1] == minute:
-            ranges[-1] = (ranges[-1][0], minute + MINUTE)
+    for start in starts:
+        if ranges and ranges[-1][1] == start:
+            ranges[-1] = (ranges[-1][0], start + width)
         else:
-            ranges.append((minute, minute + MINUTE))
+            ranges.append((start, start + width))
     return ranges
 
 
@@ -160,6 +163,15 @@ def _fold_minutes(
     for low, high in ranges:
         in_ranges |= Q(start__gte=low, start__lt=high)
     MetricRollup.objects.filter(series, in_ranges, resolution=MetricRollup.Resolution.MINUTE).delete()
+    if connection.vendor == "postgresql":
+        rollups = _minute_rollups_in_sql(points)
+    else:
+        rollups = _minute_rollups_in_python(points)
+    _store(rollups)
+    return len(rollups), sum(r.count for r in rollups)
+
+
+def _minute_rollups_in_python(points: QuerySet[MetricPoint]) -> list[MetricRollup]:
     groups: dict[tuple[SeriesKey, datetime], list[tuple[datetime, int, float]]] = defaultdict(list)
     labels_of: dict[SeriesKey, dict] = {}
     rows = points.order_by().values_list("project_id", "metric", "labels", "source", "ts", "id", "value")
@@ -180,7 +192,7 @@ def _fold_minutes(
                 resolution=MetricRollup.Resolution.MINUTE,
                 start=minute,
                 count=len(values),
-                sum=float(values.sum()),
+                sum=math.fsum(values),
                 min=float(values.min()),
                 max=float(values.max()),
                 latest_value=latest_value,
@@ -189,23 +201,142 @@ def _fold_minutes(
                 sketch=sketch_of(values).to_bytes(),
             )
         )
-    MetricRollup.objects.bulk_create(rollups, batch_size=2_000)
-    return len(rollups), sum(r.count for r in rollups)
+    return rollups
+
+
+class _Newest(Aggregate):
+    """The ``expression`` of the row with the newest ``ts``, then the highest ``id`` (the tie rule of
+    ``latest``), in the GROUP BY's own scan."""
+
+    function = "ARRAY_AGG"
+    template = "(%(function)s(%(expressions)s ORDER BY %(newest)s))[1]"
+
+    def __init__(self, expression: str, *, newest: str, output_field: Field) -> None:
+        super().__init__(expression, newest=newest, output_field=output_field)
+
+
+def _minute_rollups_in_sql(points: QuerySet[MetricPoint]) -> list[MetricRollup]:
+    """PostgreSQL groups and summarises the points itself (one GROUP BY); only the sketch is made here,
+    from each minute's values."""
+    from django.contrib.postgres.aggregates import ArrayAgg  # the embedded SQLite default never needs it
+
+    newest = '"telemetry_metricpoint"."ts" DESC, "telemetry_metricpoint"."id" DESC'
+    groups = (
+        points.order_by()
+        .annotate(minute=Trunc("ts", "minute", tzinfo=UTC))
+        .values("project_id", "metric", "labels", "source", "minute")
+        .annotate(
+            n=Count("id"),
+            low=Min("value"),
+            high=Max("value"),
+            latest_value=_Newest("value", newest=newest, output_field=FloatField()),
+            latest_ts=Max("ts"),
+            latest_id=_Newest("id", newest=newest, output_field=BigIntegerField()),
+            values=ArrayAgg("value"),
+        )
+    )
+    return [
+        MetricRollup(
+            project_id=group["project_id"],
+            metric=group["metric"],
+            labels=group["labels"],
+            source=group["source"],
+            resolution=MetricRollup.Resolution.MINUTE,
+            start=group["minute"],
+            count=group["n"],
+            sum=math.fsum(group["values"]),
+            min=group["low"],
+            max=group["high"],
+            latest_value=group["latest_value"],
+            latest_ts=group["latest_ts"],
+            latest_id=group["latest_id"],
+            sketch=sketch_of(np.array(group["values"], dtype=float)).to_bytes(),
+        )
+        for group in groups.iterator(chunk_size=5_000)
+    ]
+
+
+ROLLUP_COLUMNS = (
+    "project_id", "metric", "labels", "source", "resolution", "start", "count", "sum", "min", "max",
+    "latest_value", "latest_ts", "latest_id", "sketch",
+)  # fmt: skip
+
+
+def _store(rollups: list[MetricRollup]) -> None:
+    """Insert rollup rows: with COPY on PostgreSQL (Django's client-side binding would inline every
+    sketch as hex in the statement), bulk_create elsewhere."""
+    if connection.vendor != "postgresql":
+        MetricRollup.objects.bulk_create(rollups, batch_size=2_000)
+        return
+    with connection.cursor() as cursor:
+        sql = f"COPY telemetry_metricrollup ({', '.join(ROLLUP_COLUMNS)}) FROM STDIN"
+        with cursor.cursor.copy(sql) as copy:
+            for rollup in rollups:
+                row = [getattr(rollup, column) for column in ROLLUP_COLUMNS]
+                row[2] = orjson.dumps(rollup.labels).decode()
+                row[13] = bytes(rollup.sketch)
+                copy.write_row(row)
 
 
 def _fold_hours(series: Q, hours: Iterable[datetime]) -> int:
     """Replace the hour rollups of ``hours`` (of the series selected by ``series``) by the merge of
     their minute rollups."""
-    hours = list(hours)
     in_hours = Q()
-    hour_filter = Q()
-    for hour in hours:
-        in_hours |= Q(start__gte=hour, start__lt=hour + HOUR)
-        hour_filter |= Q(start=hour)
-    MetricRollup.objects.filter(series, hour_filter, resolution=MetricRollup.Resolution.HOUR).delete()
+    for low, high in _ranges(sorted(hours), HOUR):
+        in_hours |= Q(start__gte=low, start__lt=high)
+    MetricRollup.objects.filter(series, in_hours, resolution=MetricRollup.Resolution.HOUR).delete()
+    minutes = MetricRollup.objects.filter(series, in_hours, resolution=MetricRollup.Resolution.MINUTE)
+    if connection.vendor == "postgresql":
+        rollups = _hour_rollups_in_sql(minutes)
+    else:
+        rollups = _hour_rollups_in_python(minutes)
+    _store(rollups)
+    return len(rollups)
+
+
+def _hour_rollups_in_sql(minutes: QuerySet[MetricRollup]) -> list[MetricRollup]:
+    from django.contrib.postgres.aggregates import ArrayAgg
+
+    newest = '"telemetry_metricrollup"."latest_ts" DESC, "telemetry_metricrollup"."latest_id" DESC'
+    groups = (
+        minutes.order_by()
+        .annotate(hour=Trunc("start", "hour", tzinfo=UTC))
+        .values("project_id", "metric", "labels", "source", "hour")
+        .annotate(
+            n=Sum("count"),
+            sums=ArrayAgg("sum"),
+            low=Min("min"),
+            high=Max("max"),
+            newest_value=_Newest("latest_value", newest=newest, output_field=FloatField()),
+            newest_ts=Max("latest_ts"),
+            newest_id=_Newest("latest_id", newest=newest, output_field=BigIntegerField()),
+            sketches=ArrayAgg("sketch"),
+        )
+    )
+    return [
+        MetricRollup(
+            project_id=group["project_id"],
+            metric=group["metric"],
+            labels=group["labels"],
+            source=group["source"],
+            resolution=MetricRollup.Resolution.HOUR,
+            start=group["hour"],
+            count=group["n"],
+            sum=math.fsum(group["sums"]),
+            min=group["low"],
+            max=group["high"],
+            latest_value=group["newest_value"],
+            latest_ts=group["newest_ts"],
+            latest_id=group["newest_id"],
+            sketch=packed_merge(group["sketches"]).to_bytes(),
+        )
+        for group in groups.iterator(chunk_size=2_000)
+    ]
+
+
+def _hour_rollups_in_python(minutes: QuerySet[MetricRollup]) -> list[MetricRollup]:
     minutes = (
-        MetricRollup.objects.filter(series, in_hours, resolution=MetricRollup.Resolution.MINUTE)
-        .order_by()
+        minutes.order_by()
         .values_list(
             "project_id", "metric", "labels", "source", "start", "count", "sum", "min", "max",
             "latest_value", "latest_ts", "latest_id", "sketch",
@@ -230,7 +361,7 @@ def _fold_hours(series: Q, hours: Iterable[datetime]) -> int:
                 resolution=MetricRollup.Resolution.HOUR,
                 start=hour,
                 count=sum(r[5] for r in members),
-                sum=float(sum(r[6] for r in members)),
+                sum=math.fsum(r[6] for r in members),
                 min=min(r[7] for r in members),
                 max=max(r[8] for r in members),
                 latest_value=latest[9],
@@ -239,8 +370,7 @@ def _fold_hours(series: Q, hours: Iterable[datetime]) -> int:
                 sketch=sketch.to_bytes(),
             )
         )
-    MetricRollup.objects.bulk_create(rollups, batch_size=2_000)
-    return len(rollups)
+    return rollups
 
 
 def rollups_prune(*, before: datetime) -> int:
