@@ -48,12 +48,12 @@ def pull_sources() -> int:
     return pulls_run().pulled
 
 
-# A run folds the dirty minutes and then at most FOLD_MAX_CHUNKS chunks of 15 minutes (a few seconds each
-# at thousands of series): well inside the limits, which stay below the 60 s interval. Killed, the open
-# chunk's transaction rolls back and the watermark stays where it was: the next run folds it again.
-FOLD_MAX_CHUNKS = 8
+# A run folds for at most FOLD_BUDGET seconds, then at most one more transaction (a chunk of at most
+# ~200,000 points: seconds), well inside the limits, which stay below the 60 s interval. Killed, the
+# open chunk's transaction rolls back and the watermark stays where it was: the next run folds it again.
+FOLD_BUDGET = 25.0
 
 
 @shared_task(name="telemetry.fold_rollups", soft_time_limit=50, time_limit=55)
 def fold_rollups() -> int:
-    return rollups_fold(now=timezone.now(), max_chunks=FOLD_MAX_CHUNKS)
+    return rollups_fold(now=timezone.now(), budget=FOLD_BUDGET)

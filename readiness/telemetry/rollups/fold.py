@@ -11,6 +11,7 @@ Every step holds the watermark row's lock, so two overlapping runs never fold th
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -57,15 +58,15 @@ def raw_horizon(now: datetime) -> datetime:
     return now - timedelta(days=getattr(settings, "READINESS_RAW_RETENTION_DAYS", 35))
 
 
-def rollups_fold(*, now: datetime, max_chunks: int | None = None) -> int:
-    """Fold the dirty minutes, then every closed minute up to ``now - GRACE`` not folded yet (at most
-    ``max_chunks`` transactions of CHUNK each, to bound a run after a long backlog). Returns the number
-    of rollup rows written."""
+def rollups_fold(*, now: datetime, budget: float | None = None) -> int:
+    """Fold the dirty minutes, then every closed minute up to ``now - GRACE`` not folded yet. With a
+    ``budget`` (seconds), no new transaction starts once it is spent: a run after a long backlog stops
+    in time and the next run continues from the watermark. Returns the number of rollup rows written."""
+    deadline = None if budget is None else time.monotonic() + budget
     target = minute_of(now - GRACE)
-    written = _fold_dirty(now=now)
-    chunks = 0
+    written = _fold_dirty(now=now, deadline=deadline)
     span = FIRST_SPAN
-    while max_chunks is None or chunks < max_chunks:
+    while deadline is None or time.monotonic() < deadline:
         with transaction.atomic():
             mark = _locked_watermark(target)
             low = mark.folded_until
@@ -89,7 +90,6 @@ def rollups_fold(*, now: datetime, max_chunks: int | None = None) -> int:
                 written += _fold_hours(Q(), hours)
             mark.folded_until = high
             mark.save(update_fields=["folded_until"])
-        chunks += 1
     return written
 
 
@@ -105,9 +105,9 @@ def _locked_watermark(target: datetime) -> RollupWatermark:
     return RollupWatermark.objects.select_for_update().get(pk=1)
 
 
-def _fold_dirty(*, now: datetime) -> int:
+def _fold_dirty(*, now: datetime, deadline: float | None) -> int:
     written = 0
-    while True:
+    while deadline is None or time.monotonic() < deadline:
         with transaction.atomic():
             mark = RollupWatermark.objects.select_for_update().filter(pk=1).first()
             if mark is None:  # never folded: the range fold will see every point
@@ -137,6 +137,7 @@ def _fold_dirty(*, now: datetime) -> int:
                     written += _fold_hours(series, hours)
         if len(batch) < DIRTY_BATCH:
             return written
+    return written
 
 
 def _ranges(starts: list[datetime], width: timedelta = MINUTE) -> list[tuple[datetime, datetime]]:

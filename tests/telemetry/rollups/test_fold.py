@@ -167,3 +167,19 @@ def test_the_fold_runs_every_minute_with_expiry_and_limits_below_it() -> None:
     assert entry["schedule"] == 60.0
     assert entry["options"]["expires"] < 60
     assert fold_rollups.soft_time_limit < fold_rollups.time_limit < 60
+
+
+def test_a_run_with_its_budget_spent_leaves_the_rest_to_the_next_run(
+    series: tuple[int, list[MetricPoint]],
+) -> None:
+    assert rollups_fold(now=NOW, budget=0) == 0
+    assert not MetricRollup.objects.exists()
+    assert rollups_fold(now=NOW) > 0
+    assert RollupWatermark.objects.get().folded_until == dt.datetime(2026, 11, 22, 11, 58, tzinfo=dt.UTC)
+
+
+def test_the_task_folds_up_to_its_clock(series: tuple[int, list[MetricPoint]]) -> None:
+    from readiness.telemetry.tasks import fold_rollups
+
+    assert fold_rollups() > 0  # the clock is NOW: the same rows as rollups_fold(now=NOW)
+    assert RollupWatermark.objects.get().folded_until == dt.datetime(2026, 11, 22, 11, 58, tzinfo=dt.UTC)
