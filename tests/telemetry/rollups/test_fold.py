@@ -15,7 +15,14 @@ from django.conf import settings
 from django.db.models import Sum
 
 from readiness.telemetry.aggregates import window_aggregate
-from readiness.telemetry.models import MetricPoint, MetricRollup, RollupDirtyMinute, RollupWatermark
+from readiness.telemetry.models import (
+    MetricPoint,
+    MetricRollup,
+    MetricSource,
+    RollupDirtyMinute,
+    RollupWatermark,
+)
+from readiness.telemetry.pulls import PulledPoint, PullResult, sources_store
 from readiness.telemetry.rollups.fold import GRACE, rollups_fold, rollups_prune
 from readiness.telemetry.services import batch_ingest, batches_apply
 from tests.factories import ProjectFactory
@@ -183,3 +190,26 @@ def test_the_task_folds_up_to_its_clock(series: tuple[int, list[MetricPoint]]) -
 
     assert fold_rollups() > 0  # the clock is NOW: the same rows as rollups_fold(now=NOW)
     assert RollupWatermark.objects.get().folded_until == dt.datetime(2026, 11, 22, 11, 58, tzinfo=dt.UTC)
+
+
+def test_a_prometheus_backfill_refolds_the_minutes_it_lands_in(series: tuple[int, list[MetricPoint]]) -> None:
+    project_id, _ = series
+    rollups_fold(now=NOW)
+    source = MetricSource.objects.create(
+        project_id=project_id, name="prod", kind="prometheus", url="http://127.0.0.1:9", queries={"x": "up"}
+    )
+    backfill = [
+        PulledPoint("latency_ms", START + dt.timedelta(minutes=m, seconds=1), 5000.0 + m, {}) for m in (7, 8)
+    ]
+    assert sources_store(pulls=[(source, PullResult(points=backfill))], now=NOW) == 2
+    assert sorted(RollupDirtyMinute.objects.values_list("minute", flat=True)) == [
+        START + dt.timedelta(minutes=7),
+        START + dt.timedelta(minutes=8),
+    ]
+    rollups_fold(now=NOW)
+    pulled = MetricRollup.objects.filter(source="prometheus:prod")
+    assert sorted((r.resolution, r.start.minute, r.max) for r in pulled) == [
+        (60, 7, 5007.0),
+        (60, 8, 5008.0),
+        (3600, 0, 5008.0),
+    ]
