@@ -322,7 +322,7 @@ def copy_text(value: str) -> str:
 def _copy_points(batches: list[tuple[int, str, bytes]]) -> None:
     """Insert the batches' points, each marked with its batch's project and source, and mark the closed
     minutes they land in for re-folding (a batch applied late, a push with an old ts)."""
-    rollups_mark(point for project_id, _, rows in batches for point in copy_rows_points(project_id, rows))
+    rollups_mark({point for project_id, _, rows in batches for point in copy_rows_points(project_id, rows)})
     if connection.vendor == "postgresql":
         # COPY is PostgreSQL's bulk path: one statement streams every row, no per-row parse or plan.
         with connection.cursor() as cursor:
