@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Min, Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from readiness.telemetry.models import MetricRollup, RollupDirtyMinute, RollupWatermark
@@ -37,21 +37,24 @@ class WindowPlan:
 
 def window_plan(*, project_id: int, metric: str, start: datetime, end: datetime) -> WindowPlan:
     all_raw = WindowPlan(raw=Q(ts__gt=start, ts__lte=end))
-    folded_until = RollupWatermark.objects.filter(pk=1).values_list("folded_until", flat=True).first()
-    if folded_until is None:
-        return all_raw
     first = minute_of(start) + MINUTE
-    last = min(minute_of(end), folded_until)
-    if last <= first:
-        return all_raw
+    # The watermark and the first dirty minute of the series below it, in one query.
     dirty = RollupDirtyMinute.objects.filter(
         project_id=project_id,
         metric=metric,
         minute__gte=max(first, raw_horizon(timezone.now())),
-        minute__lt=last,
-    ).aggregate(first=Min("minute"))["first"]
-    if dirty is not None:
-        last = dirty
+        minute__lt=OuterRef("folded_until"),
+    ).filter(minute__lt=minute_of(end))
+    row = (
+        RollupWatermark.objects.filter(pk=1)
+        .annotate(dirty=Subquery(dirty.order_by("minute").values("minute")[:1]))
+        .values_list("folded_until", "dirty")
+        .first()
+    )
+    if row is None:
+        return all_raw
+    folded_until, first_dirty = row
+    last = min(minute_of(end), folded_until, *([first_dirty] if first_dirty is not None else []))
     if last <= first:
         return all_raw
     raw = Q(ts__gt=start, ts__lt=first) | Q(ts__gte=last, ts__lte=end)
