@@ -34,13 +34,12 @@ HOUR = timedelta(hours=1)
 # later than that land in a closed minute and are marked dirty by their writer.
 GRACE = timedelta(minutes=2)
 # One transaction folds a span of raw time: starting at an hour, doubled after a span of fewer than
-# CHUNK_POINTS / 4 points and halved after one of more than CHUNK_POINTS, within [MIN_SPAN, MAX_SPAN]:
+# CHUNK_POINTS / 4 points and halved after one of more than CHUNK_POINTS, from a minute to 7 days:
 # memory and lock time stay bounded whatever the rate, and a sparse backlog (a first run over months of
 # one point a minute) takes a few dozen transactions, not thousands.
 CHUNK_POINTS = 200_000
-FIRST_SPAN = timedelta(hours=1)
-MIN_SPAN = timedelta(minutes=1)
-MAX_SPAN = timedelta(days=7)
+FIRST_SPAN_MINUTES = 60
+MAX_SPAN_MINUTES = 7 * 24 * 60
 # Dirty minutes re-folded per transaction.
 DIRTY_BATCH = 2_000
 PRUNE_BATCH = 10_000
@@ -65,21 +64,22 @@ def rollups_fold(*, now: datetime, budget: float | None = None) -> int:
     deadline = None if budget is None else time.monotonic() + budget
     target = minute_of(now - GRACE)
     written = _fold_dirty(now=now, deadline=deadline)
-    span = FIRST_SPAN
+    # Whole minutes, always: a minute split between two chunks would get two rows.
+    span = FIRST_SPAN_MINUTES
     while deadline is None or time.monotonic() < deadline:
         with transaction.atomic():
             mark = _locked_watermark(target)
             low = mark.folded_until
             if low >= target:
                 break
-            high = min(low + span, target)
+            high = min(low + timedelta(minutes=span), target)
             points = MetricPoint.objects.filter(ts__gte=low, ts__lt=high)
             folded, point_count = _fold_minutes(points, Q(), [(low, high)])
             written += folded
             if point_count < CHUNK_POINTS // 4:
-                span = min(span * 2, MAX_SPAN)
+                span = min(span * 2, MAX_SPAN_MINUTES)
             elif point_count > CHUNK_POINTS:
-                span = max(span / 2, MIN_SPAN)
+                span = max(span // 2, 1)
             # Hours closed by this chunk: those ending in (low, high].
             hours = []
             hour = hour_of(low)
