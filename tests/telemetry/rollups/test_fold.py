@@ -23,6 +23,7 @@ from readiness.telemetry.models import (
     RollupWatermark,
 )
 from readiness.telemetry.pulls import PulledPoint, PullResult, sources_store
+from readiness.telemetry.rollups import fold
 from readiness.telemetry.rollups.fold import GRACE, rollups_fold, rollups_prune
 from readiness.telemetry.services import batch_ingest, batches_apply
 from tests.factories import ProjectFactory
@@ -213,3 +214,18 @@ def test_a_prometheus_backfill_refolds_the_minutes_it_lands_in(series: tuple[int
         (60, 8, 5008.0),
         (3600, 0, 5008.0),
     ]
+
+
+def test_small_chunks_fold_the_same_rows_as_one_large_one(
+    series: tuple[int, list[MetricPoint]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rollups_fold(now=NOW)
+    whole = rollup_rows()
+    MetricRollup.objects.all().delete()
+    RollupWatermark.objects.all().delete()
+    # A chunk holds up to 200,000 points; with 40 here (3 points a minute) the span halves from 60 to 7
+    # minutes, so chunks end mid-hour; their boundaries stay whole minutes, nothing is folded twice or
+    # left out, and each hour row is made once its last minute is in.
+    monkeypatch.setattr(fold, "CHUNK_POINTS", 40)
+    rollups_fold(now=NOW)
+    assert rollup_rows() == whole
