@@ -81,7 +81,7 @@ $(MLFLOW_VENV)/.installed: tests/mlflow/pyproject.toml tests/mlflow/uv.lock | $(
 
 ## make bench: the benchmarks of docs/benchmarks.md (needs PostgreSQL, Redis and wrk, like CI).
 ## Every benchmark runs even when one before it misses a figure; make fails at the end if any did.
-BENCHMARKS := ingest probes drift pages push_overhead otlp sources
+BENCHMARKS := ingest probes drift pages push_overhead otlp sources evaluate_scale
 bench: install-dev
 	@missed=""; for name in $(BENCHMARKS); do \
 		echo "== bench/$$name.py"; $(BIN)/python bench/$$name.py || missed="$$missed $$name"; \

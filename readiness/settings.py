@@ -327,6 +327,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    "fold-rollups": {
+        "task": "telemetry.fold_rollups",
+        # 60 s: rollups are per minute, and a minute is folded after a 2-minute grace, so the rollups
+        # trail real time by about 3 minutes; until then the newest minutes are read raw (exact either
+        # way). A run after an outage folds 2 hours of backlog; the next runs continue.
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "run-health-checks": {
         "task": "telemetry.run_health_checks",
         # 10 s: each target carries its own interval (>= 30 s) in next_probe_at; the tick only decides

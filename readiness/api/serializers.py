@@ -230,6 +230,10 @@ class MetricOutputSerializer(serializers.Serializer):
     aggregation = serializers.ChoiceField(choices=list(AGGREGATIONS))
     value = serializers.FloatField(allow_null=True)
     count = serializers.IntegerField()
+    approximate = serializers.BooleanField(
+        help_text="True when the percentile comes from the merged rollup sketches (relative error at most "
+        "1%): the window holds more than 100,000 points, or points older than raw retention."
+    )
     series = SeriesPointSerializer(
         many=True, help_text="At most 500 points: the raw points, or bucket averages when there are more."
     )

@@ -151,6 +151,7 @@ class MetricApi(APIView):
             "aggregation": query["aggregation"],
             "value": summary.value,
             "count": summary.count,
+            "approximate": summary.approximate,
             "series": summary.series,
             "sources": summary.sources,
         }

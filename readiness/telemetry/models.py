@@ -287,3 +287,78 @@ class OtlpSeries(models.Model):
 
     def __str__(self) -> str:
         return f"OTLP series {self.key[:12]} of project {self.project_id}"
+
+
+class MetricRollup(models.Model):
+    """The points of one closed minute (or hour) of one series: project, metric, label set and source
+    (PRODUCT.md §9). Written only by the fold (telemetry.rollups.fold), which recomputes whole minutes
+    from raw points and whole hours from minute rows, so a row is always the exact summary of its period.
+
+    ``latest_id`` is the raw point's id: the tie rule of ``latest`` (newest ts, then highest id) holds
+    across rollups and raw points alike.
+    """
+
+    class Resolution(models.IntegerChoices):
+        MINUTE = 60
+        HOUR = 3600
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=100)
+    labels = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=MAX_SOURCE)
+    resolution = models.PositiveIntegerField(choices=Resolution.choices)
+    start = models.DateTimeField()  # the period is start <= ts < start + resolution
+    count = models.BigIntegerField()
+    sum = models.FloatField()
+    min = models.FloatField()
+    max = models.FloatField()
+    latest_value = models.FloatField()
+    latest_ts = models.DateTimeField()
+    latest_id = models.BigIntegerField()
+    # telemetry.rollups.sketch: packed (bucket key int32, count uint32) pairs, 8 bytes a bucket.
+    sketch = models.BinaryField()
+
+    class Meta:
+        indexes = [
+            # Every read is "this project, this metric, this resolution, start in a range".
+            models.Index(fields=["project", "metric", "resolution", "start"], name="metricrollup_window"),
+            # The retention job deletes by age across projects.
+            models.Index(fields=["start"], name="metricrollup_start"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(resolution__in=[60, 3600]), name="metricrollup_resolution_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.start:%Y-%m-%d %H:%M} /{self.resolution}s ({self.count} points)"
+
+
+class RollupDirtyMinute(models.Model):
+    """A closed minute of a project's metric that received points after it closed (a push with an old
+    ts, a backfill, a batch applied late): the next fold recomputes its rollups and its hour's."""
+
+    project_id = models.BigIntegerField()
+    metric = models.CharField(max_length=100)
+    minute = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project_id", "metric", "minute"], name="rollupdirtyminute_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} of project {self.project_id} at {self.minute:%Y-%m-%d %H:%M}"
+
+
+class RollupWatermark(models.Model):
+    """How far the fold has gone: every minute before ``folded_until`` has its rollup rows (and every
+    hour before it its hour rows), except the minutes marked dirty. One row (id 1)."""
+
+    folded_until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"folded until {self.folded_until:%Y-%m-%d %H:%M}"

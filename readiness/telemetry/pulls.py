@@ -39,6 +39,7 @@ from readiness.security.egress import EgressRefused, deny_networks, destination,
 from readiness.telemetry.claiming import claim_due
 from readiness.telemetry.models import MetricPoint, MetricSource
 from readiness.telemetry.push_rules import LABEL_KEY_RE, MAX_LABEL_VALUE, MAX_LABELS
+from readiness.telemetry.rollups.marks import rollups_mark
 from readiness.telemetry.signals import project_evidence_changed
 from readiness.telemetry.sources.auth import auth_headers
 from readiness.telemetry.sources.exchange import EXCHANGE_THREADS, SourceError
@@ -281,6 +282,8 @@ def sources_store(*, pulls: list[tuple[MetricSource, PullResult]], now: datetime
             if fresh:
                 refreshed.add(row.project_id)
         MetricPoint.objects.bulk_create(rows, batch_size=2_000)
+        # A Prometheus backfill or an MLflow run's metrics are points of closed minutes.
+        rollups_mark((row.project_id, row.metric, row.ts) for row in rows)
         MetricSource.objects.bulk_update(updated, STATE_FIELDS, batch_size=500)
         if refreshed:
             project_evidence_changed.send(sender=MetricSource, project_ids=sorted(refreshed))

@@ -23,7 +23,8 @@ from django.db import connection, transaction
 from django.db.models import Subquery
 
 from readiness.telemetry import partitions
-from readiness.telemetry.models import MetricPoint
+from readiness.telemetry.models import MetricPoint, MetricRollup
+from readiness.telemetry.rollups.fold import rollups_prune
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class RetentionResult:
     partitions_left: list[str] = field(default_factory=list)
     # Points deleted one by one: SQLite's table, or PostgreSQL's DEFAULT partition.
     points_deleted: int = 0
+    # Minute and hour rollup rows older than rollup retention (deleted in batches: a small table).
+    rollups_deleted: int = 0
     partitions_created: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -59,11 +62,15 @@ class RetentionResult:
             line += f"; left locked for the next run: {', '.join(self.partitions_left)}"
         if self.partitions_created:
             line += f"; created {', '.join(self.partitions_created)}"
+        verb = "would delete" if self.dry_run else "deleted"
+        before = f"{self.rollups_before:%Y-%m-%d %H:%M}"
+        line += f"; rollups before {before} UTC: {verb} {self.rollups_deleted} rows"
         return line
 
 
 def retention_apply(*, now: datetime, dry_run: bool = False) -> RetentionResult:
-    """Remove raw points older than raw retention (and make the partitions of the week ahead)."""
+    """Remove raw points older than raw retention (and make the partitions of the week ahead), and
+    rollups older than rollup retention."""
     result = RetentionResult(
         raw_before=now - timedelta(days=settings.READINESS_RAW_RETENTION_DAYS),
         rollups_before=now - timedelta(days=settings.READINESS_ROLLUP_RETENTION_DAYS),
@@ -73,8 +80,10 @@ def retention_apply(*, now: datetime, dry_run: bool = False) -> RetentionResult:
         _partitions_apply(result, now=now)
     else:
         result.points_deleted = points_delete_before(before=result.raw_before, dry_run=dry_run)
-    # Rollups older than result.rollups_before are pruned here, by the rollup store's
-    # rollups_prune(before=result.rollups_before), in this same daily run (issue 14 item 1 adds it).
+    if dry_run:
+        result.rollups_deleted = MetricRollup.objects.filter(start__lt=result.rollups_before).count()
+    else:
+        result.rollups_deleted = rollups_prune(before=result.rollups_before)
     logger.info("retention: %s", result.summary())
     return result
 

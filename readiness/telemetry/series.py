@@ -12,7 +12,9 @@ from django.db.models import Count, FloatField, Func, QuerySet, Sum, Value
 from django.db.models.functions import Cast, Floor
 
 from readiness.projects.models import Project
-from readiness.telemetry.aggregates import source_counts, window_aggregate, window_points
+from readiness.telemetry.aggregates import source_counts, window_aggregate, window_points, window_rollups
+from readiness.telemetry.models import MetricRollup
+from readiness.telemetry.rollups.read import window_plan
 
 # A chart is a few hundred pixels wide: more points than this only cost bandwidth.
 MAX_SERIES_POINTS = 500
@@ -45,6 +47,8 @@ class MetricSummary:
     count: int
     series: list[SeriesPoint]
     sources: dict[str, int]  # points per source ("probe:api": 120), PRODUCT.md §8
+    # The value is a percentile from merged rollup sketches (within 1%), PRODUCT.md §9.
+    approximate: bool = False
 
 
 def metric_summary(
@@ -62,18 +66,58 @@ def metric_summary(
     points for a chart, and how many points each source gave."""
     start = now - window
     window_of = {"project_id": project.pk, "metric": metric, "start": start, "end": now}
-    aggregate = window_aggregate(**window_of, aggregation=aggregation, labels=labels, kinds=kinds)
+    plan = window_plan(**window_of)
+    aggregate = window_aggregate(**window_of, aggregation=aggregation, labels=labels, kinds=kinds, plan=plan)
     if aggregate.count == 0:
         return MetricSummary(value=None, count=0, series=[], sources={})
     points = window_points(**window_of, labels=labels, kinds=kinds)
+    series: list[SeriesPoint] | None = None
     if aggregate.count <= MAX_SERIES_POINTS:
         # Few enough to chart as they are: exact times and values beat bucket averages.
-        raw = points.order_by("ts", "id").values_list("ts", "value")
-        series = [SeriesPoint(ts, value) for ts, value in raw]
-    else:
-        series = _bucketed_series(points=points, start=start, window=window)
+        raw = [SeriesPoint(ts, value) for ts, value in points.order_by("ts", "id").values_list("ts", "value")]
+        # Unless retention removed some that rollups still count: then their buckets, like many points.
+        series = raw if len(raw) == aggregate.count else None
+    if not plan.uses_rollups:
+        if series is None:
+            series = _bucketed_series(points=points, start=start, window=window)
+        return MetricSummary(
+            value=aggregate.value, count=aggregate.count, series=series, sources=source_counts(points)
+        )
+    # Part rollups, part raw: the rollup rows count and sum their periods, so they chart and count
+    # alongside the raw remainder (an hour row in the bucket of its start: a chart's bucket of a 30-day
+    # window is 86 minutes wide).
+    rollups = window_rollups(project_id=project.pk, metric=metric, plan=plan, labels=labels, kinds=kinds)
+    remainder = points.filter(plan.raw)
+    if series is None:
+        rows = [
+            *bucket_rows(points=remainder, start=start, window=window).values_list("bucket", "total", "n"),
+            *_rollup_bucket_rows(rollups=rollups, start=start, window=window),
+        ]
+        series = series_from_buckets(rows, start=start, window=window)
+    sources = source_counts(remainder)
+    folded = rollups.order_by().values_list("source").annotate(n=Sum("count")).values_list("source", "n")
+    for source, n in folded:
+        sources[source] = sources.get(source, 0) + int(n)
     return MetricSummary(
-        value=aggregate.value, count=aggregate.count, series=series, sources=source_counts(points)
+        value=aggregate.value,
+        count=aggregate.count,
+        series=series,
+        sources=dict(sorted(sources.items())),
+        approximate=aggregate.approximate,
+    )
+
+
+def _rollup_bucket_rows(
+    *, rollups: QuerySet[MetricRollup], start: datetime, window: timedelta
+) -> Iterable[tuple[float, float, int]]:
+    width = window.total_seconds() / MAX_SERIES_POINTS
+    offset = Cast(EpochSeconds("start"), FloatField()) - Value(start.timestamp(), output_field=FloatField())
+    return (
+        rollups.order_by()
+        .annotate(bucket=Floor(offset / Value(width, output_field=FloatField())))
+        .values("bucket")
+        .annotate(total=Sum("sum"), n=Sum("count"))
+        .values_list("bucket", "total", "n")
     )
 
 

@@ -34,6 +34,7 @@ from readiness.publishing import publish
 from readiness.telemetry.models import IngestBatch, MetricPoint
 from readiness.telemetry.provenance import may_write_reserved
 from readiness.telemetry.push import ParsedPush, parse_push
+from readiness.telemetry.rollups.marks import copy_rows_points, rollups_mark
 from readiness.telemetry.signals import project_evidence_changed
 
 log = logging.getLogger(__name__)
@@ -400,7 +401,9 @@ def copy_text(value: str) -> str:
 
 def _copy_points(batches: list[tuple[int, str, bytes]]) -> None:
     """Insert the batches' points, each marked with its batch's project and source: the one writer of
-    the metric table, for the request's small pushes and the worker's batches alike."""
+    the metric table, for the request's small pushes and the worker's batches alike. It also marks the
+    closed minutes they land in for re-folding (a batch applied late, a push with an old ts)."""
+    rollups_mark({point for project_id, _, rows in batches for point in copy_rows_points(project_id, rows)})
     if (
         connection.vendor == "postgresql"
         and sum(rows.count(b"\n") for _, _, rows in batches) > INSERT_MAX_POINTS

@@ -8,6 +8,7 @@ from django.utils import timezone
 from readiness.telemetry.healthchecks import healthchecks_run
 from readiness.telemetry.pulls import pulls_run
 from readiness.telemetry.retention import retention_apply
+from readiness.telemetry.rollups.fold import rollups_fold
 from readiness.telemetry.services import batches_drain as drain_pending
 from readiness.telemetry.services import batches_sweep
 
@@ -54,3 +55,14 @@ def pull_sources() -> int:
 @shared_task(name="telemetry.apply_retention", soft_time_limit=1800, time_limit=1860)
 def apply_retention() -> int:
     return retention_apply(now=timezone.now()).points_deleted
+
+
+# A run folds for at most FOLD_BUDGET seconds, then at most one more transaction (a chunk of at most
+# ~200,000 points: seconds), well inside the limits, which stay below the 60 s interval. Killed, the
+# open chunk's transaction rolls back and the watermark stays where it was: the next run folds it again.
+FOLD_BUDGET = 25.0
+
+
+@shared_task(name="telemetry.fold_rollups", soft_time_limit=50, time_limit=55)
+def fold_rollups() -> int:
+    return rollups_fold(now=timezone.now(), budget=FOLD_BUDGET)

@@ -13,6 +13,7 @@ from django.test import Client
 from readiness.projects.models import Project
 from readiness.telemetry.aggregates import AGGREGATIONS, window_aggregate
 from readiness.telemetry.models import MetricPoint
+from readiness.telemetry.rollups.fold import rollups_fold
 from tests.api.conftest import World, assert_error
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -97,6 +98,7 @@ def test_no_data_is_200_with_null_value(client: Client) -> None:
         "aggregation": "p99",
         "value": None,
         "count": 0,
+        "approximate": False,
         "series": [],
         "sources": {},
     }
@@ -224,5 +226,26 @@ def test_metric_query_count_does_not_grow_with_points(
     add_points(
         world.project, "latency_ms", [(NOW - dt.timedelta(seconds=43.2 * i), 1.0) for i in range(2000)]
     )
-    with django_assert_max_num_queries(6):
+    # 7: the window's plan (how far rollups reach) is one query of its own.
+    with django_assert_max_num_queries(7):
         assert len(client.get(URL + "latency_ms", {"aggregation": "p95"}).json()["series"]) == 500
+
+
+def test_a_percentile_from_rollup_sketches_is_marked_approximate(world: World, client: Client) -> None:
+    first = NOW - dt.timedelta(days=29)
+    values = [10.0 + (i % 97) for i in range(576)]
+    add_points(
+        world.project, "latency_ms", [(first + dt.timedelta(minutes=5 * i), v) for i, v in enumerate(values)]
+    )
+    rollups_fold(now=NOW)
+    exact = client.get(URL + "latency_ms", {"window": "30d", "aggregation": "p99"}).json()
+    assert exact["approximate"] is False
+    # Raw retention removes the points; the rollups still answer, the percentile from their sketches.
+    MetricPoint.objects.filter(project=world.project).delete()
+    body = client.get(URL + "latency_ms", {"window": "30d", "aggregation": "p99"}).json()
+    assert body["approximate"] is True
+    assert body["count"] == 576 and body["sources"] == {"push:ci": 576}
+    assert body["value"] == pytest.approx(exact["value"], rel=0.01)
+    assert sum(1 for _ in body["series"]) > 0
+    mean = client.get(URL + "latency_ms", {"window": "30d", "aggregation": "mean"}).json()
+    assert (mean["approximate"], mean["value"]) == (False, pytest.approx(sum(values) / len(values)))

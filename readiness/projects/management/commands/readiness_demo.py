@@ -51,6 +51,7 @@ from readiness.scoring.services import (
     waiver_request,
 )
 from readiness.telemetry.models import HealthCheck, MetricPoint
+from readiness.telemetry.rollups.marks import rollups_mark
 
 DIMENSIONS = ("data_science", "engineering", "product", "security")
 HISTORY_DAYS = 14  # one evaluation a day for the trend lines, as the periodic job would have made
@@ -254,6 +255,7 @@ class ProjectStory:
         Project.objects.filter(pk=self.project.pk).update(created_at=created, stage_changed_at=created)
         points = metric_points(project=self.demo, project_id=self.project.pk, anchor=self.anchor)
         MetricPoint.objects.bulk_create(points, batch_size=5000)
+        rollups_mark((point.project_id, point.metric, point.ts) for point in points)
 
         events = sorted(self.events(), key=lambda event: (event[0], event[1]))
         for moment, _, play in events:

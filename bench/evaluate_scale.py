@@ -1,0 +1,197 @@
+"""Evaluation cost against data volume (issue 14): one project, five metric criteria (p99, p50 and mean
+over 30 d, p99 over 24 h, count over 30 d), at one point a minute and at one point a second.
+
+One run, all local: PostgreSQL (a database of its own, created and dropped here).
+
+1. load 30 days of latency points with COPY, for one project at 1 point/min (43,200 points) and one at
+   1 point/s (2,592,000 points);
+2. raw baseline: evaluate each project with no rollups (every aggregation scans raw points), median of
+   --raw-runs;
+3. fold the rollups (timed), then evaluate each project again, median of --runs.
+
+Prints the figures and the ratios the issue sets as goals: at 1 point/s <= 100 ms, and <= 2x the 1
+point/min figure (cost independent of volume). Every value is checked against the raw baseline: count
+and mean exactly, percentiles within 1%. Exits non-zero when a value disagrees or a goal is missed.
+
+    python bench/evaluate_scale.py [--runs 15] [--raw-runs 3] [--days 30]
+
+Needs PostgreSQL (DATABASE_URL's server, default postgres://postgres@127.0.0.1:5432).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from ingest import bench_database, drop_database  # noqa: E402 -- the same throwaway-database helpers
+
+COPY_POINTS = "COPY telemetry_metricpoint (project_id, source, metric, ts, value, labels) FROM STDIN"
+PYTHON = sys.executable
+NOW = dt.datetime.now(dt.UTC).replace(second=30, microsecond=0)
+CRITERIA = [  # key, aggregation, window
+    ("latency_p99_30d", "p99", "30d"),
+    ("latency_p50_30d", "p50", "30d"),
+    ("latency_mean_30d", "mean", "30d"),
+    ("latency_p99_24h", "p99", "24h"),
+    ("requests_30d", "count", "30d"),
+]
+RATES = {"1 point/min": 60, "1 point/s": 1}  # seconds between points
+
+
+def stamp(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
+
+
+def load_points(db_url: str, project_id: int, step: int, days: int) -> int:
+    """``days`` of lognormal latencies every ``step`` seconds up to NOW, with COPY, 200,000 rows a write."""
+    n = days * 86_400 // step
+    rng = np.random.default_rng(project_id)
+    first = NOW.timestamp() - (n - 1) * step
+    with psycopg.connect(db_url) as conn, conn.cursor() as cur, cur.copy(COPY_POINTS) as copy:
+        for low in range(0, n, 200_000):
+            high = min(low + 200_000, n)
+            values = rng.lognormal(mean=4.5, sigma=0.6, size=high - low)
+            rows = [
+                f"{project_id}\tprobe:api\tlatency_ms\t{stamp(first + i * step)}\t{value!r}\t{{}}\n"
+                for i, value in zip(range(low, high), values.tolist(), strict=True)
+            ]
+            copy.write("".join(rows))
+    return n
+
+
+def evaluate(project_id: int, runs: int) -> tuple[float, dict[str, float | None]]:
+    """Median seconds of ``runs`` evaluations of the project, and the values of the last one."""
+    from readiness.scoring.services import project_for_evaluation, scorecard_compute
+
+    project = project_for_evaluation(project_id)
+    seconds = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        scorecard = scorecard_compute(project=project, now=NOW)
+        seconds.append(time.perf_counter() - started)
+    values = {result.key: result.value for result in scorecard.criteria}
+    return statistics.median(seconds), values
+
+
+def agrees(key: str, value: float | None, reference: float | None) -> bool:
+    if value is None or reference is None:
+        return value is reference
+    if "_p" in key:
+        return abs(value - reference) <= 0.01 * abs(reference)
+    return bool(np.isclose(value, reference, rtol=1e-9))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--raw-runs", type=int, default=3)
+    parser.add_argument("--days", type=int, default=30)
+    args = parser.parse_args()
+
+    db_name = f"readiness_bench_evaluate_{os.getpid()}"
+    db_url = bench_database(db_name)
+    os.environ.update(
+        {
+            "DATABASE_URL": db_url,
+            "READINESS_VAR_DIR": f"/tmp/readiness-bench-evaluate-{os.getpid()}",
+            "DJANGO_SETTINGS_MODULE": "readiness.settings",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    try:
+        subprocess.run(
+            [PYTHON, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, check=True, env=os.environ
+        )
+        import django
+
+        django.setup()
+        from readiness.projects.models import Project, Team
+        from readiness.scoring.models import Criterion
+        from readiness.telemetry.models import MetricRollup
+        from readiness.telemetry.rollups.fold import rollups_fold
+
+        team = Team.objects.create(slug="bench", name="Bench")
+        projects: dict[str, int] = {}
+        loaded: dict[str, int] = {}
+        for rate, step in RATES.items():
+            project = Project.objects.create(
+                slug=f"bench-{step}", name=f"Bench {rate}", team=team, stage="pilot"
+            )
+            for position, (key, aggregation, window) in enumerate(CRITERIA):
+                Criterion.objects.create(
+                    project=project,
+                    key=key,
+                    title=key,
+                    dimension="engineering",
+                    kind="metric",
+                    metric="latency_ms",
+                    aggregation=aggregation,
+                    window=window,
+                    op="<=" if aggregation != "count" else ">=",
+                    threshold=1e9 if aggregation != "count" else 1,
+                    position=position,
+                )
+            started = time.perf_counter()
+            loaded[rate] = load_points(db_url, project.pk, step, args.days)
+            print(
+                f"loaded {rate}: {loaded[rate]:,} points with COPY in {time.perf_counter() - started:.1f} s"
+            )
+            projects[rate] = project.pk
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("VACUUM (ANALYZE) telemetry_metricpoint")
+
+        raw = {rate: evaluate(pk, args.raw_runs) for rate, pk in projects.items()}
+        started = time.perf_counter()
+        rows = rollups_fold(now=NOW)
+        fold_seconds = time.perf_counter() - started
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("VACUUM (ANALYZE) telemetry_metricrollup")
+            row_bytes = conn.execute(
+                "SELECT pg_total_relation_size('telemetry_metricrollup')::float / greatest(count(*), 1)"
+                " FROM telemetry_metricrollup"
+            ).fetchone()[0]
+        folded = {rate: evaluate(pk, args.runs) for rate, pk in projects.items()}
+
+        total = sum(loaded.values())
+        print(
+            f"fold: {rows:,} rollup rows ({MetricRollup.objects.filter(resolution=3600).count():,} hours) "
+            f"from {total:,} points in {fold_seconds:.1f} s ({total / fold_seconds:,.0f} points/s); "
+            f"{row_bytes:,.0f} bytes a rollup row with indexes"
+        )
+        wrong = []
+        for rate in RATES:
+            raw_seconds, raw_values = raw[rate]
+            seconds, values = folded[rate]
+            print(
+                f"{rate:>12}: raw {raw_seconds * 1000:8.1f} ms (median of {args.raw_runs})  "
+                f"rollups {seconds * 1000:6.1f} ms (median of {args.runs})  ratio rollups/raw "
+                f"{seconds / raw_seconds:.3f}"
+            )
+            wrong += [f"{rate} {key}" for key in raw_values if not agrees(key, values[key], raw_values[key])]
+        slow, fast = folded["1 point/s"][0], folded["1 point/min"][0]
+        verdict = {True: "met", False: "MISSED"}
+        print(f"goal 1: 1 point/s with rollups {slow * 1000:.1f} ms <= 100 ms: {verdict[slow <= 0.1]}")
+        print(f"goal 2: 1 point/s / 1 point/min {slow / fast:.2f} <= 2: {verdict[slow <= 2 * fast]}")
+        if wrong:
+            print(f"values disagreeing with the raw baseline: {', '.join(wrong)}")
+            return 1
+        print("every value agrees with the raw baseline (count, mean exactly; percentiles within 1%)")
+        return 0 if slow <= 0.1 and slow <= 2 * fast else 1
+    finally:
+        drop_database(db_name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

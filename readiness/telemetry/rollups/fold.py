@@ -1,0 +1,387 @@
+"""The fold: raw points of closed minutes -> minute rollups -> hour rollups (PRODUCT.md §9).
+
+Idempotent by construction: a minute's rows are always recomputed whole from its raw points (deleted,
+then inserted), an hour's whole from its minute rows, so folding anything twice gives identical rows
+(sums with ``math.fsum``: correctly rounded, so independent of the order the database returns rows in).
+``RollupWatermark.folded_until`` records how far the range fold has gone; minutes behind it that
+received points later (``RollupDirtyMinute``, written by ``marks.rollups_mark``) are re-folded first.
+Every step holds the watermark row's lock, so two overlapping runs never fold the same range at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import orjson
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Aggregate, BigIntegerField, Count, Field, FloatField, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import Trunc
+
+from readiness.telemetry.models import MetricPoint, MetricRollup, RollupDirtyMinute, RollupWatermark
+from readiness.telemetry.rollups.marks import minute_of
+from readiness.telemetry.rollups.sketch import Sketch, packed_merge, sketch_of
+
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+# A minute is folded this long after it closed: longer than any transaction writing points runs (a
+# drain's hard limit is 75 s), so a point of an in-flight transaction is never missed. Points written
+# later than that land in a closed minute and are marked dirty by their writer.
+GRACE = timedelta(minutes=2)
+# One transaction folds a span of raw time: starting at an hour, doubled after a span of fewer than
+# CHUNK_POINTS / 4 points and halved after one of more than CHUNK_POINTS, from a minute to 7 days:
+# memory and lock time stay bounded whatever the rate, and a sparse backlog (a first run over months of
+# one point a minute) takes a few dozen transactions, not thousands.
+CHUNK_POINTS = 200_000
+FIRST_SPAN_MINUTES = 60
+MAX_SPAN_MINUTES = 7 * 24 * 60
+# Dirty minutes re-folded per transaction.
+DIRTY_BATCH = 2_000
+PRUNE_BATCH = 10_000
+
+SeriesKey = tuple[int, str, bytes, str]  # project id, metric, labels (canonical JSON), source
+
+
+def hour_of(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def raw_horizon(now: datetime) -> datetime:
+    """Raw points older than this may have been removed by retention: their minutes are never re-folded
+    (that would replace a complete rollup by the few points left)."""
+    return now - timedelta(days=settings.READINESS_RAW_RETENTION_DAYS)
+
+
+def rollups_fold(*, now: datetime, budget: float | None = None) -> int:
+    """Fold the dirty minutes, then every closed minute up to ``now - GRACE`` not folded yet. With a
+    ``budget`` (seconds), no new transaction starts once it is spent: a run after a long backlog stops
+    in time and the next run continues from the watermark. Returns the number of rollup rows written."""
+    deadline = None if budget is None else time.monotonic() + budget
+    target = minute_of(now - GRACE)
+    written = _fold_dirty(now=now, deadline=deadline)
+    # Whole minutes, always: a minute split between two chunks would get two rows.
+    span = FIRST_SPAN_MINUTES
+    while deadline is None or time.monotonic() < deadline:
+        with transaction.atomic():
+            mark = _locked_watermark(target)
+            low = mark.folded_until
+            if low >= target:
+                break
+            high = min(low + timedelta(minutes=span), target)
+            points = MetricPoint.objects.filter(ts__gte=low, ts__lt=high)
+            folded, point_count = _fold_minutes(points, Q(), [(low, high)])
+            written += folded
+            if point_count < CHUNK_POINTS // 4:
+                span = min(span * 2, MAX_SPAN_MINUTES)
+            elif point_count > CHUNK_POINTS:
+                span = max(span // 2, 1)
+            # Hours closed by this chunk: those ending in (low, high].
+            hours = []
+            hour = hour_of(low)
+            while hour + HOUR <= high:
+                hours.append(hour)
+                hour += HOUR
+            if hours:
+                written += _fold_hours(Q(), hours)
+            mark.folded_until = high
+            mark.save(update_fields=["folded_until"])
+    return written
+
+
+def _locked_watermark(target: datetime) -> RollupWatermark:
+    """The watermark row, locked; created on the first run at the hour of the oldest raw point (nothing
+    is before it, so that hour's rows are complete), or at ``target`` when there are no points yet."""
+    mark = RollupWatermark.objects.select_for_update().filter(pk=1).first()
+    if mark is not None:
+        return mark
+    oldest = MetricPoint.objects.aggregate(ts=Min("ts"))["ts"]
+    start = min(hour_of(oldest), target) if oldest is not None else target
+    RollupWatermark.objects.bulk_create([RollupWatermark(pk=1, folded_until=start)], ignore_conflicts=True)
+    return RollupWatermark.objects.select_for_update().get(pk=1)
+
+
+def _fold_dirty(*, now: datetime, deadline: float | None) -> int:
+    written = 0
+    while deadline is None or time.monotonic() < deadline:
+        with transaction.atomic():
+            mark = RollupWatermark.objects.select_for_update().filter(pk=1).first()
+            if mark is None:  # never folded: the range fold will see every point
+                RollupDirtyMinute.objects.all().delete()
+                return written
+            batch = list(RollupDirtyMinute.objects.order_by("pk")[:DIRTY_BATCH])
+            if not batch:
+                return written
+            RollupDirtyMinute.objects.filter(pk__in=[d.pk for d in batch]).delete()
+            # Minutes the range fold has not reached yet need nothing; minutes whose raw points may be
+            # gone are left as they are.
+            horizon = raw_horizon(now)
+            minutes: dict[tuple[int, str], set[datetime]] = defaultdict(set)
+            for dirty in batch:
+                if horizon <= dirty.minute < mark.folded_until:
+                    minutes[(dirty.project_id, dirty.metric)].add(dirty.minute)
+            for (project_id, metric), series_minutes in minutes.items():
+                series = Q(project_id=project_id, metric=metric)
+                ranges = _ranges(sorted(series_minutes))
+                in_ranges = Q()
+                for low, high in ranges:
+                    in_ranges |= Q(ts__gte=low, ts__lt=high)
+                points = MetricPoint.objects.filter(series).filter(in_ranges)
+                written += _fold_minutes(points, series, ranges)[0]
+                hours = sorted({hour_of(m) for m in series_minutes if hour_of(m) + HOUR <= mark.folded_until})
+                if hours:
+                    written += _fold_hours(series, hours)
+        if len(batch) < DIRTY_BATCH:
+            return written
+    return written
+
+
+def _ranges(starts: list[datetime], width: timedelta = MINUTE) -> list[tuple[datetime, datetime]]:
+    """Sorted period starts as the fewest [low, high) ranges."""
+    ranges: list[tuple[datetime, datetime]] = []
+    for start in starts:
+        if ranges and ranges[-1][1] == start:
+            ranges[-1] = (ranges[-1][0], start + width)
+        else:
+            ranges.append((start, start + width))
+    return ranges
+
+
+def _series_key(project_id: int, metric: str, labels: dict, source: str) -> SeriesKey:
+    return project_id, metric, orjson.dumps(labels, option=orjson.OPT_SORT_KEYS), source
+
+
+def _fold_minutes(
+    points: QuerySet[MetricPoint], series: Q, ranges: list[tuple[datetime, datetime]]
+) -> tuple[int, int]:
+    """Replace the minute rollups of ``ranges`` (of the series selected by ``series``) by the summary
+    of ``points``, the raw points of exactly those minutes. Returns the rows written and points read."""
+    in_ranges = Q()
+    for low, high in ranges:
+        in_ranges |= Q(start__gte=low, start__lt=high)
+    MetricRollup.objects.filter(series, in_ranges, resolution=MetricRollup.Resolution.MINUTE).delete()
+    if connection.vendor == "postgresql":
+        rollups = _minute_rollups_in_sql(points)
+    else:
+        rollups = _minute_rollups_in_python(points)
+    _store(rollups)
+    return len(rollups), sum(r.count for r in rollups)
+
+
+def _minute_rollups_in_python(points: QuerySet[MetricPoint]) -> list[MetricRollup]:
+    groups: dict[tuple[SeriesKey, datetime], list[tuple[datetime, int, float]]] = defaultdict(list)
+    labels_of: dict[SeriesKey, dict] = {}
+    rows = points.order_by().values_list("project_id", "metric", "labels", "source", "ts", "id", "value")
+    for project_id, metric, labels, source, ts, point_id, value in rows.iterator(chunk_size=20_000):
+        key = _series_key(project_id, metric, labels, source)
+        labels_of.setdefault(key, labels)
+        groups[(key, minute_of(ts))].append((ts, point_id, value))
+    rollups = []
+    for (key, minute), members in groups.items():
+        values = np.fromiter((value for _, _, value in members), dtype=float, count=len(members))
+        latest_ts, latest_id, latest_value = max(members)
+        rollups.append(
+            MetricRollup(
+                project_id=key[0],
+                metric=key[1],
+                labels=labels_of[key],
+                source=key[3],
+                resolution=MetricRollup.Resolution.MINUTE,
+                start=minute,
+                count=len(values),
+                sum=math.fsum(values),
+                min=float(values.min()),
+                max=float(values.max()),
+                latest_value=latest_value,
+                latest_ts=latest_ts,
+                latest_id=latest_id,
+                sketch=sketch_of(values).to_bytes(),
+            )
+        )
+    return rollups
+
+
+class _Newest(Aggregate):
+    """The ``expression`` of the row with the newest ``ts``, then the highest ``id`` (the tie rule of
+    ``latest``), in the GROUP BY's own scan."""
+
+    function = "ARRAY_AGG"
+    template = "(%(function)s(%(expressions)s ORDER BY %(newest)s))[1]"
+
+    def __init__(self, expression: str, *, newest: str, output_field: Field) -> None:
+        super().__init__(expression, newest=newest, output_field=output_field)
+
+
+def _minute_rollups_in_sql(points: QuerySet[MetricPoint]) -> list[MetricRollup]:
+    """PostgreSQL groups and summarises the points itself (one GROUP BY); only the sketch is made here,
+    from each minute's values."""
+    from django.contrib.postgres.aggregates import ArrayAgg  # the embedded SQLite default never needs it
+
+    newest = '"telemetry_metricpoint"."ts" DESC, "telemetry_metricpoint"."id" DESC'
+    groups = (
+        points.order_by()
+        .annotate(minute=Trunc("ts", "minute", tzinfo=UTC))
+        .values("project_id", "metric", "labels", "source", "minute")
+        .annotate(
+            n=Count("id"),
+            low=Min("value"),
+            high=Max("value"),
+            latest_value=_Newest("value", newest=newest, output_field=FloatField()),
+            latest_ts=Max("ts"),
+            latest_id=_Newest("id", newest=newest, output_field=BigIntegerField()),
+            values=ArrayAgg("value"),
+        )
+    )
+    return [
+        MetricRollup(
+            project_id=group["project_id"],
+            metric=group["metric"],
+            labels=group["labels"],
+            source=group["source"],
+            resolution=MetricRollup.Resolution.MINUTE,
+            start=group["minute"],
+            count=group["n"],
+            sum=math.fsum(group["values"]),
+            min=group["low"],
+            max=group["high"],
+            latest_value=group["latest_value"],
+            latest_ts=group["latest_ts"],
+            latest_id=group["latest_id"],
+            sketch=sketch_of(np.array(group["values"], dtype=float)).to_bytes(),
+        )
+        for group in groups.iterator(chunk_size=5_000)
+    ]
+
+
+ROLLUP_COLUMNS = (
+    "project_id", "metric", "labels", "source", "resolution", "start", "count", "sum", "min", "max",
+    "latest_value", "latest_ts", "latest_id", "sketch",
+)  # fmt: skip
+
+
+def _store(rollups: list[MetricRollup]) -> None:
+    """Insert rollup rows: with COPY on PostgreSQL (Django's client-side binding would inline every
+    sketch as hex in the statement), bulk_create elsewhere."""
+    if connection.vendor != "postgresql":
+        MetricRollup.objects.bulk_create(rollups, batch_size=2_000)
+        return
+    with connection.cursor() as cursor:
+        sql = f"COPY telemetry_metricrollup ({', '.join(ROLLUP_COLUMNS)}) FROM STDIN"
+        with cursor.cursor.copy(sql) as copy:
+            for rollup in rollups:
+                row = [getattr(rollup, column) for column in ROLLUP_COLUMNS]
+                row[2] = orjson.dumps(rollup.labels).decode()
+                row[13] = bytes(rollup.sketch)
+                copy.write_row(row)
+
+
+def _fold_hours(series: Q, hours: Iterable[datetime]) -> int:
+    """Replace the hour rollups of ``hours`` (of the series selected by ``series``) by the merge of
+    their minute rollups."""
+    in_hours = Q()
+    for low, high in _ranges(sorted(hours), HOUR):
+        in_hours |= Q(start__gte=low, start__lt=high)
+    MetricRollup.objects.filter(series, in_hours, resolution=MetricRollup.Resolution.HOUR).delete()
+    minutes = MetricRollup.objects.filter(series, in_hours, resolution=MetricRollup.Resolution.MINUTE)
+    if connection.vendor == "postgresql":
+        rollups = _hour_rollups_in_sql(minutes)
+    else:
+        rollups = _hour_rollups_in_python(minutes)
+    _store(rollups)
+    return len(rollups)
+
+
+def _hour_rollups_in_sql(minutes: QuerySet[MetricRollup]) -> list[MetricRollup]:
+    from django.contrib.postgres.aggregates import ArrayAgg
+
+    newest = '"telemetry_metricrollup"."latest_ts" DESC, "telemetry_metricrollup"."latest_id" DESC'
+    groups = (
+        minutes.order_by()
+        .annotate(hour=Trunc("start", "hour", tzinfo=UTC))
+        .values("project_id", "metric", "labels", "source", "hour")
+        .annotate(
+            n=Sum("count"),
+            sums=ArrayAgg("sum"),
+            low=Min("min"),
+            high=Max("max"),
+            newest_value=_Newest("latest_value", newest=newest, output_field=FloatField()),
+            newest_ts=Max("latest_ts"),
+            newest_id=_Newest("latest_id", newest=newest, output_field=BigIntegerField()),
+            sketches=ArrayAgg("sketch"),
+        )
+    )
+    return [
+        MetricRollup(
+            project_id=group["project_id"],
+            metric=group["metric"],
+            labels=group["labels"],
+            source=group["source"],
+            resolution=MetricRollup.Resolution.HOUR,
+            start=group["hour"],
+            count=group["n"],
+            sum=math.fsum(group["sums"]),
+            min=group["low"],
+            max=group["high"],
+            latest_value=group["newest_value"],
+            latest_ts=group["newest_ts"],
+            latest_id=group["newest_id"],
+            sketch=packed_merge(group["sketches"]).to_bytes(),
+        )
+        for group in groups.iterator(chunk_size=2_000)
+    ]
+
+
+def _hour_rollups_in_python(minutes: QuerySet[MetricRollup]) -> list[MetricRollup]:
+    minutes = (
+        minutes.order_by()
+        .values_list(
+            "project_id", "metric", "labels", "source", "start", "count", "sum", "min", "max",
+            "latest_value", "latest_ts", "latest_id", "sketch",
+        )
+    )  # fmt: skip
+    groups: dict[tuple[SeriesKey, datetime], list[tuple]] = defaultdict(list)
+    labels_of: dict[SeriesKey, dict] = {}
+    for row in minutes.iterator(chunk_size=5_000):
+        key = _series_key(*row[:4])
+        labels_of.setdefault(key, row[2])
+        groups[(key, hour_of(row[4]))].append(row)
+    rollups = []
+    for (key, hour), members in groups.items():
+        latest = max(members, key=lambda r: (r[10], r[11]))
+        sketch: Sketch = packed_merge(r[12] for r in members)
+        rollups.append(
+            MetricRollup(
+                project_id=key[0],
+                metric=key[1],
+                labels=labels_of[key],
+                source=key[3],
+                resolution=MetricRollup.Resolution.HOUR,
+                start=hour,
+                count=sum(r[5] for r in members),
+                sum=math.fsum(r[6] for r in members),
+                min=min(r[7] for r in members),
+                max=max(r[8] for r in members),
+                latest_value=latest[9],
+                latest_ts=latest[10],
+                latest_id=latest[11],
+                sketch=sketch.to_bytes(),
+            )
+        )
+    return rollups
+
+
+def rollups_prune(*, before: datetime) -> int:
+    """Delete the rollup rows of periods starting before ``before`` (rollup retention), in batches of
+    PRUNE_BATCH so no statement holds locks or builds WAL for long. Returns the rows deleted."""
+    deleted = 0
+    while True:
+        ids = list(MetricRollup.objects.filter(start__lt=before).values_list("pk", flat=True)[:PRUNE_BATCH])
+        if not ids:
+            break
+        deleted += MetricRollup.objects.filter(pk__in=ids).delete()[0]
+    RollupDirtyMinute.objects.filter(minute__lt=before).delete()
+    return deleted

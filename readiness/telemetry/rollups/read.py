@@ -1,0 +1,72 @@
+"""Which parts of a window come from where (PRODUCT.md §9): hour rollups for the whole hours, minute
+rollups for the whole minutes at the edges, raw points for the rest.
+
+The window is ``start < ts <= end`` (PRODUCT.md §1) while a rollup covers ``[start, start + period)``, so
+the minute holding ``start`` (whose ``ts == start`` points are outside) and the minute holding ``end``
+(whose points after ``end`` are outside) are read raw, as is everything the fold has not reached
+(``folded_until`` onwards) and everything from the first minute marked dirty onwards: late points not
+folded yet. So the rollup part is always the exact summary of its raw points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
+
+from readiness.telemetry.models import MetricRollup, RollupDirtyMinute, RollupWatermark
+from readiness.telemetry.rollups.fold import HOUR, MINUTE, hour_of, raw_horizon
+from readiness.telemetry.rollups.marks import minute_of
+
+# Up to this many points in a window, percentiles are computed exactly from the raw points (when they
+# are all still kept); beyond, from the merged sketches (PRODUCT.md §9).
+EXACT_PERCENTILE_MAX_POINTS = 100_000
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """``raw``: a filter on MetricPoint.ts for the raw part; ``rollups``: a filter on MetricRollup rows
+    (resolution and start) for the rest; ``uses_rollups`` False means all raw."""
+
+    raw: Q
+    rollups: Q = field(default_factory=Q)
+    uses_rollups: bool = False
+
+
+def window_plan(*, project_id: int, metric: str, start: datetime, end: datetime) -> WindowPlan:
+    all_raw = WindowPlan(raw=Q(ts__gt=start, ts__lte=end))
+    first = minute_of(start) + MINUTE
+    # The watermark and the first dirty minute of the series below it, in one query.
+    dirty = RollupDirtyMinute.objects.filter(
+        project_id=project_id,
+        metric=metric,
+        minute__gte=max(first, raw_horizon(timezone.now())),
+        minute__lt=OuterRef("folded_until"),
+    ).filter(minute__lt=minute_of(end))
+    row = (
+        RollupWatermark.objects.filter(pk=1)
+        .annotate(dirty=Subquery(dirty.order_by("minute").values("minute")[:1]))
+        .values_list("folded_until", "dirty")
+        .first()
+    )
+    if row is None:
+        return all_raw
+    folded_until, first_dirty = row
+    last = min(minute_of(end), folded_until, *([first_dirty] if first_dirty is not None else []))
+    if last <= first:
+        return all_raw
+    raw = Q(ts__gt=start, ts__lt=first) | Q(ts__gte=last, ts__lte=end)
+    first_hour = hour_of(first) if hour_of(first) == first else hour_of(first) + HOUR
+    last_hour = hour_of(last)
+    minute_rows = Q(resolution=MetricRollup.Resolution.MINUTE)
+    if first_hour < last_hour:
+        rollups = (
+            Q(resolution=MetricRollup.Resolution.HOUR, start__gte=first_hour, start__lt=last_hour)
+            | (minute_rows & Q(start__gte=first, start__lt=first_hour))
+            | (minute_rows & Q(start__gte=last_hour, start__lt=last))
+        )
+    else:
+        rollups = minute_rows & Q(start__gte=first, start__lt=last)
+    return WindowPlan(raw=raw, rollups=rollups, uses_rollups=True)

@@ -1,0 +1,214 @@
+"""Aggregation over rollups plus raw points equals aggregation over raw points alone (PRODUCT.md §9):
+count, sum, mean, min, max and latest exactly, percentiles exactly while the raw points are all kept
+and within 1% from the sketches once they are not; label and source filters alike on both."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import time_machine
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from readiness.telemetry import aggregates
+from readiness.telemetry.aggregates import window_aggregate
+from readiness.telemetry.models import MetricPoint, MetricRollup, RollupDirtyMinute, RollupWatermark
+from readiness.telemetry.rollups.fold import rollups_fold
+from readiness.telemetry.rollups.read import window_plan
+from tests.factories import ProjectFactory
+
+BASE = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
+SPAN = 4 * 3600  # seconds of points
+SOURCES = ["push:ci", "probe:api", "prometheus:prod"]
+PROPERTY = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@dataclass(frozen=True)
+class Sent:
+    offset: int  # seconds after BASE
+    value: float
+    region: str
+    source: str
+
+
+values = st.one_of(
+    st.just(0.0),
+    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False),
+    st.integers(min_value=0, max_value=1_000).map(float),
+)
+sent_points = st.lists(
+    st.builds(
+        Sent,
+        # Offsets on a coarse grid too, so equal timestamps (the tie rule of latest) happen.
+        offset=st.one_of(st.integers(0, SPAN), st.integers(0, SPAN // 600).map(lambda k: 600 * k)),
+        value=values,
+        region=st.sampled_from(["eu", "us"]),
+        source=st.sampled_from(SOURCES),
+    ),
+    min_size=1,
+    max_size=80,
+)
+filters = st.sampled_from(
+    [({}, ()), ({"region": "eu"}, ()), ({}, ("push",)), ({"region": "us"}, ("probe", "prometheus"))]
+)
+EXACT = ["count", "sum", "mean", "min", "max", "latest", "p50", "p99"]
+
+
+@pytest.fixture(autouse=True)
+def frozen() -> Iterator[None]:
+    with time_machine.travel(BASE + dt.timedelta(seconds=SPAN + 3600), tick=False):
+        yield
+
+
+def store(project_id: int, sent: list[Sent]) -> list[MetricPoint]:
+    MetricPoint.objects.filter(project_id=project_id).delete()
+    for model in (MetricRollup, RollupDirtyMinute, RollupWatermark):
+        model.objects.all().delete()
+    points = [
+        MetricPoint(
+            project_id=project_id,
+            metric="latency_ms",
+            ts=BASE + dt.timedelta(seconds=s.offset, microseconds=0),
+            value=s.value,
+            labels={"region": s.region, "model": "m1"},
+            source=s.source,
+        )
+        for s in sent
+    ]
+    return MetricPoint.objects.bulk_create(points)
+
+
+def reference(points: list[MetricPoint], aggregation: str) -> tuple[float | None, int, tuple[str, ...]]:
+    if not points:
+        return None, 0, ()
+    if aggregation == "latest":
+        newest = max(points, key=lambda p: (p.ts, p.pk))
+        return newest.value, len(points), (newest.source,)
+    data = np.array([p.value for p in points])
+    value = {
+        "count": float(len(data)),
+        "sum": float(np.sum(data)),
+        "mean": float(np.mean(data)),
+        "min": float(np.min(data)),
+        "max": float(np.max(data)),
+        "p50": float(np.percentile(data, 50, method="linear")),
+        "p99": float(np.percentile(data, 99, method="linear")),
+    }[aggregation]
+    return value, len(points), tuple(sorted({p.source for p in points}))
+
+
+@PROPERTY
+@given(
+    sent=sent_points,
+    folded_at=st.integers(0, SPAN + 600),
+    window=st.tuples(st.integers(-60, SPAN), st.integers(0, SPAN + 60)),
+    selection=filters,
+)
+def test_rollups_plus_raw_equal_raw_alone(
+    db: None, sent: list[Sent], folded_at: int, window: tuple[int, int], selection: tuple[dict, tuple]
+) -> None:
+    project = ProjectFactory()
+    points = store(project.pk, sent)
+    rollups_fold(now=BASE + dt.timedelta(seconds=folded_at))
+    start, end = BASE + dt.timedelta(seconds=min(window)), BASE + dt.timedelta(seconds=max(window))
+    labels, kinds = selection
+    inside = [
+        p
+        for p in points
+        if start < p.ts <= end
+        and all(p.labels[k] == v for k, v in labels.items())
+        and (not kinds or p.source.split(":")[0] in kinds)
+    ]
+    plan = window_plan(project_id=project.pk, metric="latency_ms", start=start, end=end)
+    event("window read from rollups and raw" if plan.uses_rollups else "window read raw only")
+    # The scale of the values, for the absolute part of the tolerance of sums that cancel out.
+    scale = sum(abs(p.value) for p in inside) or 1.0
+    for aggregation in EXACT:
+        result = window_aggregate(
+            project_id=project.pk,
+            metric="latency_ms",
+            aggregation=aggregation,
+            start=start,
+            end=end,
+            labels=labels,
+            kinds=kinds,
+        )
+        value, count, sources = reference(inside, aggregation)
+        assert (result.count, result.sources) == (count, sources), aggregation
+        assert result.approximate is False
+        if value is None:
+            assert result.value is None
+        else:
+            assert result.value == pytest.approx(value, rel=1e-9, abs=1e-12 * scale), aggregation
+
+
+def series_of_a_month(project_id: int, start: dt.datetime, days: int) -> np.ndarray:
+    """One point every 5 minutes for ``days`` days after ``start``: lognormal latencies."""
+    rng = np.random.default_rng(11)
+    n = days * 24 * 12
+    data = rng.lognormal(mean=4, sigma=0.7, size=n)
+    MetricPoint.objects.bulk_create(
+        (
+            MetricPoint(
+                project_id=project_id,
+                metric="latency_ms",
+                ts=start + dt.timedelta(minutes=5 * i + 1),
+                value=float(v),
+                source="probe:api",
+            )
+            for i, v in enumerate(data)
+        ),
+        batch_size=5_000,
+    )
+    return data
+
+
+def test_a_window_older_than_raw_retention_is_answered_from_rollups(db: None) -> None:
+    project = ProjectFactory()
+    start = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
+    data = series_of_a_month(project.pk, start, days=10)
+    end = start + dt.timedelta(days=10)
+    with time_machine.travel(end + dt.timedelta(hours=1), tick=False):
+        rollups_fold(now=end + dt.timedelta(hours=1))
+    # 40 days later raw retention (35 days) has removed those points; the rollups remain.
+    with time_machine.travel(end + dt.timedelta(days=40), tick=False):
+        MetricPoint.objects.filter(ts__lt=end + dt.timedelta(days=5)).delete()
+        window = {"project_id": project.pk, "metric": "latency_ms", "start": start, "end": end}
+        assert window_aggregate(**window, aggregation="count").count == len(data)
+        assert window_aggregate(**window, aggregation="mean").value == pytest.approx(
+            float(np.mean(data)), rel=1e-9
+        )
+        assert window_aggregate(**window, aggregation="max").value == float(np.max(data))
+        p99 = window_aggregate(**window, aggregation="p99")
+        assert p99.approximate is True
+        expected = float(np.percentile(data, 99, method="linear"))
+        assert p99.value == pytest.approx(expected, rel=0.01)
+        assert p99.sources == ("probe:api",)
+
+
+def test_percentiles_come_from_sketches_beyond_the_exact_limit(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = ProjectFactory()
+    start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    data = series_of_a_month(project.pk, start, days=2)
+    end = start + dt.timedelta(days=2)
+    with time_machine.travel(end + dt.timedelta(hours=1), tick=False):
+        rollups_fold(now=end + dt.timedelta(hours=1))
+        window = {"project_id": project.pk, "metric": "latency_ms", "start": start, "end": end}
+        exact = window_aggregate(**window, aggregation="p95")
+        assert exact.approximate is False
+        assert exact.value == pytest.approx(float(np.percentile(data, 95, method="linear")), rel=1e-9)
+        # The limit is 100,000 points; storing that many would cost the suite seconds, so the test
+        # lowers it below this window's 576 points.
+        monkeypatch.setattr(aggregates, "EXACT_PERCENTILE_MAX_POINTS", 500)
+        sketched = window_aggregate(**window, aggregation="p95")
+        assert sketched.approximate is True
+        assert sketched.count == len(data)
+        assert sketched.value == pytest.approx(exact.value, rel=0.01)
