@@ -16,7 +16,7 @@ from readiness.telemetry import partitions
 from readiness.telemetry.models import MetricPoint
 from readiness.telemetry.partitions import DEFAULT_PARTITION, partition_name
 from readiness.telemetry.retention import retention_apply
-from readiness.telemetry.services import batch_ingest, batches_apply
+from readiness.telemetry.services import DIRECT_MAX_POINTS, batch_ingest, batches_apply
 from tests.factories import MetricPointFactory, ProjectFactory
 
 pytestmark = [
@@ -56,10 +56,16 @@ def test_points_land_in_their_days_partition_through_the_orm_and_copy(project: P
     yesterday = NOW - timedelta(days=1)
     partitions.partitions_ensure(start=yesterday.date(), end=yesterday.date())
     stored = MetricPointFactory(project=project, ts=NOW)
-    body = json.dumps({"points": [{"metric": "copied", "value": 1, "ts": yesterday.isoformat()}]}).encode()
+    # One point more than the request writes itself: the batch takes the worker's COPY path.
+    day = yesterday.isoformat()
+    points = [{"metric": "copied", "value": i, "ts": day} for i in range(DIRECT_MAX_POINTS + 1)]
+    body = json.dumps({"points": points}).encode()
     batch_ingest(project_id=project.pk, body=body, source="push:ci", now=NOW)
-    assert batches_apply() == 1  # the worker's COPY path
-    copied = MetricPoint.objects.get(metric="copied")
+    assert batches_apply() == DIRECT_MAX_POINTS + 1
+    copied = MetricPoint.objects.filter(metric="copied").first()
+    assert {partition_of(p) for p in MetricPoint.objects.filter(metric="copied")} == {
+        partition_name(yesterday.date())
+    }
     assert partition_of(stored) == partition_name(TODAY)
     assert partition_of(copied) == partition_name(yesterday.date())
     # The model's primary key still finds a point, as every query by id does.

@@ -14,7 +14,7 @@ from django.core.management import call_command
 
 from readiness.projects.models import Project
 from readiness.telemetry import retention
-from readiness.telemetry.models import MetricPoint
+from readiness.telemetry.models import MetricPoint, MetricRollup
 from readiness.telemetry.retention import points_delete_before, retention_apply
 from readiness.telemetry.tasks import apply_retention
 from tests.factories import MetricPointFactory, ProjectFactory
@@ -82,3 +82,37 @@ def test_dry_run_command_prints_what_it_would_remove_and_removes_nothing(
     out = capsys.readouterr().out
     assert "raw points before 2031-02-08 12:00 UTC" in out and "would" in out
     assert MetricPoint.objects.count() == 1
+
+
+def rollup(project: Project, start: datetime) -> MetricRollup:
+    return MetricRollup.objects.create(
+        project=project,
+        metric="latency_ms",
+        source="push:ci",
+        resolution=MetricRollup.Resolution.HOUR,
+        start=start,
+        count=1,
+        sum=1.0,
+        min=1.0,
+        max=1.0,
+        latest_value=1.0,
+        latest_ts=start,
+        latest_id=1,
+        sketch=b"",
+    )
+
+
+def test_rollups_past_rollup_retention_go_in_the_same_run_and_a_dry_run_only_counts_them(
+    project: Project,
+) -> None:
+    cutoff = NOW - timedelta(days=settings.READINESS_ROLLUP_RETENTION_DAYS)
+    rollup(project, cutoff - timedelta(hours=1))
+    kept = [rollup(project, cutoff), rollup(project, NOW - timedelta(days=40))]
+
+    assert retention_apply(now=NOW, dry_run=True).rollups_deleted == 1
+    assert MetricRollup.objects.count() == 3
+
+    result = retention_apply(now=NOW)
+
+    assert result.rollups_deleted == 1 and "deleted 1 rows" in result.summary()
+    assert set(MetricRollup.objects.values_list("pk", flat=True)) == {r.pk for r in kept}
