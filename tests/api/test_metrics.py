@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import time_machine
+from django.db import connection
 from django.test import Client
 
 from readiness.projects.models import Project
@@ -226,8 +227,9 @@ def test_metric_query_count_does_not_grow_with_points(
     add_points(
         world.project, "latency_ms", [(NOW - dt.timedelta(seconds=43.2 * i), 1.0) for i in range(2000)]
     )
-    # 7: the window's plan (how far rollups reach) is one query of its own.
-    with django_assert_max_num_queries(7):
+    # 7: the window's plan (how far rollups reach) is one query of its own. SQLite has neither ArrayAgg
+    # nor percentile_cont: the window's sources and its values are read by one query each more.
+    with django_assert_max_num_queries(7 if connection.vendor == "postgresql" else 9):
         assert len(client.get(URL + "latency_ms", {"aggregation": "p95"}).json()["series"]) == 500
 
 

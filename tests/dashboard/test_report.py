@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.contrib.staticfiles import finders
+from django.db import connection
 from django.test import Client
 
 from readiness.projects.models import Project, Team
@@ -267,8 +268,10 @@ def test_report_queries_do_not_grow_with_criteria_or_history(
                 payload={"decision": "go", "dimensions": {}, "criteria": [], "blockers": []},
             )
         scorecard_refresh(project=cast.project)
-        # At most three more charts, a few queries each (4: the window plan of rollups is one of them).
-        with django_assert_max_num_queries(few + 3 * 4):
+        # At most three more charts, a few queries each (4: the window plan of rollups is one of them;
+        # 6 on SQLite, where a window's sources and percentile values are read by queries of their own).
+        per_chart = 4 if connection.vendor == "postgresql" else 6
+        with django_assert_max_num_queries(few + 3 * per_chart):
             assert client.get(URL).status_code == 200
         many = count_queries(client, URL)
         scorecard_refresh(project=cast.project)
