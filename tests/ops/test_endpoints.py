@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ from readiness.projects.services import token_create
 from readiness.scoring.services import scorecard_refresh
 from readiness.telemetry.healthchecks import healthchecks_run
 from readiness.telemetry.models import HealthCheck
-from readiness.telemetry.services import batches_drain
+from readiness.telemetry.services import DIRECT_MAX_POINTS, batches_drain
 from tests.conftest import Cast
 from tests.ops.conftest import free_port, run_python, sample
 
@@ -156,30 +157,42 @@ def test_metrics_is_prometheus_text_exposition(client: Client, metrics_enabled: 
 
 
 def test_a_push_moves_the_request_ingest_and_backlog_metrics(
-    client: Client, cast: Cast, metrics_enabled: None
+    client: Client, cast: Cast, metrics_enabled: None, django_capture_on_commit_callbacks: Callable
 ) -> None:
     secret = token_create(project=cast.project, name="ci", scopes=["metrics:write"])[1]
     before = scrape(client)
-    pushed = push(client, secret, [{"metric": "latency_ms", "value": float(i)} for i in range(3)])
-    assert pushed.status_code == 202
-    waiting = scrape(client)
-    assert sample(waiting, "readiness_ingest_backlog_batches") == 1
+    # A small push is applied by the request itself: counted at once, nothing waits.
+    with django_capture_on_commit_callbacks(execute=True):  # the counters move once it committed
+        small = push(client, secret, [{"metric": "latency_ms", "value": float(i)} for i in range(3)])
+    assert small.status_code == 202
+    applied = scrape(client)
+    assert sample(applied, "readiness_ingest_backlog_batches") == 0
+    assert sample(applied, "readiness_ingest_points_processed_total") == (
+        sample(before, "readiness_ingest_points_processed_total") + 3
+    )
     accepted = {"view": "metrics-push", "method": "POST", "status": "202"}
-    assert sample(waiting, "readiness_http_requests_total", **accepted) == (
+    assert sample(applied, "readiness_http_requests_total", **accepted) == (
         sample(before, "readiness_http_requests_total", **accepted) + 1
     )
-    assert sample(waiting, "readiness_http_request_duration_seconds_count", view="metrics-push") == (
+    assert sample(applied, "readiness_http_request_duration_seconds_count", view="metrics-push") == (
         sample(before, "readiness_http_request_duration_seconds_count", view="metrics-push") + 1
     )
 
+    # A larger one waits in the outbox for a worker: the backlog shows it until it is applied.
+    large = DIRECT_MAX_POINTS + 1
+    assert (
+        push(client, secret, [{"metric": "latency_ms", "value": float(i)} for i in range(large)]).status_code
+        == 202
+    )
+    assert sample(scrape(client), "readiness_ingest_backlog_batches") == 1
     batches_drain()
     after = scrape(client)
     assert sample(after, "readiness_ingest_backlog_batches") == 0
     assert sample(after, "readiness_ingest_batches_processed_total") == (
-        sample(before, "readiness_ingest_batches_processed_total") + 1
+        sample(before, "readiness_ingest_batches_processed_total") + 2
     )
     assert sample(after, "readiness_ingest_points_processed_total") == (
-        sample(before, "readiness_ingest_points_processed_total") + 3
+        sample(before, "readiness_ingest_points_processed_total") + 3 + large
     )
 
 
