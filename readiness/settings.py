@@ -298,6 +298,10 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ROUTES = {
     "telemetry.batches_drain": {"queue": "ingestion"},
     "telemetry.sweep_batches": {"queue": "ingestion"},
+    # The rollup fold and the daily retention rewrite the stored points, as the drains do; a fold run
+    # holds one ingestion slot for at most its 25 s budget a minute.
+    "telemetry.fold_rollups": {"queue": "ingestion"},
+    "telemetry.apply_retention": {"queue": "ingestion"},
     "scoring.*": {"queue": "evaluation"},
     "telemetry.run_health_checks": {"queue": "probes"},
     "telemetry.pull_sources": {"queue": "pulls"},

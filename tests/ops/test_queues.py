@@ -21,6 +21,8 @@ from tests.servers import (
 ROUTES = {
     "telemetry.batches_drain": "ingestion",
     "telemetry.sweep_batches": "ingestion",
+    "telemetry.fold_rollups": "ingestion",
+    "telemetry.apply_retention": "ingestion",
     "scoring.project_evaluate": "evaluation",
     "scoring.evaluate_active_projects": "evaluation",
     "scoring.compute_drift": "evaluation",
