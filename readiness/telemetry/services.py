@@ -162,20 +162,16 @@ def batch_store(
         if stored is not None:
             return stored
     batch_id = uuid.uuid4()
-    values = {
-        "id": batch_id,
-        "project_id": project_id,
-        "token_id": token_id,
-        "idempotency_key": idempotency_key,
-        "body_sha256": digest,
-        "source": source,
-        "accepted": parsed.count,
-        "rows": parsed.rows,
-        "state": IngestBatch.State.PENDING,
-        "received_at": now,
-        "attempts": 0,
-        "error": "",
-    }
+    values = _batch_values(
+        batch_id=batch_id,
+        project_id=project_id,
+        parsed=parsed,
+        source=source,
+        digest=digest,
+        idempotency_key=idempotency_key,
+        token_id=token_id,
+        now=now,
+    ) | {"rows": parsed.rows, "state": IngestBatch.State.PENDING}
     try:
         # One INSERT in autocommit: a single statement is atomic and durable once it returns, without
         # the BEGIN/COMMIT round trips (and ORM compilation) an atomic block adds to every push. Inside
@@ -196,6 +192,32 @@ def batch_store(
     return batch_id, parsed.count, True
 
 
+def _batch_values(
+    *,
+    batch_id: uuid.UUID,
+    project_id: int,
+    parsed: ParsedPush,
+    source: str,
+    digest: str,
+    idempotency_key: str | None,
+    token_id: int | None,
+    now: datetime,
+) -> dict[str, object]:
+    """The columns every stored batch has, whichever path stores it (rows and state are the path's)."""
+    return {
+        "id": batch_id,
+        "project_id": project_id,
+        "token_id": token_id,
+        "idempotency_key": idempotency_key,
+        "body_sha256": digest,
+        "source": source,
+        "accepted": parsed.count,
+        "received_at": now,
+        "attempts": 0,
+        "error": "",
+    }
+
+
 def _batch_write(
     *,
     project_id: int,
@@ -213,21 +235,16 @@ def _batch_write(
     returns, or None when the database refused the points although validation passed them: the caller
     then stores the batch pending, and the worker sets it aside as ``failed`` as for any batch."""
     batch_id = uuid.uuid4()
-    values = {
-        "id": batch_id,
-        "project_id": project_id,
-        "token_id": token_id,
-        "idempotency_key": idempotency_key,
-        "body_sha256": digest,
-        "source": source,
-        "accepted": parsed.count,
-        "rows": None,
-        "state": IngestBatch.State.DONE,
-        "received_at": now,
-        "processed_at": now,
-        "attempts": 0,
-        "error": "",
-    }
+    values = _batch_values(
+        batch_id=batch_id,
+        project_id=project_id,
+        parsed=parsed,
+        source=source,
+        digest=digest,
+        idempotency_key=idempotency_key,
+        token_id=token_id,
+        now=now,
+    ) | {"rows": None, "state": IngestBatch.State.DONE, "processed_at": now}
     try:
         # Inside a caller's transaction (OTLP's) a savepoint: a refusal leaves that transaction usable.
         with transaction.atomic():

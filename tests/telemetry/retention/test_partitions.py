@@ -4,11 +4,9 @@ land in their day's partition, and the retention job drops whole days past raw r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
-import time_machine
 from django.db import connection
 
 from readiness.projects.models import Project
@@ -17,28 +15,16 @@ from readiness.telemetry.models import MetricPoint
 from readiness.telemetry.partitions import DEFAULT_PARTITION, partition_name
 from readiness.telemetry.retention import retention_apply
 from readiness.telemetry.services import DIRECT_MAX_POINTS, batch_ingest, batches_apply
-from tests.factories import MetricPointFactory, ProjectFactory
+from tests.factories import MetricPointFactory
+from tests.telemetry.retention.conftest import NOW
 
 pytestmark = [
     pytest.mark.django_db,
+    pytest.mark.usefixtures("frozen"),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions exist on PostgreSQL only"),
 ]
 
-# The whole test runs at this instant: the clock never moves, and partitions made by the real migrate
-# (today's week) are simply old days here.
-NOW = datetime(2031, 3, 15, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
-
-
-@pytest.fixture(autouse=True)
-def frozen() -> Iterator[None]:
-    with time_machine.travel(NOW, tick=False):
-        yield
-
-
-@pytest.fixture
-def project() -> Project:
-    return ProjectFactory()
 
 
 def partition_of(point: MetricPoint) -> str:

@@ -3,11 +3,9 @@ READINESS_RAW_RETENTION_DAYS go, younger ones stay; SQLite's path is a batched D
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
-import time_machine
 from celery import current_app
 from django.conf import settings
 from django.core.management import call_command
@@ -17,22 +15,10 @@ from readiness.telemetry import retention
 from readiness.telemetry.models import MetricPoint, MetricRollup
 from readiness.telemetry.retention import points_delete_before, retention_apply
 from readiness.telemetry.tasks import apply_retention
-from tests.factories import MetricPointFactory, ProjectFactory
+from tests.factories import MetricPointFactory
+from tests.telemetry.retention.conftest import NOW
 
-pytestmark = pytest.mark.django_db
-
-NOW = datetime(2031, 3, 15, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def frozen() -> Iterator[None]:
-    with time_machine.travel(NOW, tick=False):
-        yield
-
-
-@pytest.fixture
-def project() -> Project:
-    return ProjectFactory()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 
 def test_points_past_raw_retention_go_and_younger_ones_stay(project: Project) -> None:
