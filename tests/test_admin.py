@@ -337,8 +337,9 @@ def test_criterion_added_inline_is_audited(console: Client, cast: Cast) -> None:
     assert entry.after["key"] == "latency_p99" and entry.actor == cast.admin
 
 
-def test_incomplete_metric_criterion_is_a_form_error(console: Client, cast: Cast) -> None:
-    data = {
+def new_metric_criterion(cast: Cast, **fields: object) -> dict[str, object]:
+    """The admin's add form for a p99 latency criterion of the cast's project, with ``fields`` on top."""
+    return {
         "project": cast.project.pk,
         "key": "latency_p99",
         "title": "p99 latency",
@@ -350,9 +351,11 @@ def test_incomplete_metric_criterion_is_a_form_error(console: Client, cast: Cast
         "labels": "{}",
         "min_samples": 1,
         "metric": "latency_ms",
-        "window": "24h",
-        "op": "<=",
-    }
+    } | fields
+
+
+def test_incomplete_metric_criterion_is_a_form_error(console: Client, cast: Cast) -> None:
+    data = new_metric_criterion(cast, window="24h", op="<=")
     response = console.post(reverse("admin:scoring_criterion_add"), data)
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
@@ -361,23 +364,7 @@ def test_incomplete_metric_criterion_is_a_form_error(console: Client, cast: Cast
 
 
 def test_window_longer_than_data_is_kept_is_a_form_error(console: Client, cast: Cast) -> None:
-    data = {
-        "project": cast.project.pk,
-        "key": "latency_p99",
-        "title": "p99 latency",
-        "dimension": "engineering",
-        "kind": "metric",
-        "severity": "blocker",
-        "stage": "pilot",
-        "position": 0,
-        "labels": "{}",
-        "min_samples": 1,
-        "metric": "latency_ms",
-        "window": "401d",
-        "aggregation": "p99",
-        "op": "<=",
-        "threshold": "300",
-    }
+    data = new_metric_criterion(cast, window="401d", aggregation="p99", op="<=", threshold="300")
     response = console.post(reverse("admin:scoring_criterion_add"), data)
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
