@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_settings import python_with
+from tests.ops.test_settings import python_with
 
 PRINT = (
     "import django; django.setup(); from django.conf import settings; "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # A strong key for the processes below, which start without the test run's environment.
 KEY = "settings-test-key-" + "Zq8wX3vB6nM1kL4jH7gF0dS9aP2oI5uY"
 PRINT_KEY = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"

@@ -14,7 +14,7 @@ from readiness.telemetry.models import IngestBatch, MetricPoint
 from tests.factories import MetricCriterionFactory, MetricPointFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-CLIENT = Path(__file__).resolve().parent.parent / "clients" / "readiness_push.py"
+CLIENT = Path(__file__).resolve().parents[2] / "clients" / "readiness_push.py"
 
 
 def run(url: str, token: str, *args: str) -> subprocess.CompletedProcess[str]:
