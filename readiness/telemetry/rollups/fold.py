@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -185,24 +185,48 @@ def _minute_rollups_in_python(points: QuerySet[MetricPoint]) -> list[MetricRollu
         values = np.fromiter((value for _, _, value in members), dtype=float, count=len(members))
         latest_ts, latest_id, latest_value = max(members)
         rollups.append(
-            MetricRollup(
-                project_id=key[0],
-                metric=key[1],
-                labels=labels_of[key],
-                source=key[3],
-                resolution=MetricRollup.Resolution.MINUTE,
-                start=minute,
-                count=len(values),
-                sum=math.fsum(values),
-                min=float(values.min()),
-                max=float(values.max()),
-                latest_value=latest_value,
-                latest_ts=latest_ts,
-                latest_id=latest_id,
-                sketch=sketch_of(values).to_bytes(),
+            _rollup(
+                (key[0], key[1], labels_of[key], key[3]),
+                MetricRollup.Resolution.MINUTE,
+                minute,
+                counts=(len(values), math.fsum(values), float(values.min()), float(values.max())),
+                latest=(latest_value, latest_ts, latest_id),
+                sketch=sketch_of(values),
             )
         )
     return rollups
+
+
+def _rollup(
+    series: tuple[int, str, dict, str],
+    resolution: str,
+    start: datetime,
+    *,
+    counts: tuple[int, float, float, float],
+    latest: tuple[float, datetime, int],
+    sketch: Sketch,
+) -> MetricRollup:
+    """One rollup row: ``series`` is (project id, metric, labels, source), ``counts`` (count, sum, min,
+    max), ``latest`` the newest point's (value, ts, id)."""
+    project_id, metric, labels, source = series
+    count, total, low, high = counts
+    latest_value, latest_ts, latest_id = latest
+    return MetricRollup(
+        project_id=project_id,
+        metric=metric,
+        labels=labels,
+        source=source,
+        resolution=resolution,
+        start=start,
+        count=count,
+        sum=total,
+        min=low,
+        max=high,
+        latest_value=latest_value,
+        latest_ts=latest_ts,
+        latest_id=latest_id,
+        sketch=sketch.to_bytes(),
+    )
 
 
 class _Newest(Aggregate):
@@ -222,38 +246,46 @@ def _minute_rollups_in_sql(points: QuerySet[MetricPoint]) -> list[MetricRollup]:
     from django.contrib.postgres.aggregates import ArrayAgg  # the embedded SQLite default never needs it
 
     newest = '"telemetry_metricpoint"."ts" DESC, "telemetry_metricpoint"."id" DESC'
-    groups = (
-        points.order_by()
-        .annotate(minute=Trunc("ts", "minute", tzinfo=UTC))
-        .values("project_id", "metric", "labels", "source", "minute")
-        .annotate(
-            n=Count("id"),
-            low=Min("value"),
-            high=Max("value"),
-            latest_value=_Newest("value", newest=newest, output_field=FloatField()),
-            latest_ts=Max("ts"),
-            latest_id=_Newest("id", newest=newest, output_field=BigIntegerField()),
-            values=ArrayAgg("value"),
-        )
+    return _rollups_in_sql(
+        points.annotate(period=Trunc("ts", "minute", tzinfo=UTC)),
+        MetricRollup.Resolution.MINUTE,
+        summary={
+            "n": Count("id"),
+            "low": Min("value"),
+            "high": Max("value"),
+            "latest_value": _Newest("value", newest=newest, output_field=FloatField()),
+            "latest_ts": Max("ts"),
+            "latest_id": _Newest("id", newest=newest, output_field=BigIntegerField()),
+            "parts": ArrayAgg("value"),
+        },
+        sketch=lambda values: sketch_of(np.array(values, dtype=float)),
+        chunk_size=5_000,
     )
+
+
+def _rollups_in_sql(
+    rows: QuerySet,
+    resolution: str,
+    *,
+    summary: dict[str, Aggregate],
+    sketch: Callable[[list], Sketch],
+    chunk_size: int,
+) -> list[MetricRollup]:
+    """The rollup rows of ``rows`` (annotated with their ``period``), one GROUP BY per series and
+    period. ``summary`` names the columns n, low, high, latest_value, latest_ts, latest_id and
+    ``parts`` (values or sums to add with ``fsum``; also what ``sketch`` is made from, with the
+    ``sketches`` column when there is one)."""
+    groups = rows.order_by().values("project_id", "metric", "labels", "source", "period").annotate(**summary)
     return [
-        MetricRollup(
-            project_id=group["project_id"],
-            metric=group["metric"],
-            labels=group["labels"],
-            source=group["source"],
-            resolution=MetricRollup.Resolution.MINUTE,
-            start=group["minute"],
-            count=group["n"],
-            sum=math.fsum(group["values"]),
-            min=group["low"],
-            max=group["high"],
-            latest_value=group["latest_value"],
-            latest_ts=group["latest_ts"],
-            latest_id=group["latest_id"],
-            sketch=sketch_of(np.array(group["values"], dtype=float)).to_bytes(),
+        _rollup(
+            (group["project_id"], group["metric"], group["labels"], group["source"]),
+            resolution,
+            group["period"],
+            counts=(group["n"], math.fsum(group["parts"]), group["low"], group["high"]),
+            latest=(group["latest_value"], group["latest_ts"], group["latest_id"]),
+            sketch=sketch(group.get("sketches", group["parts"])),
         )
-        for group in groups.iterator(chunk_size=5_000)
+        for group in groups.iterator(chunk_size=chunk_size)
     ]
 
 
@@ -299,40 +331,22 @@ def _hour_rollups_in_sql(minutes: QuerySet[MetricRollup]) -> list[MetricRollup]:
     from django.contrib.postgres.aggregates import ArrayAgg
 
     newest = '"telemetry_metricrollup"."latest_ts" DESC, "telemetry_metricrollup"."latest_id" DESC'
-    groups = (
-        minutes.order_by()
-        .annotate(hour=Trunc("start", "hour", tzinfo=UTC))
-        .values("project_id", "metric", "labels", "source", "hour")
-        .annotate(
-            n=Sum("count"),
-            sums=ArrayAgg("sum"),
-            low=Min("min"),
-            high=Max("max"),
-            newest_value=_Newest("latest_value", newest=newest, output_field=FloatField()),
-            newest_ts=Max("latest_ts"),
-            newest_id=_Newest("latest_id", newest=newest, output_field=BigIntegerField()),
-            sketches=ArrayAgg("sketch"),
-        )
+    return _rollups_in_sql(
+        minutes.annotate(period=Trunc("start", "hour", tzinfo=UTC)),
+        MetricRollup.Resolution.HOUR,
+        summary={
+            "n": Sum("count"),
+            "low": Min("min"),
+            "high": Max("max"),
+            "latest_value": _Newest("latest_value", newest=newest, output_field=FloatField()),
+            "latest_ts": Max("latest_ts"),
+            "latest_id": _Newest("latest_id", newest=newest, output_field=BigIntegerField()),
+            "parts": ArrayAgg("sum"),
+            "sketches": ArrayAgg("sketch"),
+        },
+        sketch=packed_merge,
+        chunk_size=2_000,
     )
-    return [
-        MetricRollup(
-            project_id=group["project_id"],
-            metric=group["metric"],
-            labels=group["labels"],
-            source=group["source"],
-            resolution=MetricRollup.Resolution.HOUR,
-            start=group["hour"],
-            count=group["n"],
-            sum=math.fsum(group["sums"]),
-            min=group["low"],
-            max=group["high"],
-            latest_value=group["newest_value"],
-            latest_ts=group["newest_ts"],
-            latest_id=group["newest_id"],
-            sketch=packed_merge(group["sketches"]).to_bytes(),
-        )
-        for group in groups.iterator(chunk_size=2_000)
-    ]
 
 
 def _hour_rollups_in_python(minutes: QuerySet[MetricRollup]) -> list[MetricRollup]:
@@ -352,23 +366,19 @@ def _hour_rollups_in_python(minutes: QuerySet[MetricRollup]) -> list[MetricRollu
     rollups = []
     for (key, hour), members in groups.items():
         latest = max(members, key=lambda r: (r[10], r[11]))
-        sketch: Sketch = packed_merge(r[12] for r in members)
         rollups.append(
-            MetricRollup(
-                project_id=key[0],
-                metric=key[1],
-                labels=labels_of[key],
-                source=key[3],
-                resolution=MetricRollup.Resolution.HOUR,
-                start=hour,
-                count=sum(r[5] for r in members),
-                sum=math.fsum(r[6] for r in members),
-                min=min(r[7] for r in members),
-                max=max(r[8] for r in members),
-                latest_value=latest[9],
-                latest_ts=latest[10],
-                latest_id=latest[11],
-                sketch=sketch.to_bytes(),
+            _rollup(
+                (key[0], key[1], labels_of[key], key[3]),
+                MetricRollup.Resolution.HOUR,
+                hour,
+                counts=(
+                    sum(r[5] for r in members),
+                    math.fsum(r[6] for r in members),
+                    min(r[7] for r in members),
+                    max(r[8] for r in members),
+                ),
+                latest=(latest[9], latest[10], latest[11]),
+                sketch=packed_merge(r[12] for r in members),
             )
         )
     return rollups
