@@ -234,17 +234,16 @@ def _part_summary(
     count = int(row["n"] or 0)
     if count == 0:
         return _Part(0, 0.0, None, None, None, frozenset(), None), row
+    latest = None
     if postgres:
         sources = frozenset(row["sources"])
-        latest = (
-            (row["as_of"], row["newest_id"], row["newest_value"], row["newest_source"]) if newest else None
-        )
+        if newest:
+            latest = (row["as_of"], row["newest_id"], row["newest_value"], row["newest_source"])
     else:
         sources = frozenset(rows.order_by().values_list("source", flat=True).distinct())
-        ordered = rows.order_by(f"-{columns.ts}", f"-{columns.id}")
-        latest = (
-            ordered.values_list(columns.ts, columns.id, columns.value, "source").first() if newest else None
-        )
+        if newest:
+            ordered = rows.order_by(f"-{columns.ts}", f"-{columns.id}")
+            latest = ordered.values_list(columns.ts, columns.id, columns.value, "source").first()
     summary = _Part(
         count, float(row["total"]), float(row["low"]), float(row["high"]), row["as_of"], sources, latest
     )
@@ -275,7 +274,7 @@ def _postgres_columns(columns: _Columns, *, newest: bool) -> dict[str, Aggregate
 
 
 def _raw_aggregates(wanted: tuple[str, ...], *, points: QuerySet[MetricPoint]) -> dict[str, WindowAggregate]:
-    fractions = [PERCENTILES[a] for a in wanted if a in PERCENTILES]
+    fractions = _fractions(wanted)
     extra: dict[str, Aggregate] = {}
     if "mean" in wanted:
         # The database's own average, as a window read raw always gave.
@@ -327,7 +326,7 @@ def _planned_aggregates(
         newest=max((p.newest for p in present if p.newest), key=lambda n: (n[0], n[1]), default=None),
     )
     values = {"count": float(count), "sum": total, "mean": total / count, "min": low, "max": high}
-    fractions = [PERCENTILES[a] for a in wanted if a in PERCENTILES]
+    fractions = _fractions(wanted)
     percentiles: dict[float, float] | None = None
     if fractions and count <= EXACT_PERCENTILE_MAX_POINTS:
         percentiles = _exact_percentiles(points, fractions, count)
@@ -366,6 +365,10 @@ def _results(
         else:
             results[aggregation] = WindowAggregate(values[aggregation], part.count, part.as_of, sources)
     return results
+
+
+def _fractions(aggregations: Iterable[str]) -> list[float]:
+    return [PERCENTILES[a] for a in aggregations if a in PERCENTILES]
 
 
 def _values(points: QuerySet[MetricPoint]) -> np.ndarray:
