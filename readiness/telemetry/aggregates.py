@@ -5,27 +5,46 @@ Once the fold has run, a window is read from rollups where they exist and raw po
 exact either way; percentiles are exact up to EXACT_PERCENTILE_MAX_POINTS points while the raw points
 are all kept, and from the merged sketches (within 1%, ``approximate``) otherwise.
 
+Every aggregation a window is asked for comes from the same few queries (``window_aggregates``): one
+aggregate query per part of the window (raw, rollups) computing count, sum, min, max, the newest point
+and the sources at once, and one sort of the raw values for all the exact percentiles asked. An
+evaluation asks once per (metric, labels, sources, window), not once per criterion.
+
 On PostgreSQL every aggregation, percentiles included (``percentile_cont``: linear interpolation between
-closest ranks, as numpy's default), runs in the database. SQLite has no ``percentile_cont``, so there
-the window's values are read and numpy interpolates the same way: the same results on both.
+closest ranks, as numpy's default), runs in the database. SQLite has no ``percentile_cont`` (nor
+ordered ``ARRAY_AGG``), so there the window's values are read and numpy interpolates the same way, and
+the newest point is one ordered query: the same results on both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from django.db import connection
-from django.db.models import Aggregate, Avg, Count, FloatField, Max, Min, Q, QuerySet, Sum
+from django.db.models import (
+    Aggregate,
+    Avg,
+    BigIntegerField,
+    CharField,
+    Count,
+    FloatField,
+    Func,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+)
 
 from readiness.telemetry.models import MetricPoint, MetricRollup
 from readiness.telemetry.rollups.read import EXACT_PERCENTILE_MAX_POINTS, WindowPlan, window_plan
 from readiness.telemetry.rollups.sketch import packed_merge, sketch_of, sketches_merge
 
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
-SIMPLE: dict[str, type[Aggregate]] = {"mean": Avg, "min": Min, "max": Max, "sum": Sum}
 AGGREGATIONS = ("latest", "mean", "min", "max", "sum", "count", *PERCENTILES)
 
 
@@ -40,13 +59,21 @@ class WindowAggregate:
     approximate: bool = False
 
 
-class PercentileCont(Aggregate):
-    function = "PERCENTILE_CONT"
-    template = "%(function)s(%(percentile)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
+EMPTY = WindowAggregate(None, 0, None)
 
-    def __init__(self, expression: str, percentile: float) -> None:
-        super().__init__(expression, percentile=float(percentile))
+
+class PercentilesCont(Aggregate):
+    """PostgreSQL's ``percentile_cont`` of several fractions at once: the values are sorted once."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(ARRAY[%(fractions)s]::float8[]) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+    def __init__(self, expression: str, fractions: Sequence[float]) -> None:
+        from django.contrib.postgres.fields import ArrayField
+
+        # Fractions are floats from PERCENTILES, never input: safe to write into the SQL.
+        listed = ", ".join(repr(float(q)) for q in fractions)
+        super().__init__(expression, fractions=listed, output_field=ArrayField(FloatField()))
 
 
 def window_points(
@@ -87,67 +114,6 @@ def source_counts(points: QuerySet[MetricPoint]) -> dict[str, int]:
     return dict(sorted(rows))
 
 
-def window_aggregate(
-    *,
-    project_id: int,
-    metric: str,
-    aggregation: str,
-    start: datetime,
-    end: datetime,
-    labels: Mapping[str, str] | None = None,
-    kinds: Sequence[str] = (),
-    plan: WindowPlan | None = None,
-) -> WindowAggregate:
-    """The ``aggregation`` of the window ``start < ts <= end``; ``plan`` when the caller already has the
-    window's (``rollups.read.window_plan``)."""
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {aggregation!r}")
-    points = window_points(
-        project_id=project_id, metric=metric, start=start, end=end, labels=labels, kinds=kinds
-    )
-    if plan is None:
-        plan = window_plan(project_id=project_id, metric=metric, start=start, end=end)
-    if plan.uses_rollups:
-        rollups = window_rollups(project_id=project_id, metric=metric, plan=plan, labels=labels, kinds=kinds)
-        return _planned_aggregate(aggregation, points=points, plan=plan, rollups=rollups)
-    return _raw_aggregate(aggregation, points=points)
-
-
-def _raw_aggregate(aggregation: str, *, points: QuerySet[MetricPoint]) -> WindowAggregate:
-    if aggregation == "latest":
-        # Newest ts wins; among equal ts the last received (highest id). Its value is the one used.
-        newest = points.order_by("-ts", "-id").values_list("value", "ts", "source").first()
-        if newest is None:
-            return WindowAggregate(None, 0, None)
-        return WindowAggregate(newest[0], points.count(), newest[1], (newest[2],))
-    columns: dict[str, Aggregate] = {"n": Count("id"), "as_of": Max("ts")}
-    if connection.vendor == "postgresql":
-        # The window's sources in the same scan (a window holds a handful of sources, not thousands).
-        from django.contrib.postgres.aggregates import ArrayAgg
-
-        columns["sources"] = ArrayAgg("source", distinct=True, default=[])
-    if aggregation in SIMPLE:
-        columns["value"] = SIMPLE[aggregation]("value")
-    elif aggregation in PERCENTILES and connection.vendor == "postgresql":
-        columns["value"] = PercentileCont("value", PERCENTILES[aggregation])
-    row = points.aggregate(**columns)
-    count = int(row["n"])
-    if count == 0:
-        return WindowAggregate(None, 0, None)
-    if "sources" in row:
-        sources = tuple(sorted(row["sources"]))
-    else:
-        sources = tuple(sorted(points.order_by().values_list("source", flat=True).distinct()))
-    if aggregation == "count":
-        value: float | None = float(count)
-    elif "value" in row:
-        value = None if row["value"] is None else float(row["value"])
-    else:
-        values = np.fromiter(points.values_list("value", flat=True), dtype=float)
-        value = float(np.percentile(values, PERCENTILES[aggregation] * 100, method="linear"))
-    return WindowAggregate(value, count, row["as_of"], sources)
-
-
 def window_rollups(
     *,
     project_id: int,
@@ -162,106 +128,264 @@ def window_rollups(
     )
 
 
-def _sources_column() -> dict[str, Aggregate]:
-    """On PostgreSQL the distinct sources come in the aggregate's own scan (one query, not two)."""
-    if connection.vendor != "postgresql":
-        return {}
+def window_aggregate(
+    *,
+    project_id: int,
+    metric: str,
+    aggregation: str,
+    start: datetime,
+    end: datetime,
+    labels: Mapping[str, str] | None = None,
+    kinds: Sequence[str] = (),
+    plan: WindowPlan | None = None,
+) -> WindowAggregate:
+    """The ``aggregation`` of the window ``start < ts <= end``; ``plan`` when the caller already has the
+    window's (``rollups.read.window_plan``)."""
+    return window_aggregates(
+        project_id=project_id,
+        metric=metric,
+        aggregations=(aggregation,),
+        start=start,
+        end=end,
+        labels=labels,
+        kinds=kinds,
+        plan=plan,
+    )[aggregation]
+
+
+def window_aggregates(
+    *,
+    project_id: int,
+    metric: str,
+    aggregations: Iterable[str],
+    start: datetime,
+    end: datetime,
+    labels: Mapping[str, str] | None = None,
+    kinds: Sequence[str] = (),
+    plan: WindowPlan | None = None,
+) -> dict[str, WindowAggregate]:
+    """Each of ``aggregations`` of the window ``start < ts <= end``, from one read of the window: the
+    same values ``window_aggregate`` gives one at a time. ``plan`` when the caller already has it."""
+    wanted = tuple(dict.fromkeys(aggregations))
+    for aggregation in wanted:
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {aggregation!r}")
+    points = window_points(
+        project_id=project_id, metric=metric, start=start, end=end, labels=labels, kinds=kinds
+    )
+    if plan is None:
+        plan = window_plan(project_id=project_id, metric=metric, start=start, end=end)
+    if not plan.uses_rollups:
+        return _raw_aggregates(wanted, points=points)
+    rollups = window_rollups(project_id=project_id, metric=metric, plan=plan, labels=labels, kinds=kinds)
+    return _planned_aggregates(wanted, points=points, plan=plan, rollups=rollups)
+
+
+# --- One part of a window: raw points or rollup rows, summarised by one aggregate query ----------------
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Where a part keeps what a window needs: a raw point is one value; a rollup row summarises a
+    period's points (its count, sum, min, max and newest point)."""
+
+    count: Callable[[], Aggregate]
+    total: str
+    low: str
+    high: str
+    ts: str
+    id: str
+    value: str
+
+
+RAW = _Columns(lambda: Count("id"), "value", "value", "value", "ts", "id", "value")
+ROLLUP = _Columns(lambda: Sum("count"), "sum", "min", "max", "latest_ts", "latest_id", "latest_value")
+
+
+@dataclass(frozen=True)
+class _Part:
+    count: int
+    total: float
+    low: float | None
+    high: float | None
+    as_of: datetime | None
+    sources: frozenset[str]
+    # ts, id, value and source of the newest point (newest ts, then highest id); only when asked for.
+    newest: tuple[datetime, int, float, str] | None
+
+
+def _part_summary(
+    rows: QuerySet, columns: _Columns, *, newest: bool, extra: Mapping[str, Aggregate] | None = None
+) -> tuple[_Part, dict[str, Any]]:
+    """The part's summary in one aggregate query (plus, on SQLite, one for its sources and one for its
+    newest point), and the ``extra`` columns computed in the same query."""
+    postgres = connection.vendor == "postgresql"
+    query: dict[str, Aggregate | Func] = {
+        "n": columns.count(),
+        "total": Sum(columns.total),
+        "low": Min(columns.low),
+        "high": Max(columns.high),
+        "as_of": Max(columns.ts),
+        **(extra or {}),
+    }
+    if postgres:
+        query |= _postgres_columns(columns, newest=newest)
+    row = rows.aggregate(**query)
+    count = int(row["n"] or 0)
+    if count == 0:
+        return _Part(0, 0.0, None, None, None, frozenset(), None), row
+    latest = None
+    if postgres:
+        sources = frozenset(row["sources"])
+        if newest:
+            latest = (row["as_of"], row["newest_id"], row["newest_value"], row["newest_source"])
+    else:
+        sources = frozenset(rows.order_by().values_list("source", flat=True).distinct())
+        if newest:
+            ordered = rows.order_by(f"-{columns.ts}", f"-{columns.id}")
+            latest = ordered.values_list(columns.ts, columns.id, columns.value, "source").first()
+    summary = _Part(
+        count, float(row["total"]), float(row["low"]), float(row["high"]), row["as_of"], sources, latest
+    )
+    return summary, row
+
+
+def _postgres_columns(columns: _Columns, *, newest: bool) -> dict[str, Aggregate | Func]:
+    """The part's sources and, when asked, its newest point in the aggregate's own scan: one ordered
+    ARRAY_AGG's first element per column (the part is a few edge minutes or ~850 rollup rows, so the
+    sort is small; a window read all raw is scanned whole anyway)."""
     from django.contrib.postgres.aggregates import ArrayAgg
 
-    return {"sources": ArrayAgg("source", distinct=True, default=[])}
+    query: dict[str, Aggregate | Func] = {"sources": ArrayAgg("source", distinct=True, default=[])}
+    if newest:
+        order = (f"-{columns.ts}", f"-{columns.id}")
+        for name, column, field in (
+            ("newest_id", columns.id, BigIntegerField()),
+            ("newest_value", columns.value, FloatField()),
+            ("newest_source", "source", CharField()),
+        ):
+            query[name] = Func(
+                ArrayAgg(column, order_by=order), template="(%(expressions)s)[1]", output_field=field
+            )
+    return query
 
 
-def _sources(qs: QuerySet) -> set[str]:
-    return set(qs.order_by().values_list("source", flat=True).distinct())
+# --- A window read raw only, and a window read from rollups plus its raw remainder ---------------------
 
 
-def _planned_aggregate(
-    aggregation: str, *, points: QuerySet[MetricPoint], plan: WindowPlan, rollups: QuerySet[MetricRollup]
-) -> WindowAggregate:
+def _raw_aggregates(wanted: tuple[str, ...], *, points: QuerySet[MetricPoint]) -> dict[str, WindowAggregate]:
+    fractions = _fractions(wanted)
+    extra: dict[str, Aggregate] = {}
+    if "mean" in wanted:
+        # The database's own average, as a window read raw always gave.
+        extra["mean"] = Avg("value")
+    if fractions and connection.vendor == "postgresql":
+        extra["percentiles"] = PercentilesCont("value", fractions)
+    part, row = _part_summary(points, RAW, newest="latest" in wanted, extra=extra)
+    if part.count == 0:
+        return dict.fromkeys(wanted, EMPTY)
+    if not fractions:
+        percentiles: dict[float, float] = {}
+    elif "percentiles" in row:
+        percentiles = dict(zip(fractions, row["percentiles"], strict=True))
+    else:
+        percentiles = _numpy_percentiles(_values(points), fractions)
+    values = {"count": float(part.count), "sum": part.total, "min": part.low, "max": part.high}
+    if "mean" in wanted:
+        values["mean"] = float(row["mean"])
+    return _results(wanted, part=part, values=values, percentiles=percentiles, approximate=False)
+
+
+def _planned_aggregates(
+    wanted: tuple[str, ...],
+    *,
+    points: QuerySet[MetricPoint],
+    plan: WindowPlan,
+    rollups: QuerySet[MetricRollup],
+) -> dict[str, WindowAggregate]:
     """The window from its rollup rows plus its raw remainder (``plan``); ``points`` is the whole
     window's raw points, read for exact percentiles only."""
     raw = points.filter(plan.raw)
-    if aggregation == "latest":
+    newest = "latest" in wanted
+    parts = [_part_summary(raw, RAW, newest=newest)[0], _part_summary(rollups, ROLLUP, newest=newest)[0]]
+    present = [part for part in parts if part.count]
+    if not present:
+        return dict.fromkeys(wanted, EMPTY)
+    count = sum(part.count for part in present)
+    low = min(part.low for part in present if part.low is not None)
+    high = max(part.high for part in present if part.high is not None)
+    total = sum((part.total for part in parts), 0.0)
+    whole = _Part(
+        count=count,
+        total=total,
+        low=low,
+        high=high,
+        as_of=max(part.as_of for part in present if part.as_of is not None),
+        sources=frozenset().union(*(part.sources for part in present)),
         # Newest ts, then highest id, among the raw remainder and the rollups' latest points alike.
-        candidates = [
-            row
-            for row in (
-                raw.order_by("-ts", "-id").values_list("ts", "id", "value", "source").first(),
-                rollups.order_by("-latest_ts", "-latest_id")
-                .values_list("latest_ts", "latest_id", "latest_value", "source")
-                .first(),
-            )
-            if row is not None
-        ]
-        if not candidates:
-            return WindowAggregate(None, 0, None)
-        ts, _, value, source = max(candidates, key=lambda row: (row[0], row[1]))
-        count = raw.count() + int(rollups.aggregate(n=Sum("count"))["n"] or 0)
-        return WindowAggregate(value, count, ts, (source,))
-    part = raw.aggregate(
-        n=Count("id"),
-        total=Sum("value"),
-        low=Min("value"),
-        high=Max("value"),
-        as_of=Max("ts"),
-        **_sources_column(),
+        newest=max((p.newest for p in present if p.newest), key=lambda n: (n[0], n[1]), default=None),
     )
-    folded = rollups.aggregate(
-        n=Sum("count"),
-        total=Sum("sum"),
-        low=Min("min"),
-        high=Max("max"),
-        as_of=Max("latest_ts"),
-        **_sources_column(),
-    )
-    count = int(part["n"] or 0) + int(folded["n"] or 0)
-    if count == 0:
-        return WindowAggregate(None, 0, None)
-    sources = tuple(
-        sorted(
-            set(part["sources"] if "sources" in part else _sources(raw))
-            | set(folded["sources"] if "sources" in folded else _sources(rollups))
+    values = {"count": float(count), "sum": total, "mean": total / count, "min": low, "max": high}
+    fractions = _fractions(wanted)
+    percentiles: dict[float, float] | None = None
+    if fractions and count <= EXACT_PERCENTILE_MAX_POINTS:
+        percentiles = _exact_percentiles(points, fractions, count)
+    approximate = bool(fractions) and percentiles is None
+    if fractions and percentiles is None:
+        merged = sketches_merge(
+            [
+                packed_merge(rollups.order_by().values_list("sketch", flat=True)),
+                sketch_of(_values(raw)),
+            ]
         )
-    )
-    as_of = max(ts for ts in (part["as_of"], folded["as_of"]) if ts is not None)
-    lows = [v for v in (part["low"], folded["low"]) if v is not None]
-    highs = [v for v in (part["high"], folded["high"]) if v is not None]
-    total = float(part["total"] or 0.0) + float(folded["total"] or 0.0)
-    approximate = False
-    if aggregation == "count":
-        value: float | None = float(count)
-    elif aggregation == "sum":
-        value = total
-    elif aggregation == "mean":
-        value = total / count
-    elif aggregation == "min":
-        value = min(lows)
-    elif aggregation == "max":
-        value = max(highs)
-    else:
-        value = None
-        if count <= EXACT_PERCENTILE_MAX_POINTS:
-            value = _exact_percentile(points, aggregation, count)
-        if value is None:
-            merged = sketches_merge(
-                [
-                    packed_merge(rollups.order_by().values_list("sketch", flat=True)),
-                    sketch_of(np.fromiter(raw.order_by().values_list("value", flat=True), dtype=float)),
-                ]
-            )
-            value = merged.quantile(PERCENTILES[aggregation], low=min(lows), high=max(highs))
-            approximate = True
-    return WindowAggregate(value, count, as_of, sources, approximate)
+        percentiles = {q: merged.quantile(q, low=low, high=high) for q in fractions}
+    return _results(wanted, part=whole, values=values, percentiles=percentiles or {}, approximate=approximate)
 
 
-def _exact_percentile(points: QuerySet[MetricPoint], aggregation: str, count: int) -> float | None:
-    """The percentile of the window's raw points, or None when they are no longer all kept (retention
+def _results(
+    wanted: tuple[str, ...],
+    *,
+    part: _Part,
+    values: Mapping[str, float | None],
+    percentiles: Mapping[float, float | None],
+    approximate: bool,
+) -> dict[str, WindowAggregate]:
+    """Each wanted aggregation of a non-empty window summarised by ``part``: ``latest`` is its newest
+    point (and that point's source); the others use every point (and every source)."""
+    sources = tuple(sorted(part.sources))
+    results: dict[str, WindowAggregate] = {}
+    for aggregation in wanted:
+        if aggregation == "latest":
+            assert part.newest is not None  # a non-empty part asked for its newest point has one
+            ts, _, value, source = part.newest
+            results[aggregation] = WindowAggregate(value, part.count, ts, (source,))
+        elif aggregation in PERCENTILES:
+            value = percentiles[PERCENTILES[aggregation]]
+            results[aggregation] = WindowAggregate(value, part.count, part.as_of, sources, approximate)
+        else:
+            results[aggregation] = WindowAggregate(values[aggregation], part.count, part.as_of, sources)
+    return results
+
+
+def _fractions(aggregations: Iterable[str]) -> list[float]:
+    return [PERCENTILES[a] for a in aggregations if a in PERCENTILES]
+
+
+def _values(points: QuerySet[MetricPoint]) -> np.ndarray:
+    return np.fromiter(points.order_by().values_list("value", flat=True), dtype=float)
+
+
+def _numpy_percentiles(values: np.ndarray, fractions: Sequence[float]) -> dict[float, float]:
+    return {q: float(np.percentile(values, q * 100, method="linear")) for q in fractions}
+
+
+def _exact_percentiles(
+    points: QuerySet[MetricPoint], fractions: Sequence[float], count: int
+) -> dict[float, float] | None:
+    """The percentiles of the window's raw points, or None when they are no longer all kept (retention
     removed some the rollups still count)."""
-    q = PERCENTILES[aggregation]
     if connection.vendor == "postgresql":
-        row = points.aggregate(n=Count("id"), value=PercentileCont("value", q))
-        return float(row["value"]) if row["n"] == count else None
-    values = np.fromiter(points.values_list("value", flat=True), dtype=float)
-    if len(values) != count:
-        return None
-    return float(np.percentile(values, q * 100, method="linear"))
+        row = points.aggregate(n=Count("id"), values=PercentilesCont("value", fractions))
+        return dict(zip(fractions, row["values"], strict=True)) if row["n"] == count else None
+    values = _values(points)
+    return _numpy_percentiles(values, fractions) if len(values) == count else None

@@ -10,6 +10,7 @@ folded yet. So the rollup part is always the exact summary of its raw points.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,28 +36,54 @@ class WindowPlan:
     uses_rollups: bool = False
 
 
-def window_plan(*, project_id: int, metric: str, start: datetime, end: datetime) -> WindowPlan:
-    all_raw = WindowPlan(raw=Q(ts__gt=start, ts__lte=end))
-    first = minute_of(start) + MINUTE
-    # The watermark and the first dirty minute of the series below it, in one query.
-    dirty = RollupDirtyMinute.objects.filter(
-        project_id=project_id,
-        metric=metric,
-        minute__gte=max(first, raw_horizon(timezone.now())),
-        minute__lt=OuterRef("folded_until"),
-    ).filter(minute__lt=minute_of(end))
-    row = (
-        RollupWatermark.objects.filter(pk=1)
-        .annotate(dirty=Subquery(dirty.order_by("minute").values("minute")[:1]))
-        .values_list("folded_until", "dirty")
-        .first()
-    )
-    if row is None:
-        return all_raw
-    folded_until, first_dirty = row
+def window_plan(
+    *, project_id: int, metric: str, start: datetime, end: datetime, now: datetime | None = None
+) -> WindowPlan:
+    """The plan of one window; ``now`` (the evaluation's, else the clock's) places the raw horizon."""
+    return window_plans(project_id=project_id, metric=metric, windows=[(start, end)], now=now)[0]
+
+
+def window_plans(
+    *,
+    project_id: int,
+    metric: str,
+    windows: Sequence[tuple[datetime, datetime]],
+    now: datetime | None = None,
+) -> list[WindowPlan]:
+    """The plan of each ``(start, end)`` window of one metric, in one query: the watermark, and the
+    first dirty minute of the series inside each window (an evaluation's 24 h, 7 d and 30 d at once)."""
+    horizon = raw_horizon(now or timezone.now())
+    firsts = [minute_of(start) + MINUTE for start, _ in windows]
+    dirty = {
+        f"dirty_{index}": Subquery(
+            RollupDirtyMinute.objects.filter(
+                project_id=project_id,
+                metric=metric,
+                minute__gte=max(first, horizon),
+                minute__lt=OuterRef("folded_until"),
+            )
+            .filter(minute__lt=minute_of(end))
+            .order_by("minute")
+            .values("minute")[:1]
+        )
+        for index, (first, (_, end)) in enumerate(zip(firsts, windows, strict=True))
+    }
+    row = RollupWatermark.objects.filter(pk=1).annotate(**dirty).values_list("folded_until", *dirty).first()
+    return [
+        _plan(start, end, first, folded_until=row[0], first_dirty=row[1 + index])
+        if row is not None
+        else WindowPlan(raw=Q(ts__gt=start, ts__lte=end))
+        for index, (first, (start, end)) in enumerate(zip(firsts, windows, strict=True))
+    ]
+
+
+def _plan(
+    start: datetime, end: datetime, first: datetime, *, folded_until: datetime, first_dirty: datetime | None
+) -> WindowPlan:
+    """Rollups for the whole minutes from ``first`` up to the watermark or the first dirty minute."""
     last = min(minute_of(end), folded_until, *([first_dirty] if first_dirty is not None else []))
     if last <= first:
-        return all_raw
+        return WindowPlan(raw=Q(ts__gt=start, ts__lte=end))
     raw = Q(ts__gt=start, ts__lt=first) | Q(ts__gte=last, ts__lte=end)
     first_hour = hour_of(first) if hour_of(first) == first else hour_of(first) + HOUR
     last_hour = hour_of(last)

@@ -5,20 +5,22 @@ and within 1% from the sketches once they are not; label and source filters alik
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import time_machine
+from django.db.models import Q
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from readiness.telemetry import aggregates
-from readiness.telemetry.aggregates import window_aggregate
+from readiness.telemetry.aggregates import AGGREGATIONS, window_aggregate, window_aggregates
 from readiness.telemetry.models import MetricPoint, MetricRollup, RollupDirtyMinute, RollupWatermark
 from readiness.telemetry.rollups.fold import rollups_fold
-from readiness.telemetry.rollups.read import window_plan
+from readiness.telemetry.rollups.read import window_plan, window_plans
 from tests.factories import ProjectFactory
 
 BASE = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
@@ -148,6 +150,65 @@ def test_rollups_plus_raw_equal_raw_alone(
             assert result.value == pytest.approx(value, rel=1e-9, abs=1e-12 * scale), aggregation
 
 
+@PROPERTY
+@given(
+    sent=sent_points,
+    folded_at=st.integers(0, SPAN + 600),
+    window=st.tuples(st.integers(-60, SPAN), st.integers(0, SPAN + 60)),
+    selection=filters,
+    asked=st.lists(st.sampled_from(AGGREGATIONS), min_size=1, max_size=len(AGGREGATIONS)),
+)
+def test_one_read_of_a_window_equals_one_read_per_aggregation(
+    db: None,
+    sent: list[Sent],
+    folded_at: int,
+    window: tuple[int, int],
+    selection: tuple[dict, tuple],
+    asked: list[str],
+) -> None:
+    """What an evaluation does for the criteria sharing a window gives, value for value and bit for
+    bit, what each criterion would read alone (the metric API's single read)."""
+    project = ProjectFactory()
+    store(project.pk, sent)
+    rollups_fold(now=BASE + dt.timedelta(seconds=folded_at))
+    labels, kinds = selection
+    read = {
+        "project_id": project.pk,
+        "metric": "latency_ms",
+        "start": BASE + dt.timedelta(seconds=min(window)),
+        "end": BASE + dt.timedelta(seconds=max(window)),
+        "labels": labels,
+        "kinds": kinds,
+    }
+    batched = window_aggregates(**read, aggregations=asked)
+    assert batched == {
+        aggregation: window_aggregate(**read, aggregation=aggregation) for aggregation in asked
+    }
+
+
+def test_percentiles_of_one_read_beyond_the_exact_limit_equal_single_reads(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = ProjectFactory()
+    start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    series_of_a_month(project.pk, start, days=2)
+    end = start + dt.timedelta(days=2)
+    with time_machine.travel(end + dt.timedelta(hours=1), tick=False):
+        rollups_fold(now=end + dt.timedelta(hours=1))
+        monkeypatch.setattr(aggregates, "EXACT_PERCENTILE_MAX_POINTS", 500)
+        window = {"project_id": project.pk, "metric": "latency_ms", "start": start, "end": end}
+        batched = window_aggregates(**window, aggregations=AGGREGATIONS)
+        single = {a: window_aggregate(**window, aggregation=a) for a in AGGREGATIONS}
+    assert {a for a, result in batched.items() if result.approximate} == {"p50", "p90", "p95", "p99"}
+    assert batched == single
+
+
+def test_an_unknown_aggregation_is_refused_by_name(db: None) -> None:
+    window = {"project_id": ProjectFactory().pk, "metric": "m", "start": BASE, "end": BASE}
+    with pytest.raises(ValueError, match="unknown aggregation 'p42'"):
+        window_aggregates(**window, aggregations=["count", "p42"])
+
+
 def series_of_a_month(project_id: int, start: dt.datetime, days: int) -> np.ndarray:
     """One point every 5 minutes for ``days`` days after ``start``: lognormal latencies."""
     rng = np.random.default_rng(11)
@@ -212,3 +273,48 @@ def test_percentiles_come_from_sketches_beyond_the_exact_limit(
         assert sketched.approximate is True
         assert sketched.count == len(data)
         assert sketched.value == pytest.approx(exact.value, rel=0.01)
+
+
+def test_a_dirty_minute_beyond_the_evaluations_raw_horizon_is_read_from_rollups(db: None) -> None:
+    """The raw horizon is the evaluation's ``now`` less raw retention, whatever the clock says: an
+    evaluation "as of" a later moment reads the rollup of a minute whose raw points it may have lost."""
+    project = ProjectFactory()
+    store(project.pk, [Sent(offset, 1.0, "eu", "push:ci") for offset in range(0, SPAN, 60)])
+    rollups_fold(now=BASE + dt.timedelta(seconds=SPAN + 600))
+    dirty = BASE + dt.timedelta(hours=2)
+    RollupDirtyMinute.objects.create(project_id=project.pk, metric="latency_ms", minute=dirty)
+    window = {
+        "project_id": project.pk,
+        "metric": "latency_ms",
+        "start": BASE,
+        "end": BASE + dt.timedelta(hours=3),
+    }
+    soon = window_plan(**window, now=BASE + dt.timedelta(hours=4))
+    later = window_plan(**window, now=dirty + dt.timedelta(days=36))
+    assert soon.raw == (
+        Q(ts__gt=BASE, ts__lt=BASE + dt.timedelta(minutes=1)) | Q(ts__gte=dirty, ts__lte=window["end"])
+    )
+    assert later.raw == (
+        Q(ts__gt=BASE, ts__lt=BASE + dt.timedelta(minutes=1))
+        | Q(ts__gte=window["end"], ts__lte=window["end"])
+    )
+
+
+def test_the_windows_of_a_metric_are_planned_in_one_query(
+    db: None, django_assert_num_queries: Callable[..., AbstractContextManager]
+) -> None:
+    project = ProjectFactory()
+    store(project.pk, [Sent(offset, 1.0, "eu", "push:ci") for offset in range(0, SPAN, 60)])
+    rollups_fold(now=BASE + dt.timedelta(seconds=SPAN + 600))
+    end = BASE + dt.timedelta(seconds=SPAN)
+    # Late points in the first whole minute of the half-hour window: that window is read raw only.
+    late = end - dt.timedelta(minutes=29)
+    RollupDirtyMinute.objects.create(project_id=project.pk, metric="latency_ms", minute=late)
+    windows = [(end - dt.timedelta(hours=hours), end) for hours in (0.5, 2, 4)]
+    with django_assert_num_queries(1):
+        plans = window_plans(project_id=project.pk, metric="latency_ms", windows=windows, now=end)
+    assert plans == [
+        window_plan(project_id=project.pk, metric="latency_ms", start=start, end=end, now=end)
+        for start, end in windows
+    ]
+    assert [plan.uses_rollups for plan in plans] == [False, True, True]
