@@ -14,6 +14,13 @@ wsgi_app = "readiness.wsgi:application"
 # gthread: pipelines keep their connections alive between pushes, and a slow client holds one thread,
 # not a whole process.
 worker_class = "gthread"
+# 3 processes x 4 threads, measured against the alternatives on this project's two cores with the
+# worker and beat beside it (bench/ingest.py --pushes-only --seconds 15, wrk 16 connections, load
+# average 5-10 from other work, 2026-12-07 09:02-09:22, docs/benchmarks.md): 3 x 4 answered 338 and
+# 331 single-point pushes/s (p99 240 and 207 ms, web CPU 2.3 ms a push); 3 x 2 154 and 160/s,
+# 3 x 1 88 and 152/s, 2 x 2 145/s, 5 x 2 136/s, 5 x 1 87 and 88/s, each at 2.4-4.4 ms a push. A push
+# waits on PostgreSQL for most of its time: threads overlap those waits, and more processes only add
+# memory and idle wake-ups.
 workers = env_int("WEB_WORKERS", 3, minimum=1)
 threads = env_int("WEB_THREADS", 4, minimum=1)
 # A request still running after this long is killed with its process (a hung database or broker call);

@@ -32,10 +32,10 @@ from django.utils import timezone
 
 from readiness.observability.metrics import record_batches_applied
 from readiness.publishing import publish
-from readiness.telemetry.models import IngestBatch, MetricPoint
+from readiness.telemetry.models import IngestBatch, MetricPoint, RollupDirtyMinute
 from readiness.telemetry.provenance import may_write_reserved
 from readiness.telemetry.push import ParsedPush, parse_push
-from readiness.telemetry.rollups.marks import copy_rows_points, rollups_mark
+from readiness.telemetry.rollups.marks import copy_rows_points, minute_of, rollups_mark
 from readiness.telemetry.signals import project_evidence_changed
 
 log = logging.getLogger(__name__)
@@ -266,21 +266,46 @@ def _batch_write(
 
 def _batch_and_points_insert(values: dict[str, object], batches: list[tuple[int, str, bytes]]) -> None:
     """The small push's write: its batch record and its points, all or nothing. On PostgreSQL outside
-    a transaction, one statement in autocommit (the batch INSERT as a data-modifying WITH of the points
-    INSERT): atomic and durable once it returns, one round trip where BEGIN, two INSERTs and COMMIT
-    took four, and a push's CPU is mostly its round trips. Inside a caller's transaction (OTLP's) a
-    savepoint, so a refusal leaves that transaction usable; elsewhere (SQLite) one transaction."""
+    a transaction, one statement in autocommit (the batch INSERT, and the marks of closed minutes, as
+    data-modifying WITHs of the points INSERT): atomic and durable once it returns, one round trip
+    where BEGIN, the INSERTs and COMMIT took four or five, and a push's CPU is mostly its round trips.
+    Inside a caller's transaction (OTLP's) a savepoint, so a refusal leaves that transaction usable;
+    elsewhere (SQLite) one transaction."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         with transaction.atomic():
             _insert(IngestBatch, values)
             _copy_points(batches)
         return
-    # Marked first: a minute marked for points that then fail to store is only folded again.
-    _rollups_mark(batches)
-    batch_sql, batch_params = _insert_statement(IngestBatch, values)
+    batch_sql, params = _insert_statement(IngestBatch, values)
+    parts = [f"batch AS ({batch_sql})"]
+    marks = _marks_insert_statement(batches)
+    if marks is not None:
+        parts.append(f"marks AS ({marks[0]})")
+        params += marks[1]
     points_sql, points_params = _points_insert_statement(batches)
     with _binding_cursor() as cursor:
-        cursor.execute(f"WITH batch AS ({batch_sql}) {points_sql}", batch_params + points_params)
+        cursor.execute(f"WITH {', '.join(parts)} {points_sql}", params + points_params)
+
+
+def _marks_insert_statement(batches: list[tuple[int, str, bytes]]) -> tuple[str, list[object]] | None:
+    """The INSERT marking the closed minutes the batches' points land in, as ``rollups_mark`` marks
+    them, for the one-statement write: the mark must commit with the points
+    (readiness/telemetry/rollups/marks.py says why). None when every point is in the open minute."""
+    open_minute = minute_of(timezone.now())
+    closed = sorted(
+        {
+            point
+            for project_id, _, rows in batches
+            for point in copy_rows_points(project_id, rows)
+            if point[2] < open_minute
+        }
+    )
+    if not closed:
+        return None
+    values = ", ".join(["(%s, %s, %s)"] * len(closed))
+    table = RollupDirtyMinute._meta.db_table
+    sql = f"INSERT INTO {table} (project_id, metric, minute) VALUES {values} ON CONFLICT DO NOTHING"  # noqa: S608 -- placeholders only
+    return sql, [field for mark in closed for field in mark]
 
 
 def batches_store(*, batches: list[tuple[int, str, bytes]], now: datetime) -> int:

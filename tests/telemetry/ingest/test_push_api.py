@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -9,11 +10,13 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from readiness.api.tokens import PUSH_CALLER_SECONDS, push_callers
 from readiness.projects.models import ProjectToken
 from readiness.projects.services import token_create, token_revoke
-from readiness.telemetry.models import IngestBatch, MetricPoint
+from readiness.telemetry.models import IngestBatch, MetricPoint, RollupDirtyMinute
+from readiness.telemetry.rollups.marks import minute_of
 from readiness.telemetry.services import DIRECT_MAX_POINTS, batches_apply
 from tests.conftest import Cast
 from tests.factories import ProjectFactory
@@ -262,6 +265,22 @@ def test_a_small_push_writes_its_batch_and_points_in_one_statement(client: Clien
     assert len(queries) <= 2  # the write, and the project's evaluation request unless one is pending
     batch = IngestBatch.objects.get(pk=response.json()["batch_id"])
     assert batch.state == "done" and MetricPoint.objects.filter(source=batch.source).count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement write is PostgreSQL's")
+def test_a_small_push_into_a_closed_minute_marks_it_in_the_same_statement(client: Client, cast: Cast) -> None:
+    secret = token_create(project=cast.project, name="ci", scopes=["metrics:write"])[1]
+    late = (timezone.now() - timedelta(minutes=5)).isoformat()
+    push(client, {"points": [{"metric": "m", "value": 1.0, "ts": late}]}, secret)
+    with CaptureQueriesContext(connection) as queries:
+        response = push(client, {"points": [{"metric": "m", "value": 2.0, "ts": late}]}, secret)
+    assert response.status_code == 202
+    (write,) = [query["sql"] for query in queries if "INSERT" in query["sql"]]
+    assert "INSERT INTO telemetry_rollupdirtyminute" in write and "INSERT INTO telemetry_metricpoint" in write
+    marked = RollupDirtyMinute.objects.get(project_id=cast.project.pk, metric="m")
+    assert marked.minute == minute_of(datetime.fromisoformat(late))
+    assert MetricPoint.objects.filter(metric="m").count() == 2
 
 
 def test_small_pushes_request_one_coalesced_evaluation(client: Client, cast: Cast, secret: str) -> None:
