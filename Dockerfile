@@ -22,7 +22,7 @@ RUN pip install uv==0.13.9 \
     && rm /tmp/requirements.txt
 
 # The application is imported from /app (PYTHONPATH), where templates/ and static/ sit beside it.
-COPY manage.py ./
+COPY manage.py gunicorn.conf.py ./
 COPY readiness ./readiness
 COPY templates ./templates
 COPY static ./static
@@ -38,4 +38,5 @@ RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin
 
 USER readiness
 EXPOSE 8000
-CMD ["gunicorn", "readiness.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "3", "--threads", "4"]
+# gunicorn reads its settings (worker class, processes, threads, timeouts) from /app/gunicorn.conf.py.
+CMD ["gunicorn", "--bind", "0.0.0.0:8000"]

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import runpy
 import shlex
 import shutil
 import signal
@@ -24,6 +25,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -261,7 +264,8 @@ def celery_arguments(deployment: str, process: str, *, state_dir: Path) -> list[
 
 
 def gunicorn_arguments() -> list[str]:
-    """The Dockerfile's CMD (what compose's web service runs too), without its ``--bind``."""
+    """The Dockerfile's CMD (what compose's web service runs too), without its ``--bind``: gunicorn
+    takes the rest of its settings from gunicorn.conf.py in the folder it starts in."""
     for line in (ROOT / "Dockerfile").read_text().splitlines():
         if line.startswith("CMD "):
             command = json.loads(line.removeprefix("CMD "))
@@ -271,6 +275,12 @@ def gunicorn_arguments() -> list[str]:
     assert command[0] == "gunicorn", command
     bind = command.index("--bind")
     return command[1:bind] + command[bind + 2 :]
+
+
+def gunicorn_settings(env: dict[str, str]) -> dict[str, Any]:
+    """gunicorn.conf.py's settings as a gunicorn started with ``env`` reads them."""
+    with mock.patch.dict(os.environ, env, clear=True):
+        return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
 
 
 class CeleryProcess:
@@ -366,8 +376,8 @@ WARM_UP_SECONDS = 120.0
 
 
 class WebServer:
-    """gunicorn serving the app on a free port as the Dockerfile runs it (gthread: 3 processes of 4
-    threads by default), so per-process state is shared by concurrent requests as in production."""
+    """gunicorn serving the app on a free port as the Dockerfile runs it (gunicorn.conf.py's gthread
+    processes and threads), so per-process state is shared by concurrent requests as in production."""
 
     def __init__(
         self,
@@ -377,13 +387,13 @@ class WebServer:
         threads: int | None = None,
         log: Path | None = None,
     ) -> None:
-        self.env, self.port = env, free_port()
+        # Fewer processes or threads than deployed through the variables a deployment sets them with.
+        overrides = {"WEB_WORKERS": workers, "WEB_THREADS": threads}
+        self.env = env | {name: str(value) for name, value in overrides.items() if value is not None}
+        self.port = free_port()
         self.arguments = gunicorn_arguments()
-        for option, value in (("--workers", workers), ("--threads", threads)):
-            if value is not None:
-                self.arguments[self.arguments.index(option) + 1] = str(value)
-        self.workers = int(self.arguments[self.arguments.index("--workers") + 1])
-        self.threads = int(self.arguments[self.arguments.index("--threads") + 1])
+        deployed = gunicorn_settings(self.env)
+        self.workers, self.threads = deployed["workers"], deployed["threads"]
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 

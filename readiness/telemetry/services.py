@@ -2,7 +2,7 @@
 
 A small push (at most DIRECT_MAX_POINTS points) is applied by the request itself:
 
-API  --validate-->  IngestBatch ("done") + its points + the evaluation request, one transaction  --202-->
+API  --validate-->  IngestBatch ("done") + its points, one statement  -->  evaluation request  --202-->
 
 A larger one goes through the outbox, so the request never holds a transaction open over a big COPY:
 
@@ -10,7 +10,8 @@ API  --validate-->  IngestBatch (pending, committed)  --202-->  client
                           |  on commit: enqueue  (the sweeper re-enqueues what the broker lost)
 worker: lock pending batches (SKIP LOCKED) -> COPY rows into MetricPoint -> mark done, one transaction
 
-Both write points through ``_copy_points``, the one writer of the metric table.
+Both write points as ``_copy_points`` does, the one writer of the metric table (the small push's one
+statement is its INSERT with the batch's in front).
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from django.utils import timezone
 
 from readiness.observability.metrics import record_batches_applied
 from readiness.publishing import publish
-from readiness.telemetry.models import IngestBatch, MetricPoint
+from readiness.telemetry.models import IngestBatch, MetricPoint, RollupDirtyMinute
 from readiness.telemetry.provenance import may_write_reserved
 from readiness.telemetry.push import ParsedPush, parse_push
-from readiness.telemetry.rollups.marks import copy_rows_points, rollups_mark
+from readiness.telemetry.rollups.marks import copy_rows_points, minute_of, rollups_mark
 from readiness.telemetry.signals import project_evidence_changed
 
 log = logging.getLogger(__name__)
@@ -229,9 +230,9 @@ def _batch_write(
     now: datetime,
 ) -> tuple[uuid.UUID, int, bool] | None:
     """The small push's path: the batch record (already ``done``, so a replay of its Idempotency-Key
-    finds it) and its points in one transaction, with the project's evaluation request, which is
-    published after commit. Either all of it commits or none does: a 202 means stored, an outage (an
-    OperationalError, raised) means nothing stored and the client retries. Returns what ``batch_store``
+    finds it) and its points, all or nothing, then the project's evaluation request. A 202 means
+    stored; an outage (an OperationalError, raised) before the points were stored means nothing
+    stored, and the client retries with its Idempotency-Key. Returns what ``batch_store``
     returns, or None when the database refused the points although validation passed them: the caller
     then stores the batch pending, and the worker sets it aside as ``failed`` as for any batch."""
     batch_id = uuid.uuid4()
@@ -246,11 +247,7 @@ def _batch_write(
         now=now,
     ) | {"rows": None, "state": IngestBatch.State.DONE, "processed_at": now}
     try:
-        # Inside a caller's transaction (OTLP's) a savepoint: a refusal leaves that transaction usable.
-        with transaction.atomic():
-            _insert(IngestBatch, values)
-            _copy_points([(project_id, source, parsed.rows)])
-            project_evidence_changed.send(sender=IngestBatch, project_id=project_id)
+        _batch_and_points_insert(values, [(project_id, source, parsed.rows)])
     except _refused_errors() as exc:
         # A unique key already taken is a replay (or a conflict); anything else the database refused.
         if isinstance(exc, IntegrityError) and idempotency_key is not None:
@@ -259,9 +256,56 @@ def _batch_write(
                 return replay.id, replay.accepted, False
         log.warning("a push's points were refused by the database; storing it for the worker: %s", exc)
         return None
+    # After the points, not with them: a process that dies in between leaves the evaluation to the
+    # next push or the periodic tick, which is what a request riding on a pending one risks anyway.
+    project_evidence_changed.send(sender=IngestBatch, project_id=project_id)
     # Counted once committed: inside OTLP's transaction the export may still roll back.
     transaction.on_commit(lambda: record_batches_applied(batches=1, points=parsed.count))
     return batch_id, parsed.count, True
+
+
+def _batch_and_points_insert(values: dict[str, object], batches: list[tuple[int, str, bytes]]) -> None:
+    """The small push's write: its batch record and its points, all or nothing. On PostgreSQL outside
+    a transaction, one statement in autocommit (the batch INSERT, and the marks of closed minutes, as
+    data-modifying WITHs of the points INSERT): atomic and durable once it returns, one round trip
+    where BEGIN, the INSERTs and COMMIT took four or five, and a push's CPU is mostly its round trips.
+    Inside a caller's transaction (OTLP's) a savepoint, so a refusal leaves that transaction usable;
+    elsewhere (SQLite) one transaction."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        with transaction.atomic():
+            _insert(IngestBatch, values)
+            _copy_points(batches)
+        return
+    batch_sql, params = _insert_statement(IngestBatch, values)
+    parts = [f"batch AS ({batch_sql})"]
+    marks = _marks_insert_statement(batches)
+    if marks is not None:
+        parts.append(f"marks AS ({marks[0]})")
+        params += marks[1]
+    points_sql, points_params = _points_insert_statement(batches)
+    with _binding_cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} {points_sql}", params + points_params)
+
+
+def _marks_insert_statement(batches: list[tuple[int, str, bytes]]) -> tuple[str, list[object]] | None:
+    """The INSERT marking the closed minutes the batches' points land in, as ``rollups_mark`` marks
+    them, for the one-statement write: the mark must commit with the points
+    (readiness/telemetry/rollups/marks.py says why). None when every point is in the open minute."""
+    open_minute = minute_of(timezone.now())
+    closed = sorted(
+        {
+            point
+            for project_id, _, rows in batches
+            for point in copy_rows_points(project_id, rows)
+            if point[2] < open_minute
+        }
+    )
+    if not closed:
+        return None
+    values = ", ".join(["(%s, %s, %s)"] * len(closed))
+    table = RollupDirtyMinute._meta.db_table
+    sql = f"INSERT INTO {table} (project_id, metric, minute) VALUES {values} ON CONFLICT DO NOTHING"  # noqa: S608 -- placeholders only
+    return sql, [field for mark in closed for field in mark]
 
 
 def batches_store(*, batches: list[tuple[int, str, bytes]], now: datetime) -> int:
@@ -290,6 +334,12 @@ def batches_store(*, batches: list[tuple[int, str, bytes]], now: datetime) -> in
 
 
 def _insert(model: type[IngestBatch], values: dict[str, object]) -> None:
+    with _binding_cursor() as cursor:
+        cursor.execute(*_insert_statement(model, values))
+
+
+def _insert_statement(model: type[IngestBatch], values: dict[str, object]) -> tuple[str, list[object]]:
+    """One row's INSERT into ``model``'s table: the SQL and its parameters."""
     fields = [model._meta.get_field(name) for name in values]
     params = [
         field.get_db_prep_save(value, connection)
@@ -297,8 +347,7 @@ def _insert(model: type[IngestBatch], values: dict[str, object]) -> None:
     ]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
-    with _binding_cursor() as cursor:
-        cursor.execute(f"INSERT INTO {model._meta.db_table} ({columns}) VALUES ({placeholders})", params)  # noqa: S608 -- names come from the model, values are parameters
+    return f"INSERT INTO {model._meta.db_table} ({columns}) VALUES ({placeholders})", params  # noqa: S608 -- names come from the model, values are parameters
 
 
 def _binding_cursor() -> CursorWrapper:
@@ -420,7 +469,7 @@ def _copy_points(batches: list[tuple[int, str, bytes]]) -> None:
     """Insert the batches' points, each marked with its batch's project and source: the one writer of
     the metric table, for the request's small pushes and the worker's batches alike. It also marks the
     closed minutes they land in for re-folding (a batch applied late, a push with an old ts)."""
-    rollups_mark({point for project_id, _, rows in batches for point in copy_rows_points(project_id, rows)})
+    _rollups_mark(batches)
     if (
         connection.vendor == "postgresql"
         and sum(rows.count(b"\n") for _, _, rows in batches) > INSERT_MAX_POINTS
@@ -434,14 +483,9 @@ def _copy_points(batches: list[tuple[int, str, bytes]]) -> None:
                     copy.write(b"".join(prefix + line for line in rows.splitlines(keepends=True)))
         return
     if connection.vendor == "postgresql":
-        # A few rows (a single-point push): one INSERT is one round trip where COPY takes two (its
-        # start, then its end), a tenth of a push's statements.
-        points = list(_decoded_points(batches))
-        values = ", ".join(["(%s, %s, %s, %s::timestamptz, %s, %s::jsonb)"] * len(points))
-        columns = "project_id, source, metric, ts, value, labels"
-        sql = f"INSERT INTO telemetry_metricpoint ({columns}) VALUES {values}"  # noqa: S608 -- placeholders only
+        # A few rows: one INSERT is one round trip where COPY takes two (its start, then its end).
         with _binding_cursor() as cursor:
-            cursor.execute(sql, [field for point in points for field in point])
+            cursor.execute(*_points_insert_statement(batches))
         return
     # Elsewhere (the embedded SQLite default) an executemany of the same rows.
     MetricPoint.objects.bulk_create(
@@ -458,6 +502,21 @@ def _copy_points(batches: list[tuple[int, str, bytes]]) -> None:
         ],
         batch_size=2_000,
     )
+
+
+def _rollups_mark(batches: list[tuple[int, str, bytes]]) -> None:
+    """Mark the closed minutes the batches' points land in for re-folding (a batch applied late, a
+    push with an old ts)."""
+    rollups_mark({point for project_id, _, rows in batches for point in copy_rows_points(project_id, rows)})
+
+
+def _points_insert_statement(batches: list[tuple[int, str, bytes]]) -> tuple[str, list[object]]:
+    """The batches' points as one multi-row INSERT (PostgreSQL): the SQL and its parameters."""
+    points = list(_decoded_points(batches))
+    values = ", ".join(["(%s, %s, %s, %s::timestamptz, %s, %s::jsonb)"] * len(points))
+    columns = "project_id, source, metric, ts, value, labels"
+    sql = f"INSERT INTO telemetry_metricpoint ({columns}) VALUES {values}"  # noqa: S608 -- placeholders only
+    return sql, [field for point in points for field in point]
 
 
 def _decoded_points(

@@ -115,8 +115,10 @@ def test_web_runs_gunicorn_with_workers_from_the_environment(docker_compose: str
     result = compose(docker_compose, env_file, "config")
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
-    assert services["web"]["command"][0] == "gunicorn"
-    assert "--workers=7" in services["web"]["command"]
+    # The image's CMD (gunicorn with gunicorn.conf.py), which reads WEB_WORKERS and WEB_THREADS.
+    assert "command" not in services["web"]
+    assert services["web"]["environment"]["WEB_WORKERS"] == "7"
+    assert services["web"]["environment"]["WEB_THREADS"] == ""  # unset: gunicorn.conf.py's default
     assert "--concurrency=5" in services["worker-evaluate"]["command"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -9,10 +10,13 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from readiness.api.tokens import PUSH_CALLER_SECONDS, push_callers
 from readiness.projects.models import ProjectToken
 from readiness.projects.services import token_create, token_revoke
-from readiness.telemetry.models import IngestBatch, MetricPoint
+from readiness.telemetry.models import IngestBatch, MetricPoint, RollupDirtyMinute
+from readiness.telemetry.rollups.marks import minute_of
 from readiness.telemetry.services import DIRECT_MAX_POINTS, batches_apply
 from tests.conftest import Cast
 from tests.factories import ProjectFactory
@@ -103,6 +107,23 @@ def test_unknown_and_revoked_tokens_get_401(client: Client, cast: Cast, secret: 
     token_revoke(token=ProjectToken.objects.get(name="ci"))
     assert push(client, POINTS, secret).status_code == 401
     assert not IngestBatch.objects.exists()
+
+
+def test_a_revoked_token_is_refused_once_this_process_stops_keeping_it(
+    client: Client, cast: Cast, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each web process keeps the tokens it looked up for PUSH_CALLER_SECONDS: the bound on how long
+    a revoked token may still push, in every process."""
+    clock = [1_000.0]
+    monkeypatch.setattr(push_callers, "clock", lambda: clock[0])
+    monkeypatch.setattr(push_callers, "entries", {})
+    assert push(client, POINTS, secret).status_code == 202
+    token_revoke(token=ProjectToken.objects.get(name="ci"))
+    clock[0] += PUSH_CALLER_SECONDS - 0.01
+    assert push(client, POINTS, secret).status_code == 202  # still kept: within the bound
+    clock[0] += 0.01
+    assert push(client, POINTS, secret).status_code == 401
+    assert IngestBatch.objects.count() == 2
 
 
 def test_a_token_without_metrics_write_gets_403(client: Client, cast: Cast) -> None:
@@ -227,6 +248,39 @@ def test_a_push_costs_a_bounded_number_of_queries(client: Client, secret: str) -
         )
     # token lookup, batch insert (plus savepoint bookkeeping): never one query per point
     assert len(queries) <= 5
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement write is PostgreSQL's")
+def test_a_small_push_writes_its_batch_and_points_in_one_statement(client: Client, cast: Cast) -> None:
+    secret = token_create(project=cast.project, name="ci", scopes=["metrics:write"])[1]
+    push(client, POINTS, secret)  # the token is looked up (and kept) once
+    with CaptureQueriesContext(connection) as queries:
+        response = push(client, POINTS, secret)
+    assert response.status_code == 202
+    writes = [query["sql"] for query in queries if "INSERT" in query["sql"]]
+    assert len(writes) == 1
+    assert "INSERT INTO telemetry_ingestbatch" in writes[0]
+    assert "INSERT INTO telemetry_metricpoint" in writes[0]
+    assert len(queries) <= 2  # the write, and the project's evaluation request unless one is pending
+    batch = IngestBatch.objects.get(pk=response.json()["batch_id"])
+    assert batch.state == "done" and MetricPoint.objects.filter(source=batch.source).count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement write is PostgreSQL's")
+def test_a_small_push_into_a_closed_minute_marks_it_in_the_same_statement(client: Client, cast: Cast) -> None:
+    secret = token_create(project=cast.project, name="ci", scopes=["metrics:write"])[1]
+    late = (timezone.now() - timedelta(minutes=5)).isoformat()
+    push(client, {"points": [{"metric": "m", "value": 1.0, "ts": late}]}, secret)
+    with CaptureQueriesContext(connection) as queries:
+        response = push(client, {"points": [{"metric": "m", "value": 2.0, "ts": late}]}, secret)
+    assert response.status_code == 202
+    (write,) = [query["sql"] for query in queries if "INSERT" in query["sql"]]
+    assert "INSERT INTO telemetry_rollupdirtyminute" in write and "INSERT INTO telemetry_metricpoint" in write
+    marked = RollupDirtyMinute.objects.get(project_id=cast.project.pk, metric="m")
+    assert marked.minute == minute_of(datetime.fromisoformat(late))
+    assert MetricPoint.objects.filter(metric="m").count() == 2
 
 
 def test_small_pushes_request_one_coalesced_evaluation(client: Client, cast: Cast, secret: str) -> None:

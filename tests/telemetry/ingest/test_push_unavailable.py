@@ -24,6 +24,8 @@ def server_without_database(tmp_path: Path) -> Iterator[int]:
         **os.environ,
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:{dead}/readiness",
         "READINESS_VAR_DIR": str(tmp_path),
+        # gunicorn.conf.py's settings with one process: it alone boots before the first request.
+        "WEB_WORKERS": "1",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "readiness.wsgi:application", "--bind", f"127.0.0.1:{port}"],
