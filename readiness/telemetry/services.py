@@ -35,7 +35,7 @@ from readiness.publishing import publish
 from readiness.telemetry.models import IngestBatch, MetricPoint, RollupDirtyMinute
 from readiness.telemetry.provenance import may_write_reserved
 from readiness.telemetry.push import ParsedPush, parse_push
-from readiness.telemetry.rollups.marks import copy_rows_points, minute_of, rollups_mark
+from readiness.telemetry.rollups.marks import closed_minutes, copy_rows_points, rollups_mark
 from readiness.telemetry.signals import project_evidence_changed
 
 log = logging.getLogger(__name__)
@@ -291,14 +291,8 @@ def _marks_insert_statement(batches: list[tuple[int, str, bytes]]) -> tuple[str,
     """The INSERT marking the closed minutes the batches' points land in, as ``rollups_mark`` marks
     them, for the one-statement write: the mark must commit with the points
     (readiness/telemetry/rollups/marks.py says why). None when every point is in the open minute."""
-    open_minute = minute_of(timezone.now())
-    closed = sorted(
-        {
-            point
-            for project_id, _, rows in batches
-            for point in copy_rows_points(project_id, rows)
-            if point[2] < open_minute
-        }
+    closed = closed_minutes(
+        point for project_id, _, rows in batches for point in copy_rows_points(project_id, rows)
     )
     if not closed:
         return None
@@ -507,7 +501,12 @@ def _copy_points(batches: list[tuple[int, str, bytes]]) -> None:
 def _rollups_mark(batches: list[tuple[int, str, bytes]]) -> None:
     """Mark the closed minutes the batches' points land in for re-folding (a batch applied late, a
     push with an old ts)."""
-    rollups_mark({point for project_id, _, rows in batches for point in copy_rows_points(project_id, rows)})
+    rollups_mark(_batches_minutes(batches))
+
+
+def _batches_minutes(batches: list[tuple[int, str, bytes]]) -> set[tuple[int, str, datetime]]:
+    """(project id, metric, minute) of every point of the batches, each once."""
+    return {point for project_id, _, rows in batches for point in copy_rows_points(project_id, rows)}
 
 
 def _points_insert_statement(batches: list[tuple[int, str, bytes]]) -> tuple[str, list[object]]:

@@ -22,18 +22,28 @@ def minute_of(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(second=0, microsecond=0)
 
 
+def closed_minutes(
+    points: Iterable[tuple[int, str, datetime]], *, now: datetime | None = None
+) -> list[tuple[int, str, datetime]]:
+    """The distinct (project id, metric, minute) of ``points`` (project id, metric, ts) whose minute has
+    closed: what a writer marks, sorted."""
+    open_minute = minute_of(now or timezone.now())
+    return sorted(
+        {
+            (project_id, metric, minute)
+            for project_id, metric, ts in points
+            if (minute := minute_of(ts)) < open_minute
+        }
+    )
+
+
 def rollups_mark(points: Iterable[tuple[int, str, datetime]], *, now: datetime | None = None) -> int:
     """Mark the closed minutes that ``points`` (project id, metric, ts) land in as dirty. Returns the
     number of distinct minutes marked (some may have been marked already)."""
-    open_minute = minute_of(now or timezone.now())
-    dirty = {
-        (project_id, metric, minute)
-        for project_id, metric, ts in points
-        if (minute := minute_of(ts)) < open_minute
-    }
+    dirty = closed_minutes(points, now=now)
     if dirty:
         RollupDirtyMinute.objects.bulk_create(
-            [RollupDirtyMinute(project_id=p, metric=m, minute=minute) for p, m, minute in sorted(dirty)],
+            [RollupDirtyMinute(project_id=p, metric=m, minute=minute) for p, m, minute in dirty],
             ignore_conflicts=True,
             batch_size=1_000,
         )
