@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import BigIntegerField, Count, FloatField, Func, QuerySet, Sum, Value
+from django.db.models import BigIntegerField, Count, F, FloatField, Func, QuerySet, Sum, Value
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Cast, Floor
 
 from readiness.projects.models import Project
@@ -62,9 +63,12 @@ class BucketGrid:
         """Whole hours from the epoch: each rollup row (a UTC minute or hour) lies in one bucket."""
         return self.origin == 0.0 and self.width % _HOUR_SECONDS == 0
 
-    def bucket_of(self, column: str) -> Floor:
-        """The bucket number of a datetime column, in SQL."""
-        offset = Cast(EpochSeconds(column), FloatField()) - Value(self.origin, output_field=FloatField())
+    def bucket_of(self, column: str, *, plus: Combinable | None = None) -> Floor:
+        """The bucket number of a datetime column (``plus`` seconds later), in SQL."""
+        seconds = Cast(EpochSeconds(column), FloatField())
+        if plus is not None:
+            seconds = seconds + plus
+        offset = seconds - Value(self.origin, output_field=FloatField())
         return Floor(offset / Value(self.width, output_field=FloatField()))
 
     def clamp(self, index: int) -> int:
@@ -177,9 +181,12 @@ def rollup_bucket_rows(*, rollups: QuerySet[MetricRollup], grid: BucketGrid) -> 
     """The rollup rows' counts and sums per bucket of ``grid``, each row in the bucket of its start: exact
     when the grid is ``aligned`` (a row then lies in one bucket), an approximation otherwise. The same
     ``bucket``, ``total`` and ``n`` columns as ``bucket_rows``, so the two union."""
+    # A row by the middle of its period: its start is on a bucket edge, where SQLite's julianday()
+    # (to ~50 µs) could put it in the bucket before.
+    middle = Cast(F("resolution"), FloatField()) / Value(2.0, output_field=FloatField())
     return (
         rollups.order_by()
-        .annotate(bucket=grid.bucket_of("start"))
+        .annotate(bucket=grid.bucket_of("start", plus=middle))
         .values("bucket")
         .annotate(total=Sum("sum"), n=Cast(Sum("count"), BigIntegerField()))
     )
