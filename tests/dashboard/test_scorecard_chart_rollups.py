@@ -94,7 +94,8 @@ def test_the_metrics_endpoint_series_of_a_long_window_is_the_charts(project: Pro
         )
         chart = chart_series(project_id=project.pk, windows=windows(NOW)[:1])[0]
     assert [point.ts for point in summary.series] == [point.ts for point in chart.points]
-    assert [point.value for point in summary.series] == pytest.approx([p.value for p in chart.points], rel=1e-12)
+    drawn_values = [point.value for point in chart.points]
+    assert [point.value for point in summary.series] == pytest.approx(drawn_values, rel=1e-12)
 
 
 def test_a_chart_window_older_than_raw_retention_is_drawn_from_rollups(project: Project) -> None:
@@ -109,7 +110,7 @@ def test_a_chart_window_older_than_raw_retention_is_drawn_from_rollups(project: 
         assert not MetricPoint.objects.filter(ts__lt=horizon).exists()
         assert MetricRollup.objects.filter(start__lt=horizon).exists()
         # The window the scorecard of NOW saw (the report charts it), read 20 days on.
-        points, count, mean = drawn(project, NOW)[0]
+        points, count, _ = drawn(project, NOW)[0]
     assert any(ts < horizon for ts, _ in points)
     # The same chart but for the hour at its start, whose raw points (read raw: the hour's row also
     # holds points before the window) retention removed.
