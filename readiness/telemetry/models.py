@@ -19,7 +19,11 @@ class MetricPoint(models.Model):
     (the tie rule of ``latest`` in PRODUCT.md §3).
     """
 
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
+    # No index of its own: "metricpoint_window" starts with the project (a project's deletion uses it),
+    # and a second one misled the planner into scanning every metric of a project for one (migration 0011).
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     metric = models.CharField(max_length=100)
     ts = models.DateTimeField()
     value = models.FloatField()
