@@ -7,7 +7,8 @@ One run, on this machine's PostgreSQL, in its own throwaway database (created an
    12 weeks of earlier daily scorecards for the readiness trend, and 30 days of 4 metrics: every
    minute for 5 projects, every hour for the rest (bulk data written with COPY); then grown to
    10,000 (``--huge``), the new projects with the same criteria and history and a copy of an
-   evaluated project's latest scorecard (no points: the portfolio reads scorecards only);
+   evaluated project's latest scorecard (no points: the portfolio reads scorecards only); before the
+   project pages, the history is folded into rollups, as the fold job keeps it in production;
 2. server time through Django's test client (the whole request: middleware, view, queries, template),
    median of 20 requests after 3 warm-up requests, and the SQL queries of one request:
    - portfolio ``/`` with 100, 1,000 and 10,000 projects (required: ≤ 100 ms at 1,000, ≤ 150 ms at
@@ -432,6 +433,21 @@ def profile(client: Any, url: str) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
 
+def fold_history(now: dt.datetime) -> None:
+    """Roll up the generated history as the fold job does every minute in production (the pages draw
+    windows of a week or more from the rollups), then ANALYZE the rollups as autovacuum would after a
+    bulk load: written at once with COPY, the history was never folded."""
+    from django.db import connection
+
+    from readiness.telemetry.rollups.fold import rollups_fold
+
+    started = time.perf_counter()
+    written = rollups_fold(now=now)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE telemetry_metricrollup")
+    print(f"  folded the history into {written:,} rollup rows in {time.perf_counter() - started:.1f} s")
+
+
 def run(args: argparse.Namespace) -> int:
     from django.core.management import call_command
     from django.test import Client
@@ -461,6 +477,7 @@ def run(args: argparse.Namespace) -> int:
             f"cold first request {cold[f'portfolio {size}']:.1f} ms"
         )
 
+    fold_history(portfolio.now)
     slug = portfolio.minute_slugs[0]
     pages = {
         "scorecard": f"/projects/{slug}/",
