@@ -93,7 +93,9 @@ class Standing(models.Model):
 class StandingBlocker(models.Model):
     """One thing that blocks a project now (its latest scorecard's blockers, each once)."""
 
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="standing_blockers")
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="standing_blockers"
+    )
     dimension = models.CharField(max_length=16, choices=Dimension.choices, null=True)  # None: the risk tier
     key = models.CharField(max_length=80)  # a criterion key, or the status of a sign-off / tier blocker
     is_criterion = models.BooleanField()
@@ -115,7 +117,9 @@ class WeeklyDecision(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "week"], name="weekly_decision_once")]
         # The trend reads a dozen weeks of every project: by week first.
-        indexes = [models.Index(fields=["week", "project"], include=["decision"], name="weekly_decision_week")]
+        indexes = [
+            models.Index(fields=["week", "project"], include=["decision"], name="weekly_decision_week")
+        ]
 
     def __str__(self) -> str:
         return f"project {self.project_id} {self.decision} in the week of {self.week}"
@@ -131,7 +135,10 @@ def standing_follow(scorecard: Any) -> None:
     project_id = scorecard.project_id
     # Locked: two scorecards of one project stored at once must not both take the standing.
     standing = Standing.objects.select_for_update().filter(project_id=project_id).first()
-    if standing is None or (scorecard.computed_at, scorecard.pk) > (standing.computed_at, standing.scorecard_id):
+    if standing is None or (scorecard.computed_at, scorecard.pk) > (
+        standing.computed_at,
+        standing.scorecard_id,
+    ):
         _stand(project_id=project_id, scorecard=scorecard)
     _weeks_follow(type(scorecard), project_id=project_id, since=week_start(week_of(scorecard.computed_at)))
 
@@ -158,7 +165,10 @@ def _weeks_follow(scorecards: type[models.Model], *, project_id: int, since: dat
     weeks after it may now end differently) to the latest scorecard: a handful of rows a day."""
     ordered = scorecards.objects.filter(project_id=project_id).order_by("computed_at", "id")  # type: ignore[attr-defined]
     before = ordered.filter(computed_at__lt=since).values_list("computed_at", "decision").last()
-    history = [*([before] if before else []), *ordered.filter(computed_at__gte=since).values_list("computed_at", "decision")]
+    history = [
+        *([before] if before else []),
+        *ordered.filter(computed_at__gte=since).values_list("computed_at", "decision"),
+    ]
     rows = weekly_decisions(history)
     if not rows:
         return
@@ -216,7 +226,11 @@ def _rebuild_batch(store: StandingModels, ids: list[int]) -> None:
         _, latest_id, at, decision = ordered[-1]
         standings.append(
             store.standing(
-                project_id=project_id, scorecard_id=latest_id, decision=decision, computed_at=at, week=week_of(at)
+                project_id=project_id,
+                scorecard_id=latest_id,
+                decision=decision,
+                computed_at=at,
+                week=week_of(at),
             )
         )
         weeks += [

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -21,7 +21,12 @@ from django.db.models import F, Min, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from readiness.dashboard.common.display import DECISION_LABELS, DIMENSION_LABELS, STATUS_LABELS, status_symbol
-from readiness.dashboard.portfolio.trend import TREND_WEEKS, decision_as_of, trend_week_starts, weekly_decisions_of
+from readiness.dashboard.portfolio.trend import (
+    TREND_WEEKS,
+    decision_as_of,
+    trend_week_starts,
+    weekly_decisions_of,
+)
 from readiness.projects.models import Project, StageChange
 from readiness.projects.vocabulary import Dimension, Stage
 from readiness.scoring.models import Criterion
@@ -291,7 +296,13 @@ class FunnelStage:
     reached: int  # projects that ever got this far (retired ones included)
     conversion: float | None  # share of the previous stage's `reached` that got here; None for the first
     median_days: float | None  # median days the projects now in this stage have spent in it
-    stuck: list[PortfolioRow] = field(default_factory=list)
+    stuck: list[PortfolioRow] = field(default_factory=list)  # the longest stuck first
+    # How many are stuck, when ``stuck`` names only the first few of them (the page's figures).
+    stuck_count: int | None = None
+
+    @property
+    def stuck_total(self) -> int:
+        return len(self.stuck) if self.stuck_count is None else self.stuck_count
 
     @property
     def conversion_percent(self) -> int | None:
@@ -360,6 +371,12 @@ class TopBlocker:
     is_criterion: bool
     projects: list[PortfolioRow]
     title: str = ""
+    # How many projects it blocks, when ``projects`` names only the first few (the page's figures).
+    count: int | None = None
+
+    @property
+    def blocked(self) -> int:
+        return len(self.projects) if self.count is None else self.count
 
     @property
     def dimension_label(self) -> str:
@@ -413,6 +430,4 @@ def with_titles(blockers: list[TopBlocker]) -> list[TopBlocker]:
         .annotate(title=Min("title"))
         .values_list("key", "title")
     )
-    return [
-        TopBlocker(b.dimension, b.key, b.is_criterion, b.projects, titles.get(b.key, "")) for b in blockers
-    ]
+    return [replace(blocker, title=titles.get(blocker.key, "")) for blocker in blockers]

@@ -115,7 +115,10 @@ def trend_counts(
                     counted[week] += n
                     go[week] += n if decision == Decision.GO else 0
     counted[starts[-1]], go[starts[-1]] = evaluated_now, go_now
-    return [TrendWeek(start=start, projects=counted[start], go=go[start], current=start == starts[-1]) for start in starts]
+    return [
+        TrendWeek(start=start, projects=counted[start], go=go[start], current=start == starts[-1])
+        for start in starts
+    ]
 
 
 def _as_date(value: date | str) -> date:

@@ -1,0 +1,271 @@
+"""The portfolio page's figures counted in SQL: KPIs, funnel, trend and top blockers as aggregates over
+the projects' stored standings (``readiness.scoring.standings``), and rows read only for what the page
+names: the matrix's page, the stuck projects and the projects beside each top blocker.
+
+So the page reads a bounded number of small rows whatever the portfolio's size (issue 14 item 7). The
+figures are the ones the pure functions of ``selectors`` compute over every row (the exports' path),
+which the tests hold them to.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, overload
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Value, Window
+from django.db.models.functions import Coalesce, Collate, Lower, RowNumber
+
+from readiness.dashboard.portfolio.selectors import (
+    DIMENSIONS,
+    FUNNEL_STAGES,
+    NAMED_PER_BLOCKER,
+    NOT_EVALUATED,
+    STUCK_STAGES,
+    TOP_BLOCKERS,
+    DimensionBlockCount,
+    Funnel,
+    FunnelStage,
+    PortfolioFilters,
+    PortfolioKPIs,
+    PortfolioRow,
+    TopBlocker,
+    filtered_projects,
+    row_from,
+    row_values,
+)
+from readiness.dashboard.portfolio.trend import TrendWeek, trend_counts
+from readiness.projects.models import Project, StageChange
+from readiness.projects.vocabulary import Stage
+from readiness.scoring.models import Decision, StandingBlocker
+
+STUCK_NAMED = 10  # stuck projects the funnel names per stage, the longest stuck first
+
+
+@dataclass(frozen=True)
+class PortfolioFigures:
+    kpis: PortfolioKPIs
+    funnel: Funnel
+    blocking_dimensions: list[DimensionBlockCount]
+    top_blockers: list[TopBlocker]  # each with the few projects it names, and how many it blocks
+    trend: list[TrendWeek]
+    rows: ShownRows  # every shown project, counted; read a page (or, iterated, all) at a time
+
+
+def portfolio_figures(
+    *, projects: QuerySet[Project], filters: PortfolioFilters, now: datetime
+) -> PortfolioFigures:
+    """The page's figures for the ``projects`` the reader may see, under the ``filters``."""
+    matching = filtered_projects(projects=projects, filters=filters)
+    shown = matching.filter(_in_stage(filters.stage))
+    counts = _counts(matching, stage=filters.stage, now=now)
+    kpis = PortfolioKPIs(
+        projects=counts["shown"],
+        go=counts["go"],
+        no_go=counts["no_go"],
+        not_evaluated=counts[NOT_EVALUATED],
+        stuck=counts["stuck"],
+    )
+    trend = (
+        trend_counts(shown, now=now, go_now=kpis.go, evaluated_now=kpis.projects - kpis.not_evaluated)
+        if kpis.projects
+        else []
+    )
+    return PortfolioFigures(
+        kpis=kpis,
+        funnel=_funnel(matching, counts=counts, now=now),
+        blocking_dimensions=_blocking_dimensions(shown, total=kpis.projects),
+        top_blockers=_top_blockers(shown, now=now),
+        trend=trend,
+        rows=ShownRows(shown, count=kpis.projects, now=now),
+    )
+
+
+def _in_stage(stage: str) -> Q:
+    """``selectors.in_stage`` as a condition: one stage, or every stage but retired."""
+    return Q(stage=stage) if stage else ~Q(stage=Stage.RETIRED)
+
+
+def _stuck(now: datetime) -> Q:
+    """``PortfolioRow.stuck``: over READINESS_STUCK_AFTER_DAYS whole days in a stage before production."""
+    since = now - timedelta(days=settings.READINESS_STUCK_AFTER_DAYS + 1)
+    return Q(stage__in=STUCK_STAGES, stage_changed_at__lte=since)
+
+
+def _counts(matching: QuerySet[Project], *, stage: str, now: datetime) -> dict[str, int]:
+    """One aggregate query: the KPIs over the shown projects, and the funnel's counts over all matching
+    ones (the funnel is about stages, so the stage filter does not narrow it)."""
+    shown, stuck = _in_stage(stage), _stuck(now)
+    aggregates: dict[str, Count] = {
+        "shown": Count("pk", filter=shown),
+        "go": Count("pk", filter=shown & Q(standing__decision=Decision.GO)),
+        "no_go": Count("pk", filter=shown & Q(standing__decision=Decision.NO_GO)),
+        NOT_EVALUATED: Count("pk", filter=shown & Q(standing__isnull=True)),
+        "stuck": Count("pk", filter=shown & stuck),
+        "retired": Count("pk", filter=Q(stage=Stage.RETIRED)),
+    }
+    ever: dict[str, Exists] = {}
+    for rank, funnel_stage in enumerate(FUNNEL_STAGES):
+        further = FUNNEL_STAGES[rank:]
+        # Annotated, not inside the aggregate's filter: a reader's visible projects may be a DISTINCT
+        # query, which Django aggregates as a subquery that the EXISTS must sit in.
+        ever[f"ever_{funnel_stage}"] = Exists(
+            StageChange.objects.filter(project=OuterRef("pk"), to_stage__in=further)
+        )
+        aggregates[f"now_{funnel_stage}"] = Count("pk", filter=Q(stage=funnel_stage))
+        aggregates[f"stuck_{funnel_stage}"] = Count("pk", filter=Q(stage=funnel_stage) & stuck)
+        # The current stage counts as reached even when the history is incomplete (an imported project).
+        aggregates[f"reached_{funnel_stage}"] = Count(
+            "pk", filter=Q(stage__in=further) | Q(**{f"ever_{funnel_stage}": True})
+        )
+    return matching.annotate(**ever).aggregate(**aggregates)
+
+
+def _funnel(matching: QuerySet[Project], *, counts: dict[str, int], now: datetime) -> Funnel:
+    stages: list[FunnelStage] = []
+    previous_reached: int | None = None
+    for stage in FUNNEL_STAGES:
+        here, reached = counts[f"now_{stage}"], counts[f"reached_{stage}"]
+        conversion = None
+        if previous_reached is not None:
+            conversion = reached / previous_reached if previous_reached else None
+        stuck_count = counts[f"stuck_{stage}"]
+        stuck = _stuck_rows(matching, stage=stage, now=now) if stuck_count else []
+        stages.append(
+            FunnelStage(
+                stage=stage,
+                count=here,
+                reached=reached,
+                conversion=conversion,
+                median_days=_median_days(matching, stage=stage, count=here, now=now),
+                stuck=stuck,
+                stuck_count=stuck_count,
+            )
+        )
+        previous_reached = reached
+    return Funnel(stages=stages, retired=counts["retired"])
+
+
+def _median_days(matching: QuerySet[Project], *, stage: str, count: int, now: datetime) -> float | None:
+    """The median of the days in stage, from the one or two middle projects by time of entry: days in
+    stage only fall as the entry gets later, so the middle entries are the middle days."""
+    if not count:
+        return None
+    entries = (
+        matching.filter(stage=stage)
+        .order_by("stage_changed_at", "pk")
+        .values_list("stage_changed_at", flat=True)[(count - 1) // 2 : count // 2 + 1]
+    )
+    return statistics.median(max((now - entered).days, 0) for entered in entries)
+
+
+def _stuck_rows(matching: QuerySet[Project], *, stage: str, now: datetime) -> list[PortfolioRow]:
+    stuck = matching.filter(_stuck(now), stage=stage).order_by("stage_changed_at", *_by_name())
+    return [row_from(values, now=now) for values in row_values(stuck)[:STUCK_NAMED]]
+
+
+def _blocking_dimensions(shown: QuerySet[Project], *, total: int) -> list[DimensionBlockCount]:
+    counts = dict(
+        StandingBlocker.objects.filter(project__in=shown.values("pk"), dimension__in=DIMENSIONS)
+        .values("dimension")
+        .annotate(projects=Count("project", distinct=True))
+        .values_list("dimension", "projects")
+    )
+    return [
+        DimensionBlockCount(dim, counts.get(dim, 0), counts.get(dim, 0) / (total or 1)) for dim in DIMENSIONS
+    ]
+
+
+def _top_blockers(shown: QuerySet[Project], *, now: datetime) -> list[TopBlocker]:
+    """``selectors.top_blockers`` in SQL: the most blocking first, ties ranked alike; each names the first
+    projects by name (``NAMED_PER_BLOCKER``), read in one windowed query."""
+    blockers = StandingBlocker.objects.filter(project__in=shown.values("pk"))
+    ranked = list(
+        blockers.values("dimension", "key", "is_criterion")
+        .annotate(projects=Count("project"))
+        # On a tie a criterion ranks above a sign-off: fixing it is the work, signing off follows.
+        .order_by("-projects", "-is_criterion", _sortable("key"), _sortable(Coalesce("dimension", Value(""))))
+        .values_list("dimension", "key", "is_criterion", "projects")[:TOP_BLOCKERS]
+    )
+    if not ranked:
+        return []
+    which = Q()
+    for dimension, key, is_criterion, _ in ranked:
+        which |= Q(dimension=dimension, key=key, is_criterion=is_criterion)
+    named = list(
+        blockers.filter(which)
+        .annotate(
+            place=Window(
+                RowNumber(),
+                partition_by=[F("dimension"), F("key"), F("is_criterion")],
+                order_by=_by_name("project__"),
+            )
+        )
+        .filter(place__lte=NAMED_PER_BLOCKER)
+        .values_list("dimension", "key", "is_criterion", "project_id")
+    )
+    rows = {
+        row.pk: row
+        for row in (
+            row_from(values, now=now)
+            for values in row_values(Project.objects.filter(pk__in={project_id for *_, project_id in named}))
+        )
+    }
+    by_key: dict[tuple[str | None, str, bool], list[PortfolioRow]] = {}
+    for dimension, key, is_criterion, project_id in named:
+        by_key.setdefault((dimension, key, is_criterion), []).append(rows[project_id])
+    return [
+        TopBlocker(
+            dimension=dimension,
+            key=key,
+            is_criterion=is_criterion,
+            projects=sorted(by_key.get((dimension, key, is_criterion), []), key=_name_order),
+            count=count,
+        )
+        for dimension, key, is_criterion, count in ranked
+    ]
+
+
+def _name_order(row: PortfolioRow) -> tuple[str, str]:
+    return (row.name.casefold(), row.slug)
+
+
+def _sortable(expression: Any) -> Any:
+    """Text ordered by code point, as Python orders the rows (PostgreSQL would use the locale's rules)."""
+    if isinstance(expression, str):
+        expression = F(expression)
+    return Collate(expression, "C") if connection.vendor == "postgresql" else expression
+
+
+def _by_name(prefix: str = "") -> list[Any]:
+    """The matrix's order: by name regardless of case, then slug (``portfolio_rows``' order)."""
+    return [_sortable(Lower(f"{prefix}name")), f"{prefix}slug"]
+
+
+class ShownRows(Sequence[PortfolioRow]):
+    """The shown projects as the matrix pages them: their number is known (the KPIs counted it), and a
+    slice reads only its rows, in the matrix's order. Iterating reads them all (what a test checks)."""
+
+    def __init__(self, shown: QuerySet[Project], *, count: int, now: datetime) -> None:
+        self._ordered = shown.order_by(*_by_name())
+        self._count = count
+        self._now = now
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> PortfolioRow: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[PortfolioRow]: ...
+    def __getitem__(self, index: int | slice) -> PortfolioRow | list[PortfolioRow]:
+        if isinstance(index, int):
+            return self[index : index + 1][0]
+        return [row_from(values, now=self._now) for values in row_values(self._ordered)[index]]
+
+    def __iter__(self) -> Iterator[PortfolioRow]:
+        return iter(self[:])
