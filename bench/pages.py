@@ -199,8 +199,8 @@ class Portfolio:
 
         from readiness.projects.models import Project, StageChange
         from readiness.scoring.models import Criterion, Scorecard
-        from readiness.scoring.templates import template_definition_fields
         from readiness.scoring.standings import current_models, standings_rebuild
+        from readiness.scoring.templates import template_definition_fields
 
         timings: dict[str, float] = {}
         started = time.perf_counter()

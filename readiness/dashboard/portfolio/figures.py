@@ -126,6 +126,7 @@ def _counts(matching: QuerySet[Project], *, stage: str, now: datetime) -> dict[s
 
 
 def _funnel(matching: QuerySet[Project], *, counts: dict[str, int], now: datetime) -> Funnel:
+    entered = _entry_rows(matching, counts=counts, now=now)
     stages: list[FunnelStage] = []
     previous_reached: int | None = None
     for stage in FUNNEL_STAGES:
@@ -133,16 +134,19 @@ def _funnel(matching: QuerySet[Project], *, counts: dict[str, int], now: datetim
         conversion = None
         if previous_reached is not None:
             conversion = reached / previous_reached if previous_reached else None
+        by_place = entered.get(stage, {})
         stuck_count = counts[f"stuck_{stage}"]
-        stuck = _stuck_rows(matching, stage=stage, now=now) if stuck_count else []
+        # Days in stage only fall as the entry gets later: the middle entries have the median days,
+        # and the stuck projects are the earliest entries.
+        middle = sorted({(here - 1) // 2 + 1, here // 2 + 1}) if here else []
         stages.append(
             FunnelStage(
                 stage=stage,
                 count=here,
                 reached=reached,
                 conversion=conversion,
-                median_days=_median_days(matching, stage=stage, count=here, now=now),
-                stuck=stuck,
+                median_days=statistics.median(by_place[p].days_in_stage for p in middle) if here else None,
+                stuck=[by_place[p] for p in range(1, min(stuck_count, STUCK_NAMED) + 1)],
                 stuck_count=stuck_count,
             )
         )
@@ -150,22 +154,28 @@ def _funnel(matching: QuerySet[Project], *, counts: dict[str, int], now: datetim
     return Funnel(stages=stages, retired=counts["retired"])
 
 
-def _median_days(matching: QuerySet[Project], *, stage: str, count: int, now: datetime) -> float | None:
-    """The median of the days in stage, from the one or two middle projects by time of entry: days in
-    stage only fall as the entry gets later, so the middle entries are the middle days."""
-    if not count:
-        return None
-    entries = (
-        matching.filter(stage=stage)
-        .order_by("stage_changed_at", "pk")
-        .values_list("stage_changed_at", flat=True)[(count - 1) // 2 : count // 2 + 1]
+def _entry_rows(
+    matching: QuerySet[Project], *, counts: dict[str, int], now: datetime
+) -> dict[str, dict[int, PortfolioRow]]:
+    """Per funnel stage, by place in order of entry (the earliest first, from 1): the first
+    ``STUCK_NAMED`` projects and the middle one or two, in one windowed query."""
+    places = set(range(1, STUCK_NAMED + 1))
+    for stage in FUNNEL_STAGES:
+        here = counts[f"now_{stage}"]
+        places |= {(here - 1) // 2 + 1, here // 2 + 1} if here else set()
+    ranked = (
+        matching.filter(stage__in=FUNNEL_STAGES)
+        .annotate(
+            place=Window(
+                RowNumber(), partition_by=[F("stage")], order_by=[F("stage_changed_at").asc(), *_by_name()]
+            )
+        )
+        .filter(place__in=places)
     )
-    return statistics.median(max((now - entered).days, 0) for entered in entries)
-
-
-def _stuck_rows(matching: QuerySet[Project], *, stage: str, now: datetime) -> list[PortfolioRow]:
-    stuck = matching.filter(_stuck(now), stage=stage).order_by("stage_changed_at", *_by_name())
-    return [row_from(values, now=now) for values in row_values(stuck)[:STUCK_NAMED]]
+    entered: dict[str, dict[int, PortfolioRow]] = {}
+    for values in row_values(ranked, "place"):
+        entered.setdefault(values["stage"], {})[values["place"]] = row_from(values, now=now)
+    return entered
 
 
 def _blocking_dimensions(shown: QuerySet[Project], *, total: int) -> list[DimensionBlockCount]:

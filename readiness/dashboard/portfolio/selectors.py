@@ -161,13 +161,14 @@ def portfolio_rows(
 PROJECT_FIELDS = ("pk", "slug", "name", "team__slug", "team__name", "stage", "risk_tier", "target_date")
 
 
-def row_values(projects: QuerySet[Project]) -> QuerySet:
+def row_values(projects: QuerySet[Project], *extra: str) -> QuerySet:
     """What a row shows of each project, with its standing's latest scorecard: the decision, target,
-    time and summary (``scorecard_summary``). The payload, compressed and ~17 kB a project, is never
+    time and summary (``scorecard_summary``); and the ``extra`` annotations asked for. The payload, compressed and ~17 kB a project, is never
     read here."""
     return projects.values(
         *PROJECT_FIELDS,
         "stage_changed_at",
+        *extra,
         latest_decision=F("standing__decision"),
         latest_week=F("standing__week"),
         latest_at=F("standing__computed_at"),

@@ -90,30 +90,27 @@ def trend_counts(
     counted: Counter[date] = Counter()
     go: Counter[date] = Counter()
     ids = projects.values("pk")
+    # One query: the stored weeks, and (``holds``) the projects whose latest scorecard came before a
+    # week, which count their latest decision in it; the weeks before the trend's first all count
+    # alike, so they fold into one group.
+    before_first = finished[0] - timedelta(weeks=1) if finished else starts[-1]
     stored = (
         WeeklyDecision.objects.filter(project__in=ids, week__in=finished)
         .values("week", "decision")
-        .annotate(n=Count("*"))
-        .values_list("week", "decision", "n")
+        .annotate(n=Count("*"), holds=Value(False))
+        .values_list("week", "decision", "n", "holds")
     )
-    for week, decision, n in stored:
-        counted[week] += n
-        go[week] += n if decision == Decision.GO else 0
-    if finished:
-        # Projects whose latest scorecard came before a week count their latest decision in it; the
-        # weeks before the trend's first all count alike, so they fold into one group.
-        before_first = finished[0] - timedelta(weeks=1)
-        latest = (
-            Standing.objects.filter(project__in=ids, week__lt=finished[-1])
-            .values("decision", since=Greatest("week", Value(before_first)))
-            .annotate(n=Count("*"))
-            .values_list("since", "decision", "n")
-        )
-        for since, decision, n in latest:
-            for week in finished:
-                if _as_date(since) < week:
-                    counted[week] += n
-                    go[week] += n if decision == Decision.GO else 0
+    latest = (
+        Standing.objects.filter(project__in=ids, week__lt=finished[-1] if finished else before_first)
+        .values("decision", since=Greatest("week", Value(before_first)))
+        .annotate(n=Count("*"), holds=Value(True))
+        .values_list("since", "decision", "n", "holds")
+    )
+    for week, decision, n, holds in stored.union(latest, all=True):
+        counts = [w for w in finished if _as_date(week) < w] if holds else [_as_date(week)]
+        for counted_week in counts:
+            counted[counted_week] += n
+            go[counted_week] += n if decision == Decision.GO else 0
     counted[starts[-1]], go[starts[-1]] = evaluated_now, go_now
     return [
         TrendWeek(start=start, projects=counted[start], go=go[start], current=start == starts[-1])
