@@ -163,8 +163,8 @@ PROJECT_FIELDS = ("pk", "slug", "name", "team__slug", "team__name", "stage", "ri
 
 def row_values(projects: QuerySet[Project], *extra: str) -> QuerySet:
     """What a row shows of each project, with its standing's latest scorecard: the decision, target,
-    time and summary (``scorecard_summary``); and the ``extra`` annotations asked for. The payload, compressed and ~17 kB a project, is never
-    read here."""
+    time and summary (``scorecard_summary``); and the ``extra`` annotations asked for. The payload,
+    compressed and ~17 kB a project, is never read here."""
     return projects.values(
         *PROJECT_FIELDS,
         "stage_changed_at",
