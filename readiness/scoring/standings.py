@@ -44,6 +44,12 @@ def blocker_keys(blockers: Iterable[dict[str, Any]]) -> tuple[BlockerKey, ...]:
     return tuple(keys)
 
 
+def dimensions_text(keys: Iterable[BlockerKey]) -> str:
+    """``Standing.blocked_dimensions`` of a project blocked by ``keys``."""
+    dimensions = sorted({dimension for dimension, _, _ in keys if dimension})
+    return f" {' '.join(dimensions)} " if dimensions else ""
+
+
 def week_of(at: datetime) -> date:
     """The Monday (in TIME_ZONE) that starts the week ``at`` falls in: the trend's weeks."""
     day = timezone.localtime(at).date()
@@ -85,6 +91,10 @@ class Standing(models.Model):
     computed_at = models.DateTimeField()
     # week_of(computed_at): from this week on (until the next scorecard) the trend counts ``decision``.
     week = models.DateField()
+    # The dimensions its blockers are in, each between spaces (" product security "): the portfolio
+    # counts the projects each dimension blocks with a LIKE on its standings, where counting distinct
+    # projects over every blocker row would read thousands of rows a dimension.
+    blocked_dimensions = models.CharField(max_length=100, blank=True, default="")
 
     def __str__(self) -> str:
         return f"project {self.project_id}: {self.decision} since {self.computed_at:%Y-%m-%d %H:%M}"
@@ -144,6 +154,7 @@ def standing_follow(scorecard: Any) -> None:
 
 
 def _stand(*, project_id: int, scorecard: Any) -> None:
+    keys = blocker_keys(scorecard.summary.get("blockers") or [])
     Standing.objects.update_or_create(
         project_id=project_id,
         defaults={
@@ -151,12 +162,13 @@ def _stand(*, project_id: int, scorecard: Any) -> None:
             "decision": scorecard.decision,
             "computed_at": scorecard.computed_at,
             "week": week_of(scorecard.computed_at),
+            "blocked_dimensions": dimensions_text(keys),
         },
     )
     StandingBlocker.objects.filter(project_id=project_id).delete()
     StandingBlocker.objects.bulk_create(
         StandingBlocker(project_id=project_id, dimension=dim, key=key, is_criterion=is_criterion)
-        for dim, key, is_criterion in blocker_keys(scorecard.summary.get("blockers") or [])
+        for dim, key, is_criterion in keys
     )
 
 
@@ -237,14 +249,19 @@ def _rebuild_batch(store: StandingModels, ids: list[int]) -> None:
             store.weekly(project_id=project_id, week=week, decision=decision)
             for week, decision in weekly_decisions([(at, decision) for _, _, at, decision in ordered])
         ]
-    summaries = store.scorecard.objects.filter(id__in=[s.scorecard_id for s in standings]).values_list(
-        "project_id", "summary"
+    summaries = dict(
+        store.scorecard.objects.filter(id__in=[s.scorecard_id for s in standings]).values_list(
+            "project_id", "summary"
+        )
     )
-    blockers = [
-        store.blocker(project_id=project_id, dimension=dim, key=key, is_criterion=is_criterion)
-        for project_id, summary in summaries
-        for dim, key, is_criterion in blocker_keys((summary or {}).get("blockers") or [])
-    ]
+    blockers = []
+    for standing in standings:
+        keys = blocker_keys((summaries.get(standing.project_id) or {}).get("blockers") or [])
+        standing.blocked_dimensions = dimensions_text(keys)
+        blockers += [
+            store.blocker(project_id=standing.project_id, dimension=dim, key=key, is_criterion=is_criterion)
+            for dim, key, is_criterion in keys
+        ]
     for model in (store.standing, store.blocker, store.weekly):
         model.objects.filter(project_id__in=ids).delete()
     store.standing.objects.bulk_create(standings, batch_size=2_000)

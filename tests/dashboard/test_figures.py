@@ -104,3 +104,15 @@ def _stage(stage: Any) -> tuple:
 def _blocker(blocker: Any) -> tuple:
     named = [row.slug for row in blocker.projects[:NAMED_PER_BLOCKER]]
     return (blocker.dimension, blocker.key, blocker.is_criterion, blocker.blocked, named)
+
+
+def test_blockers_of_projects_beyond_the_first_by_name_are_named_too(
+    mixed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the first two projects by name are looked at first: every top blocker needs the fallback.
+    monkeypatch.setattr("readiness.dashboard.portfolio.figures.NAMED_CANDIDATES", 2)
+    rows = selectors.in_stage(
+        portfolio_rows(projects=Project.objects.all(), filters=PortfolioFilters(), now=NOW), ""
+    )
+    figures = portfolio_figures(projects=Project.objects.all(), filters=PortfolioFilters(), now=NOW)
+    assert [_blocker(b) for b in figures.top_blockers] == [_blocker(b) for b in selectors.top_blockers(rows)]

@@ -10,7 +10,7 @@ which the tests hold them to.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, overload
@@ -35,6 +35,7 @@ from readiness.dashboard.portfolio.selectors import (
     PortfolioRow,
     TopBlocker,
     filtered_projects,
+    named_values,
     row_from,
     row_values,
 )
@@ -42,8 +43,10 @@ from readiness.dashboard.portfolio.trend import TrendWeek, trend_counts
 from readiness.projects.models import Project, StageChange
 from readiness.projects.vocabulary import Stage
 from readiness.scoring.models import Decision, StandingBlocker
+from readiness.scoring.standings import BlockerKey
 
 STUCK_NAMED = 10  # stuck projects the funnel names per stage, the longest stuck first
+NAMED_CANDIDATES = 200  # the first projects by name, among whom the top blockers' projects are sought
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,10 @@ def portfolio_figures(
     return PortfolioFigures(
         kpis=kpis,
         funnel=_funnel(matching, counts=counts, now=now),
-        blocking_dimensions=_blocking_dimensions(shown, total=kpis.projects),
+        blocking_dimensions=[
+            DimensionBlockCount(dim, counts[f"blocks_{dim}"], counts[f"blocks_{dim}"] / (kpis.projects or 1))
+            for dim in DIMENSIONS
+        ],
         top_blockers=_top_blockers(shown, now=now),
         trend=trend,
         rows=ShownRows(shown, count=kpis.projects, now=now),
@@ -107,6 +113,11 @@ def _counts(matching: QuerySet[Project], *, stage: str, now: datetime) -> dict[s
         NOT_EVALUATED: Count("pk", filter=shown & Q(standing__isnull=True)),
         "stuck": Count("pk", filter=shown & stuck),
         "retired": Count("pk", filter=Q(stage=Stage.RETIRED)),
+        # Per dimension, the shown projects it blocks (``Standing.blocked_dimensions``).
+        **{
+            f"blocks_{dim}": Count("pk", filter=shown & Q(standing__blocked_dimensions__contains=f" {dim} "))
+            for dim in DIMENSIONS
+        },
     }
     ever: dict[str, Exists] = {}
     for rank, funnel_stage in enumerate(FUNNEL_STAGES):
@@ -173,26 +184,14 @@ def _entry_rows(
         .filter(place__in=places)
     )
     entered: dict[str, dict[int, PortfolioRow]] = {}
-    for values in row_values(ranked, "place"):
+    for values in named_values(ranked, "place"):
         entered.setdefault(values["stage"], {})[values["place"]] = row_from(values, now=now)
     return entered
 
 
-def _blocking_dimensions(shown: QuerySet[Project], *, total: int) -> list[DimensionBlockCount]:
-    counts = dict(
-        StandingBlocker.objects.filter(project__in=shown.values("pk"), dimension__in=DIMENSIONS)
-        .values("dimension")
-        .annotate(projects=Count("project", distinct=True))
-        .values_list("dimension", "projects")
-    )
-    return [
-        DimensionBlockCount(dim, counts.get(dim, 0), counts.get(dim, 0) / (total or 1)) for dim in DIMENSIONS
-    ]
-
-
 def _top_blockers(shown: QuerySet[Project], *, now: datetime) -> list[TopBlocker]:
-    """``selectors.top_blockers`` in SQL: the most blocking first, ties ranked alike; each names the first
-    projects by name (``NAMED_PER_BLOCKER``), read in one windowed query."""
+    """``selectors.top_blockers`` in SQL: the most blocking first, ties ranked alike, each naming the
+    first projects it blocks by name (``NAMED_PER_BLOCKER``)."""
     blockers = StandingBlocker.objects.filter(project__in=shown.values("pk"))
     ranked = list(
         blockers.values("dimension", "key", "is_criterion")
@@ -203,41 +202,50 @@ def _top_blockers(shown: QuerySet[Project], *, now: datetime) -> list[TopBlocker
     )
     if not ranked:
         return []
-    which = Q()
-    for dimension, key, is_criterion, _ in ranked:
-        which |= Q(dimension=dimension, key=key, is_criterion=is_criterion)
-    named = list(
-        blockers.filter(which)
-        .annotate(
+    counts = {(dimension, key, is_criterion): count for dimension, key, is_criterion, count in ranked}
+    # The top blockers block many projects, so the first few projects by name almost always name them
+    # all: reading their blockers spares sorting every blocked project by name per blocker.
+    firsts = shown.order_by(*_by_name()).values("pk")[:NAMED_CANDIDATES]
+    named = _named(blockers.filter(_any_of(counts), project__in=firsts), now=now)
+    short = [key for key, count in counts.items() if len(named.get(key, [])) < min(count, NAMED_PER_BLOCKER)]
+    if short:
+        # A blocker of few projects, none among the first: rank its projects by name in SQL.
+        ranked_by_name = blockers.filter(_any_of(short)).annotate(
             place=Window(
                 RowNumber(),
                 partition_by=[F("dimension"), F("key"), F("is_criterion")],
                 order_by=_by_name("project__"),
             )
         )
-        .filter(place__lte=NAMED_PER_BLOCKER)
-        .values_list("dimension", "key", "is_criterion", "project_id")
-    )
-    rows = {
-        row.pk: row
-        for row in (
-            row_from(values, now=now)
-            for values in row_values(Project.objects.filter(pk__in={project_id for *_, project_id in named}))
-        )
-    }
-    by_key: dict[tuple[str | None, str, bool], list[PortfolioRow]] = {}
-    for dimension, key, is_criterion, project_id in named:
-        by_key.setdefault((dimension, key, is_criterion), []).append(rows[project_id])
+        named |= _named(ranked_by_name.filter(place__lte=NAMED_PER_BLOCKER), now=now)
     return [
         TopBlocker(
             dimension=dimension,
             key=key,
             is_criterion=is_criterion,
-            projects=sorted(by_key.get((dimension, key, is_criterion), []), key=_name_order),
+            projects=named.get((dimension, key, is_criterion), []),
             count=count,
         )
-        for dimension, key, is_criterion, count in ranked
+        for (dimension, key, is_criterion), count in counts.items()
     ]
+
+
+def _any_of(keys: Iterable[BlockerKey]) -> Q:
+    which = Q()
+    for dimension, key, is_criterion in keys:
+        which |= Q(dimension=dimension, key=key, is_criterion=is_criterion)
+    return which
+
+
+def _named(blockers: QuerySet[StandingBlocker], *, now: datetime) -> dict[BlockerKey, list[PortfolioRow]]:
+    """Per blocker, the first ``NAMED_PER_BLOCKER`` by name of the projects ``blockers`` holds."""
+    pairs = list(blockers.values_list("dimension", "key", "is_criterion", "project_id"))
+    projects = Project.objects.filter(pk__in={project_id for *_, project_id in pairs})
+    rows = {values["pk"]: row_from(values, now=now) for values in named_values(projects)}
+    named: dict[BlockerKey, list[PortfolioRow]] = {}
+    for dimension, key, is_criterion, project_id in pairs:
+        named.setdefault((dimension, key, is_criterion), []).append(rows[project_id])
+    return {key: sorted(projects, key=_name_order)[:NAMED_PER_BLOCKER] for key, projects in named.items()}
 
 
 def _name_order(row: PortfolioRow) -> tuple[str, str]:
@@ -275,7 +283,10 @@ class ShownRows(Sequence[PortfolioRow]):
     def __getitem__(self, index: int | slice) -> PortfolioRow | list[PortfolioRow]:
         if isinstance(index, int):
             return self[index : index + 1][0]
-        return [row_from(values, now=self._now) for values in row_values(self._ordered)[index]]
+        # The page's projects picked by name first, then their scorecards read: sorting every project
+        # with its scorecard summary attached would serialise them all for fifty rows.
+        page = Project.objects.filter(pk__in=self._ordered.values("pk")[index]).order_by(*_by_name())
+        return [row_from(values, now=self._now) for values in row_values(page)]
 
     def __iter__(self) -> Iterator[PortfolioRow]:
         return iter(self[:])

@@ -179,6 +179,12 @@ def row_values(projects: QuerySet[Project], *extra: str) -> QuerySet:
     )
 
 
+def named_values(projects: QuerySet[Project], *extra: str) -> QuerySet:
+    """``row_values`` without the scorecard: for rows the page only names (a link and the days in
+    stage), so the database neither joins nor serialises what they do not show."""
+    return projects.values(*PROJECT_FIELDS, "stage_changed_at", *extra)
+
+
 def filtered_projects(*, projects: QuerySet[Project], filters: PortfolioFilters) -> QuerySet[Project]:
     """The ``projects`` matching every filter but the stage (``in_stage``)."""
     if filters.team:
@@ -220,10 +226,10 @@ def row_from(
     reached: int | None = None,
     weekly_decisions: tuple[tuple[date, str | None], ...] = (),
 ) -> PortfolioRow:
-    """A row from ``row_values``' record of one project."""
+    """A row from ``row_values``' (or ``named_values``') record of one project."""
     days = max((now - project["stage_changed_at"]).days, 0)
     stuck = project["stage"] in STUCK_STAGES and days > settings.READINESS_STUCK_AFTER_DAYS
-    text = project["latest_summary"]
+    text = project.get("latest_summary")
     summary: dict[str, Any] = orjson.loads(text) if text else {}
     dimensions: dict[str, Any] = summary.get("dimensions") or {}
     cells = []
@@ -244,9 +250,9 @@ def row_from(
         target_date=project["target_date"],
         days_in_stage=days,
         stuck=stuck,
-        decision=project["latest_decision"],
-        target=project["latest_target"],
-        computed_at=project["latest_at"],
+        decision=project.get("latest_decision"),
+        target=project.get("latest_target"),
+        computed_at=project.get("latest_at"),
         cells=cells,
         blockers=blockers,
         given_blocker_keys=blocker_keys(blockers),
