@@ -116,3 +116,15 @@ def test_blockers_of_projects_beyond_the_first_by_name_are_named_too(
     )
     figures = portfolio_figures(projects=Project.objects.all(), filters=PortfolioFilters(), now=NOW)
     assert [_blocker(b) for b in figures.top_blockers] == [_blocker(b) for b in selectors.top_blockers(rows)]
+
+
+@pytest.mark.parametrize(("seconds_short", "stuck"), [(0, True), (1, False)])
+def test_a_project_is_stuck_from_the_first_instant_past_the_limit(
+    db: None, settings: Any, seconds_short: int, stuck: bool
+) -> None:
+    settings.READINESS_STUCK_AFTER_DAYS = 30
+    ProjectFactory(stage="pilot", stage_changed_at=NOW - timedelta(days=31, seconds=-seconds_short))
+    rows = portfolio_rows(projects=Project.objects.all(), filters=PortfolioFilters(), now=NOW)
+    figures = portfolio_figures(projects=Project.objects.all(), filters=PortfolioFilters(), now=NOW)
+    assert [row.stuck for row in rows] == [stuck]
+    assert figures.kpis.stuck == int(stuck)

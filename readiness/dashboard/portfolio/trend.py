@@ -5,7 +5,7 @@ records per project and week (``readiness.scoring.standings.WeeklyDecision``) fr
 first scorecard to the week of its latest; in the weeks after that, its latest decision (its
 ``Standing``) still holds. The current week's figure is the projects' latest decision.
 
-The page counts this in SQL (``trend_counts``: two ``GROUP BY`` of a few rows whatever the portfolio's
+The page counts this in SQL (``trend_counts``: one query of a few grouped rows whatever the portfolio's
 size); the exports' rows carry their weekly decisions (``weekly_decisions_of``) and
 ``readiness_trend`` counts the same over them, which the tests hold the SQL to.
 """
