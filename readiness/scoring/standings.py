@@ -143,7 +143,8 @@ def standing_follow(scorecard: Any) -> None:
     stored. Called by ``Scorecard.save`` inside its transaction; the scorecard may be older than the
     project's latest (a backfilled history), and then only the weeks it changes are rewritten."""
     project_id = scorecard.project_id
-    # Locked: two scorecards of one project stored at once must not both take the standing.
+    # Locked, so two scorecards of one project stored at once cannot both take the standing (the first
+    # one of a project is serialised by the project's row lock that ``scorecard_refresh`` holds).
     standing = Standing.objects.select_for_update().filter(project_id=project_id).first()
     if standing is None or (scorecard.computed_at, scorecard.pk) > (
         standing.computed_at,
