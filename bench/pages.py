@@ -200,6 +200,7 @@ class Portfolio:
 
         from readiness.projects.models import Project, StageChange
         from readiness.scoring.models import Criterion, Scorecard
+        from readiness.scoring.standings import current_models, standings_rebuild
         from readiness.scoring.templates import template_definition_fields
 
         timings: dict[str, float] = {}
@@ -268,6 +269,8 @@ class Portfolio:
         started = time.perf_counter()
         latest = {s.project_id: s for s in Scorecard.objects.filter(project__in=new)}
         written = copy_models(Scorecard, self._history(new, latest, rng))
+        # COPY bypasses Scorecard.save: the standings the portfolio reads are rebuilt from what it wrote.
+        standings_rebuild(store=current_models(), project_ids=[project.pk for project in new])
         with connection.cursor() as cursor:
             # What autovacuum does soon after a bulk load of an append-only table: it sets the
             # visibility map, so the latest-scorecard probes can be answered from the index alone.

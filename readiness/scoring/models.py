@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F, OuterRef, Q
 from django.utils import timezone
 
@@ -20,6 +20,12 @@ from readiness.projects.vocabulary import Dimension, Stage, choices_check
 from readiness.scoring.drift.models import DriftReference as DriftReference
 from readiness.scoring.drift.models import DriftResult as DriftResult
 from readiness.scoring.engine import parse_window
+
+# Where each project stands (the portfolio's stored figures), registered like the drift models above.
+from readiness.scoring.standings import Standing as Standing
+from readiness.scoring.standings import StandingBlocker as StandingBlocker
+from readiness.scoring.standings import WeeklyDecision as WeeklyDecision
+from readiness.scoring.standings import standing_follow
 from readiness.telemetry.provenance import SOURCE_KINDS
 
 if TYPE_CHECKING:
@@ -495,7 +501,11 @@ class Scorecard(models.Model):
         if self.pk is not None and not kwargs.get("force_insert"):
             raise ValueError("Scorecards are immutable snapshots")
         self.summary = scorecard_summary(self.payload)
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        # The project's standing follows in the same transaction: the portfolio never sees a scorecard
+        # its figures do not count, nor figures of a scorecard rolled back.
+        with transaction.atomic():
+            super().save(*args, **kwargs)  # type: ignore[arg-type]
+            standing_follow(self)
 
     @property
     def is_decision_change(self) -> bool:

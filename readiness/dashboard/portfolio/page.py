@@ -1,6 +1,7 @@
-"""What the portfolio shows one reader for one query string: the filter form, every matching row (the
-funnel's input) and the rows left after the stage filter (the matrix). The page and the matrix export
-both read it here, so an export never disagrees with the page."""
+"""What the portfolio shows one reader for one query string: the filter form, and either the page's
+figures counted in SQL (``portfolio_page``) or every matching row (``portfolio_view``: the funnel's input
+and, narrowed by the stage filter, the matrix the exports write). Both read the filters here, so an
+export never disagrees with the page."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from django.db.models import QuerySet
+
 from readiness.dashboard.portfolio import selectors
+from readiness.dashboard.portfolio.figures import PortfolioFigures, portfolio_figures
 from readiness.dashboard.portfolio.forms import PortfolioFilterForm
 from readiness.dashboard.portfolio.selectors import TREND_WEEKS, PortfolioFilters, PortfolioRow
 from readiness.projects.models import Project, Team
@@ -16,6 +20,30 @@ from readiness.projects.models import Project, Team
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
     from django.http import QueryDict
+
+
+@dataclass(frozen=True)
+class PortfolioQuery:
+    """The projects a reader may see and the filters a query string asks of them."""
+
+    visible: QuerySet[Project]
+    form: PortfolioFilterForm
+    filters: PortfolioFilters
+    ignored: list[str]
+
+
+def portfolio_query(*, user: AbstractBaseUser | AnonymousUser, data: QueryDict) -> PortfolioQuery:
+    # One visible_to for the whole page: it costs a query (the leadership check) each time it is called.
+    visible = Project.objects.visible_to(user)
+    teams = list(
+        Team.objects.filter(projects__in=visible.values("pk"))
+        .distinct()
+        .order_by("name")
+        .values_list("slug", "name")
+    )
+    form = PortfolioFilterForm(data, teams=teams)
+    filters, ignored = form.filters()
+    return PortfolioQuery(visible=visible, form=form, filters=filters, ignored=ignored)
 
 
 @dataclass(frozen=True)
@@ -34,17 +62,21 @@ def portfolio_view(
     now: datetime,
     trend_weeks: int = TREND_WEEKS,
 ) -> PortfolioView:
-    # One visible_to for the whole page: it costs a query (the leadership check) each time it is called.
-    visible = Project.objects.visible_to(user)
-    teams = list(
-        Team.objects.filter(projects__in=visible.values("pk"))
-        .distinct()
-        .order_by("name")
-        .values_list("slug", "name")
+    query = portfolio_query(user=user, data=data)
+    rows = selectors.portfolio_rows(
+        projects=query.visible, filters=query.filters, now=now, trend_weeks=trend_weeks
     )
-    form = PortfolioFilterForm(data, teams=teams)
-    filters, ignored = form.filters()
-    rows = selectors.portfolio_rows(projects=visible, filters=filters, now=now, trend_weeks=trend_weeks)
     return PortfolioView(
-        form=form, filters=filters, ignored=ignored, rows=rows, shown=selectors.in_stage(rows, filters.stage)
+        form=query.form,
+        filters=query.filters,
+        ignored=query.ignored,
+        rows=rows,
+        shown=selectors.in_stage(rows, query.filters.stage),
     )
+
+
+def portfolio_page(
+    *, user: AbstractBaseUser | AnonymousUser, data: QueryDict, now: datetime
+) -> tuple[PortfolioQuery, PortfolioFigures]:
+    query = portfolio_query(user=user, data=data)
+    return query, portfolio_figures(projects=query.visible, filters=query.filters, now=now)

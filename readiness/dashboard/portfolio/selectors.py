@@ -1,30 +1,36 @@
 """Reads behind the portfolio page: the visible projects with their latest scorecard, and the
 aggregates leadership reads off them (KPIs, the stage funnel, top blockers).
 
-The page costs a fixed number of queries whatever the size of the portfolio: one for the projects (with
-their weekly decisions for the readiness trend), one for their latest scorecards, one for the stage
-history, one for blocker titles. Everything else is a
-pure function over the fetched rows, so it is tested without a database.
+``portfolio_rows`` reads every matching project, for the exports: three queries (the projects with their
+standing, their weekly decisions, their stage history); the KPIs, funnel, trend and blockers are then
+pure functions over the rows, tested without a database. The page itself counts the same figures in SQL
+(``figures``) and reads rows only for what it names.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db.models import Min, OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models import F, Min, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from readiness.dashboard.common.display import DECISION_LABELS, DIMENSION_LABELS, STATUS_LABELS, status_symbol
-from readiness.dashboard.portfolio.trend import TREND_WEEKS, trend_week_starts, weekly_decision_columns
+from readiness.dashboard.portfolio.trend import (
+    TREND_WEEKS,
+    decision_as_of,
+    trend_week_starts,
+    weekly_decisions_of,
+)
 from readiness.projects.models import Project, StageChange
 from readiness.projects.vocabulary import Dimension, Stage
-from readiness.scoring.models import Criterion, Scorecard
+from readiness.scoring.models import Criterion
+from readiness.scoring.standings import BlockerKey, blocker_keys
 
 FUNNEL_STAGES: tuple[str, ...] = (Stage.PROTOTYPE, Stage.PILOT, Stage.PRODUCTION)
 _STAGE_RANK = {stage: rank for rank, stage in enumerate(FUNNEL_STAGES)}
@@ -34,20 +40,6 @@ NOT_EVALUATED = "none"
 TOP_BLOCKERS = 8
 NAMED_PER_BLOCKER = 4  # projects the page names beside each top blocker
 DIMENSIONS: tuple[str, ...] = tuple(Dimension.values)  # an enum's .values is rebuilt on every access
-
-
-BlockerKey = tuple[str | None, str, bool]  # (dimension, criterion key or blocker status, is a criterion)
-
-
-def blocker_keys(blockers: list[dict[str, Any]]) -> tuple[BlockerKey, ...]:
-    """What a project is blocked by, each thing once: the unit the top blockers count in."""
-    keys: dict[BlockerKey, None] = {}
-    for blocker in blockers:
-        criterion = blocker.get("criterion")
-        keys[(blocker.get("dimension"), criterion or blocker.get("status") or "", criterion is not None)] = (
-            None
-        )
-    return tuple(keys)
 
 
 @dataclass(frozen=True)
@@ -138,75 +130,71 @@ def portfolio_rows(
     """The ``projects`` (those the reader may see) matching the filters, retired ones included, except
     the stage filter: the funnel is *about* stages, so the caller narrows by stage (``in_stage``) after
     computing it. Each row carries its decision at the end of each of the last ``trend_weeks`` weeks
-    (``readiness_trend``), read in the same query as the projects."""
-    projects = _filtered_projects(projects=projects, filters=filters)
-    starts = trend_week_starts(now=now, weeks=trend_weeks) if trend_weeks else []
-    # The current week's decision is the latest one, already read: only the finished weeks cost a probe.
-    weeks = weekly_decision_columns(starts[:-1])
-    project_rows = list(
-        projects.annotate(**weeks).values(
-            *("pk", "slug", "name", "team__slug", "team__name", "stage", "risk_tier", "target_date"),
-            *("stage_changed_at", "latest_scorecard_id"),
-            *weeks,
-        )
-    )
-    latest = _latest_summaries(projects.values("latest_scorecard_id"))
+    (``readiness_trend``). Three queries: the projects with their standing, their stored weekly
+    decisions, their stage history."""
+    projects = filtered_projects(projects=projects, filters=filters)
+    starts = [start.date() for start in trend_week_starts(now=now, weeks=trend_weeks)] if trend_weeks else []
+    project_rows = list(row_values(projects))
+    stored = weekly_decisions_of(projects, starts[:-1]) if starts else {}
     reached = _reached_ranks(projects)
-    week_starts = [start.date() for start in starts]
     rows = []
     for project in project_rows:
-        decisions = [project[column] for column in weeks]
-        if starts:
-            decisions.append((latest.get(project["pk"]) or {}).get("decision"))
-        weekly = tuple(zip(week_starts, decisions, strict=True))
-        rows.append(_row(project, latest.get(project["pk"]), reached.get(project["pk"]), now, weekly))
+        weekly = tuple(
+            (
+                week,
+                decision_as_of(
+                    week,
+                    stored=stored.get(project["pk"], {}),
+                    latest_week=project["latest_week"],
+                    latest=project["latest_decision"],
+                ),
+            )
+            for week in starts[:-1]
+        )
+        if starts:  # the current week's decision is the latest one
+            weekly += ((starts[-1], project["latest_decision"]),)
+        rows.append(row_from(project, now=now, reached=reached.get(project["pk"]), weekly_decisions=weekly))
     rows.sort(key=lambda row: (row.name.casefold(), row.slug))
     return rows
 
 
-def _latest_summaries(ids_query: QuerySet) -> dict[int, dict[str, Any]]:
-    """Per project id: decision, target, computed_at and summary (``scorecard_summary``) of the
-    projects' latest scorecards, as ``ids_query`` selects them in SQL (a subquery costs the database an
-    index probe a project, where a list of 1,000 literal ids costs the client a parse). The summary is
-    its own small column: the payload, compressed and ~17 kB a project, is never read here."""
-    latest = {}
-    for project_id, decision, target, computed_at, text in (
-        Scorecard.objects.filter(id__in=ids_query)
-        .order_by()
+PROJECT_FIELDS = ("pk", "slug", "name", "team__slug", "team__name", "stage", "risk_tier", "target_date")
+
+
+def row_values(projects: QuerySet[Project], *extra: str) -> QuerySet:
+    """What a row shows of each project, with its standing's latest scorecard: the decision, target,
+    time and summary (``scorecard_summary``); and the ``extra`` annotations asked for. The payload,
+    compressed and ~17 kB a project, is never read here."""
+    return projects.values(
+        *PROJECT_FIELDS,
+        "stage_changed_at",
+        *extra,
+        latest_decision=F("standing__decision"),
+        latest_week=F("standing__week"),
+        latest_at=F("standing__computed_at"),
+        latest_target=F("standing__scorecard__target"),
         # As text, parsed by orjson: the JSON field's own json.loads was the page's largest cost at
         # thousands of projects.
-        .annotate(summary_text=Cast("summary", TextField()))
-        .values_list("project_id", "decision", "target", "computed_at", "summary_text")
-    ):
-        summary = orjson.loads(text)
-        blockers = summary.get("blockers") or []
-        latest[project_id] = {
-            "decision": decision,
-            "target": target,
-            "computed_at": computed_at,
-            "dimensions": summary.get("dimensions") or {},
-            "blockers": blockers,
-            "blocker_keys": blocker_keys(blockers),
-        }
-    return latest
-
-
-def _filtered_projects(*, projects: QuerySet[Project], filters: PortfolioFilters) -> QuerySet[Project]:
-    newest = Scorecard.objects.latest_for(OuterRef("pk"))
-    projects = projects.annotate(
-        latest_scorecard_id=Subquery(newest.values("id")[:1]),
+        latest_summary=Cast("standing__scorecard__summary", TextField()),
     )
+
+
+def named_values(projects: QuerySet[Project], *extra: str) -> QuerySet:
+    """``row_values`` without the scorecard: for rows the page only names (a link and the days in
+    stage), so the database neither joins nor serialises what they do not show."""
+    return projects.values(*PROJECT_FIELDS, "stage_changed_at", *extra)
+
+
+def filtered_projects(*, projects: QuerySet[Project], filters: PortfolioFilters) -> QuerySet[Project]:
+    """The ``projects`` matching every filter but the stage (``in_stage``)."""
     if filters.team:
         projects = projects.filter(team__slug=filters.team)
     if filters.risk_tier:
         projects = projects.filter(risk_tier=filters.risk_tier)
     if filters.decision == NOT_EVALUATED:
-        projects = projects.filter(latest_scorecard_id__isnull=True)
+        projects = projects.filter(standing__isnull=True)
     elif filters.decision:
-        # Only a decision filter needs the decision in SQL; otherwise it comes with the summaries.
-        projects = projects.annotate(latest_decision=Subquery(newest.values("decision")[:1])).filter(
-            latest_decision=filters.decision
-        )
+        projects = projects.filter(standing__decision=filters.decision)
     if filters.q:
         projects = projects.filter(
             Q(name__icontains=filters.q)
@@ -231,20 +219,24 @@ def _reached_ranks(projects: QuerySet) -> dict[int, int]:
     return reached
 
 
-def _row(
+def row_from(
     project: dict[str, Any],
-    scorecard: dict[str, Any] | None,
-    reached: int | None,
+    *,
     now: datetime,
-    weekly_decisions: tuple[tuple[date, str | None], ...],
+    reached: int | None = None,
+    weekly_decisions: tuple[tuple[date, str | None], ...] = (),
 ) -> PortfolioRow:
+    """A row from ``row_values``' (or ``named_values``') record of one project."""
     days = max((now - project["stage_changed_at"]).days, 0)
     stuck = project["stage"] in STUCK_STAGES and days > settings.READINESS_STUCK_AFTER_DAYS
-    dimensions: dict[str, Any] = (scorecard or {}).get("dimensions") or {}
+    text = project.get("latest_summary")
+    summary: dict[str, Any] = orjson.loads(text) if text else {}
+    dimensions: dict[str, Any] = summary.get("dimensions") or {}
     cells = []
     for dim in DIMENSIONS:
         result = dimensions.get(dim) or {}  # scorecard_summary's shape: the sign-off is its state
         cells.append(DimensionCell(dim, result.get("status"), result.get("score"), result.get("signoff")))
+    blockers = list(summary.get("blockers") or [])
     # The current stage counts as reached even when the history is incomplete (an imported project).
     current_rank = _STAGE_RANK.get(project["stage"], -1)
     return PortfolioRow(
@@ -258,12 +250,12 @@ def _row(
         target_date=project["target_date"],
         days_in_stage=days,
         stuck=stuck,
-        decision=scorecard["decision"] if scorecard else None,
-        target=scorecard["target"] if scorecard else None,
-        computed_at=scorecard["computed_at"] if scorecard else None,
+        decision=project.get("latest_decision"),
+        target=project.get("latest_target"),
+        computed_at=project.get("latest_at"),
         cells=cells,
-        blockers=list((scorecard or {}).get("blockers") or []),
-        given_blocker_keys=(scorecard or {}).get("blocker_keys"),
+        blockers=blockers,
+        given_blocker_keys=blocker_keys(blockers),
         reached_rank=max(current_rank, reached if reached is not None else -1),
         weekly_decisions=weekly_decisions,
     )
@@ -311,7 +303,13 @@ class FunnelStage:
     reached: int  # projects that ever got this far (retired ones included)
     conversion: float | None  # share of the previous stage's `reached` that got here; None for the first
     median_days: float | None  # median days the projects now in this stage have spent in it
-    stuck: list[PortfolioRow] = field(default_factory=list)
+    stuck: list[PortfolioRow] = field(default_factory=list)  # the longest stuck first
+    # How many are stuck, when ``stuck`` names only the first few of them (the page's figures).
+    stuck_count: int | None = None
+
+    @property
+    def stuck_total(self) -> int:
+        return len(self.stuck) if self.stuck_count is None else self.stuck_count
 
     @property
     def conversion_percent(self) -> int | None:
@@ -380,6 +378,12 @@ class TopBlocker:
     is_criterion: bool
     projects: list[PortfolioRow]
     title: str = ""
+    # How many projects it blocks, when ``projects`` names only the first few (the page's figures).
+    count: int | None = None
+
+    @property
+    def blocked(self) -> int:
+        return len(self.projects) if self.count is None else self.count
 
     @property
     def dimension_label(self) -> str:
@@ -433,6 +437,4 @@ def with_titles(blockers: list[TopBlocker]) -> list[TopBlocker]:
         .annotate(title=Min("title"))
         .values_list("key", "title")
     )
-    return [
-        TopBlocker(b.dimension, b.key, b.is_criterion, b.projects, titles.get(b.key, "")) for b in blockers
-    ]
+    return [replace(blocker, title=titles.get(blocker.key, "")) for blocker in blockers]

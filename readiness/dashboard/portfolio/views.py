@@ -14,7 +14,7 @@ from readiness.dashboard.common.display import DIMENSION_LABELS
 from readiness.dashboard.common.layouts import POLL_SECONDS, layout
 from readiness.dashboard.common.paging import pick_page
 from readiness.dashboard.portfolio import selectors
-from readiness.dashboard.portfolio.page import portfolio_view
+from readiness.dashboard.portfolio.page import portfolio_page
 
 # Rows of the readiness matrix a page shows. The KPIs, funnel, trend, blockers and the exports cover
 # every matching project; only the matrix, the part that grows with the portfolio, is paged, so a
@@ -25,24 +25,24 @@ MATRIX_PAGE_SIZE = 50
 @require_GET
 @login_required
 def portfolio(request: HttpRequest) -> TemplateResponse:
-    view = portfolio_view(user=request.user, data=request.GET, now=timezone.now())
-    shown = view.shown
-    matrix, page_message = pick_page(shown, per_page=MATRIX_PAGE_SIZE, raw=request.GET.get("page"))
+    query, figures = portfolio_page(user=request.user, data=request.GET, now=timezone.now())
+    matrix, page_message = pick_page(figures.rows, per_page=MATRIX_PAGE_SIZE, raw=request.GET.get("page"))
     # The filters without the page: what the exports and the matrix's page links carry.
-    query = request.GET.copy()
-    query.pop("page", None)
+    filter_query = request.GET.copy()
+    filter_query.pop("page", None)
     context = {
         "layout": layout(request, "dashboard/partial_results.html"),
-        "form": view.form,
-        "filters": view.filters,
-        "ignored": [*view.ignored, page_message] if page_message else view.ignored,
-        "rows": shown,
+        "form": query.form,
+        "filters": query.filters,
+        "ignored": [*query.ignored, page_message] if page_message else query.ignored,
+        "rows": figures.rows,
         "matrix": matrix,
-        "filter_query": query.urlencode(),
-        "kpis": selectors.portfolio_kpis(shown),
-        "funnel": selectors.portfolio_funnel(view.rows),
-        "blocking_dimensions": selectors.blocking_dimensions(shown),
-        "top_blockers": selectors.with_titles(selectors.top_blockers(shown)),
+        "filter_query": filter_query.urlencode(),
+        "kpis": figures.kpis,
+        "funnel": figures.funnel,
+        "trend": figures.trend,
+        "blocking_dimensions": figures.blocking_dimensions,
+        "top_blockers": selectors.with_titles(figures.top_blockers),
         "dimension_labels": DIMENSION_LABELS,
         "stuck_after_days": settings.READINESS_STUCK_AFTER_DAYS,
         "poll_seconds": POLL_SECONDS,

@@ -1,9 +1,8 @@
-"""``{% portfolio_trend rows %}``: the readiness trend of the rows a portfolio page shows.
+"""``{% portfolio_trend weeks %}``: the readiness trend a portfolio page shows, as a chart with a table.
 
-A tag so the chart goes wherever the matrix's rows go (the full page, its htmx partial, a wall
-screen's poll) without each view learning about it. It costs no query: the rows carry their weekly
-decisions, read with the projects (``selectors.portfolio_rows``), and the view already narrowed them
-to those the reader may see.
+A tag so the chart goes wherever the portfolio's figures go (the full page, its htmx partial, a wall
+screen's poll) with the same markup. It costs no query: the weeks are counted with the page's figures
+(``figures.portfolio_figures``), over the projects the reader may see.
 """
 
 from __future__ import annotations
@@ -13,15 +12,13 @@ from typing import Any
 from django import template
 
 from readiness.dashboard.common.svg import share_bars
-from readiness.dashboard.portfolio.selectors import PortfolioRow
-from readiness.dashboard.portfolio.trend import TREND_WEEKS, readiness_trend
+from readiness.dashboard.portfolio.trend import TREND_WEEKS, TrendWeek
 
 register = template.Library()
 
 
 @register.inclusion_tag("dashboard/_trend.html")
-def portfolio_trend(rows: list[PortfolioRow]) -> dict[str, Any]:
-    weeks = readiness_trend(rows)
+def portfolio_trend(weeks: list[TrendWeek]) -> dict[str, Any]:
     chart = share_bars(shares=[week.share for week in weeks], labels=[week.label for week in weeks])
     measured = [week for week in weeks if week.percent is not None]
     return {

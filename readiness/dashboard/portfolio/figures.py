@@ -1,0 +1,292 @@
+"""The portfolio page's figures counted in SQL: KPIs, funnel, trend and top blockers as aggregates over
+the projects' stored standings (``readiness.scoring.standings``), and rows read only for what the page
+names: the matrix's page, the stuck projects and the projects beside each top blocker.
+
+So the page reads a bounded number of small rows whatever the portfolio's size (issue 14 item 7). The
+figures are the ones the pure functions of ``selectors`` compute over every row (the exports' path),
+which the tests hold them to.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, overload
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Value, Window
+from django.db.models.functions import Coalesce, Collate, Lower, RowNumber
+
+from readiness.dashboard.portfolio.selectors import (
+    DIMENSIONS,
+    FUNNEL_STAGES,
+    NAMED_PER_BLOCKER,
+    NOT_EVALUATED,
+    STUCK_STAGES,
+    TOP_BLOCKERS,
+    DimensionBlockCount,
+    Funnel,
+    FunnelStage,
+    PortfolioFilters,
+    PortfolioKPIs,
+    PortfolioRow,
+    TopBlocker,
+    filtered_projects,
+    named_values,
+    row_from,
+    row_values,
+)
+from readiness.dashboard.portfolio.trend import TrendWeek, trend_counts
+from readiness.projects.models import Project, StageChange
+from readiness.projects.vocabulary import Stage
+from readiness.scoring.models import Decision, StandingBlocker
+from readiness.scoring.standings import BlockerKey
+
+STUCK_NAMED = 10  # stuck projects the funnel names per stage, the longest stuck first
+NAMED_CANDIDATES = 200  # the first projects by name, among whom the top blockers' projects are sought
+
+
+@dataclass(frozen=True)
+class PortfolioFigures:
+    kpis: PortfolioKPIs
+    funnel: Funnel
+    blocking_dimensions: list[DimensionBlockCount]
+    top_blockers: list[TopBlocker]  # each with the few projects it names, and how many it blocks
+    trend: list[TrendWeek]
+    rows: ShownRows  # every shown project, counted; read a page (or, iterated, all) at a time
+
+
+def portfolio_figures(
+    *, projects: QuerySet[Project], filters: PortfolioFilters, now: datetime
+) -> PortfolioFigures:
+    """The page's figures for the ``projects`` the reader may see, under the ``filters``."""
+    matching = filtered_projects(projects=projects, filters=filters)
+    shown = matching.filter(_in_stage(filters.stage))
+    counts = _counts(matching, stage=filters.stage, now=now)
+    kpis = PortfolioKPIs(
+        projects=counts["shown"],
+        go=counts["go"],
+        no_go=counts["no_go"],
+        not_evaluated=counts[NOT_EVALUATED],
+        stuck=counts["stuck"],
+    )
+    trend = (
+        trend_counts(shown, now=now, go_now=kpis.go, evaluated_now=kpis.projects - kpis.not_evaluated)
+        if kpis.projects
+        else []
+    )
+    return PortfolioFigures(
+        kpis=kpis,
+        funnel=_funnel(matching, counts=counts, now=now),
+        blocking_dimensions=[
+            DimensionBlockCount(dim, counts[f"blocks_{dim}"], counts[f"blocks_{dim}"] / (kpis.projects or 1))
+            for dim in DIMENSIONS
+        ],
+        top_blockers=_top_blockers(shown, now=now),
+        trend=trend,
+        rows=ShownRows(shown, count=kpis.projects, now=now),
+    )
+
+
+def _in_stage(stage: str) -> Q:
+    """``selectors.in_stage`` as a condition: one stage, or every stage but retired."""
+    return Q(stage=stage) if stage else ~Q(stage=Stage.RETIRED)
+
+
+def _stuck(now: datetime) -> Q:
+    """``PortfolioRow.stuck``: over READINESS_STUCK_AFTER_DAYS whole days in a stage before production."""
+    since = now - timedelta(days=settings.READINESS_STUCK_AFTER_DAYS + 1)
+    return Q(stage__in=STUCK_STAGES, stage_changed_at__lte=since)
+
+
+def _counts(matching: QuerySet[Project], *, stage: str, now: datetime) -> dict[str, int]:
+    """One aggregate query: the KPIs over the shown projects, and the funnel's counts over all matching
+    ones (the funnel is about stages, so the stage filter does not narrow it)."""
+    shown, stuck = _in_stage(stage), _stuck(now)
+    aggregates: dict[str, Count] = {
+        "shown": Count("pk", filter=shown),
+        "go": Count("pk", filter=shown & Q(standing__decision=Decision.GO)),
+        "no_go": Count("pk", filter=shown & Q(standing__decision=Decision.NO_GO)),
+        NOT_EVALUATED: Count("pk", filter=shown & Q(standing__isnull=True)),
+        "stuck": Count("pk", filter=shown & stuck),
+        "retired": Count("pk", filter=Q(stage=Stage.RETIRED)),
+        # Per dimension, the shown projects it blocks (``Standing.blocked_dimensions``).
+        **{
+            f"blocks_{dim}": Count("pk", filter=shown & Q(standing__blocked_dimensions__contains=f" {dim} "))
+            for dim in DIMENSIONS
+        },
+    }
+    ever: dict[str, Exists] = {}
+    for rank, funnel_stage in enumerate(FUNNEL_STAGES):
+        further = FUNNEL_STAGES[rank:]
+        # Annotated, not inside the aggregate's filter: a reader's visible projects may be a DISTINCT
+        # query, which Django aggregates as a subquery that the EXISTS must sit in.
+        ever[f"ever_{funnel_stage}"] = Exists(
+            StageChange.objects.filter(project=OuterRef("pk"), to_stage__in=further)
+        )
+        aggregates[f"now_{funnel_stage}"] = Count("pk", filter=Q(stage=funnel_stage))
+        aggregates[f"stuck_{funnel_stage}"] = Count("pk", filter=Q(stage=funnel_stage) & stuck)
+        # The current stage counts as reached even when the history is incomplete (an imported project).
+        aggregates[f"reached_{funnel_stage}"] = Count(
+            "pk", filter=Q(stage__in=further) | Q(**{f"ever_{funnel_stage}": True})
+        )
+    return matching.annotate(**ever).aggregate(**aggregates)
+
+
+def _funnel(matching: QuerySet[Project], *, counts: dict[str, int], now: datetime) -> Funnel:
+    entered = _entry_rows(matching, counts=counts, now=now)
+    stages: list[FunnelStage] = []
+    previous_reached: int | None = None
+    for stage in FUNNEL_STAGES:
+        here, reached = counts[f"now_{stage}"], counts[f"reached_{stage}"]
+        conversion = None
+        if previous_reached is not None:
+            conversion = reached / previous_reached if previous_reached else None
+        by_place = entered.get(stage, {})
+        stuck_count = counts[f"stuck_{stage}"]
+        # Days in stage only fall as the entry gets later: the middle entries have the median days,
+        # and the stuck projects are the earliest entries.
+        middle = sorted({(here - 1) // 2 + 1, here // 2 + 1}) if here else []
+        stages.append(
+            FunnelStage(
+                stage=stage,
+                count=here,
+                reached=reached,
+                conversion=conversion,
+                median_days=statistics.median(by_place[p].days_in_stage for p in middle) if here else None,
+                stuck=[by_place[p] for p in range(1, min(stuck_count, STUCK_NAMED) + 1)],
+                stuck_count=stuck_count,
+            )
+        )
+        previous_reached = reached
+    return Funnel(stages=stages, retired=counts["retired"])
+
+
+def _entry_rows(
+    matching: QuerySet[Project], *, counts: dict[str, int], now: datetime
+) -> dict[str, dict[int, PortfolioRow]]:
+    """Per funnel stage, by place in order of entry (the earliest first, from 1): the first
+    ``STUCK_NAMED`` projects and the middle one or two, in one windowed query."""
+    places = set(range(1, STUCK_NAMED + 1))
+    for stage in FUNNEL_STAGES:
+        here = counts[f"now_{stage}"]
+        places |= {(here - 1) // 2 + 1, here // 2 + 1} if here else set()
+    ranked = (
+        matching.filter(stage__in=FUNNEL_STAGES)
+        .annotate(
+            place=Window(
+                RowNumber(), partition_by=[F("stage")], order_by=[F("stage_changed_at").asc(), *_by_name()]
+            )
+        )
+        .filter(place__in=places)
+    )
+    entered: dict[str, dict[int, PortfolioRow]] = {}
+    for values in named_values(ranked, "place"):
+        entered.setdefault(values["stage"], {})[values["place"]] = row_from(values, now=now)
+    return entered
+
+
+def _top_blockers(shown: QuerySet[Project], *, now: datetime) -> list[TopBlocker]:
+    """``selectors.top_blockers`` in SQL: the most blocking first, ties ranked alike, each naming the
+    first projects it blocks by name (``NAMED_PER_BLOCKER``)."""
+    blockers = StandingBlocker.objects.filter(project__in=shown.values("pk"))
+    ranked = list(
+        blockers.values("dimension", "key", "is_criterion")
+        .annotate(projects=Count("project"))
+        # On a tie a criterion ranks above a sign-off: fixing it is the work, signing off follows.
+        .order_by("-projects", "-is_criterion", _sortable("key"), _sortable(Coalesce("dimension", Value(""))))
+        .values_list("dimension", "key", "is_criterion", "projects")[:TOP_BLOCKERS]
+    )
+    if not ranked:
+        return []
+    counts = {(dimension, key, is_criterion): count for dimension, key, is_criterion, count in ranked}
+    # The top blockers block many projects, so the first few projects by name almost always name them
+    # all: reading their blockers spares sorting every blocked project by name per blocker.
+    firsts = shown.order_by(*_by_name()).values("pk")[:NAMED_CANDIDATES]
+    named = _named(blockers.filter(_any_of(counts), project__in=firsts), now=now)
+    short = [key for key, count in counts.items() if len(named.get(key, [])) < min(count, NAMED_PER_BLOCKER)]
+    if short:
+        # A blocker of few projects, none among the first: rank its projects by name in SQL.
+        ranked_by_name = blockers.filter(_any_of(short)).annotate(
+            place=Window(
+                RowNumber(),
+                partition_by=[F("dimension"), F("key"), F("is_criterion")],
+                order_by=_by_name("project__"),
+            )
+        )
+        named |= _named(ranked_by_name.filter(place__lte=NAMED_PER_BLOCKER), now=now)
+    return [
+        TopBlocker(
+            dimension=dimension,
+            key=key,
+            is_criterion=is_criterion,
+            projects=named.get((dimension, key, is_criterion), []),
+            count=count,
+        )
+        for (dimension, key, is_criterion), count in counts.items()
+    ]
+
+
+def _any_of(keys: Iterable[BlockerKey]) -> Q:
+    which = Q()
+    for dimension, key, is_criterion in keys:
+        which |= Q(dimension=dimension, key=key, is_criterion=is_criterion)
+    return which
+
+
+def _named(blockers: QuerySet[StandingBlocker], *, now: datetime) -> dict[BlockerKey, list[PortfolioRow]]:
+    """Per blocker, the first ``NAMED_PER_BLOCKER`` by name of the projects ``blockers`` holds."""
+    pairs = list(blockers.values_list("dimension", "key", "is_criterion", "project_id"))
+    projects = Project.objects.filter(pk__in={project_id for *_, project_id in pairs})
+    rows = {values["pk"]: row_from(values, now=now) for values in named_values(projects)}
+    named: dict[BlockerKey, list[PortfolioRow]] = {}
+    for dimension, key, is_criterion, project_id in pairs:
+        named.setdefault((dimension, key, is_criterion), []).append(rows[project_id])
+    return {key: sorted(projects, key=_name_order)[:NAMED_PER_BLOCKER] for key, projects in named.items()}
+
+
+def _name_order(row: PortfolioRow) -> tuple[str, str]:
+    return (row.name.casefold(), row.slug)
+
+
+def _sortable(expression: Any) -> Any:
+    """Text ordered by code point, as Python orders the rows (PostgreSQL would use the locale's rules)."""
+    if isinstance(expression, str):
+        expression = F(expression)
+    return Collate(expression, "C") if connection.vendor == "postgresql" else expression
+
+
+def _by_name(prefix: str = "") -> list[Any]:
+    """The matrix's order: by name regardless of case, then slug (``portfolio_rows``' order)."""
+    return [_sortable(Lower(f"{prefix}name")), f"{prefix}slug"]
+
+
+class ShownRows(Sequence[PortfolioRow]):
+    """The shown projects as the matrix pages them: their number is known (the KPIs counted it), and a
+    slice reads only its rows, in the matrix's order. Iterating reads them all (what a test checks)."""
+
+    def __init__(self, shown: QuerySet[Project], *, count: int, now: datetime) -> None:
+        self._ordered = shown.order_by(*_by_name())
+        self._count = count
+        self._now = now
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> PortfolioRow: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[PortfolioRow]: ...
+    def __getitem__(self, index: int | slice) -> PortfolioRow | list[PortfolioRow]:
+        if isinstance(index, int):
+            return self[index : index + 1][0]
+        # The page's projects picked by name first, then their scorecards read: sorting every project
+        # with its scorecard summary attached would serialise them all for fifty rows.
+        page = Project.objects.filter(pk__in=self._ordered.values("pk")[index]).order_by(*_by_name())
+        return [row_from(values, now=self._now) for values in row_values(page)]
+
+    def __iter__(self) -> Iterator[PortfolioRow]:
+        return iter(self[:])

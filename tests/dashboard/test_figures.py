@@ -1,0 +1,130 @@
+"""The portfolio page's figures counted in SQL (figures.py) equal the pure functions over every row
+(selectors.py, the exports' path) on a mixed portfolio, under every kind of filter."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+
+from readiness.dashboard.portfolio import selectors
+from readiness.dashboard.portfolio.figures import STUCK_NAMED, portfolio_figures
+from readiness.dashboard.portfolio.selectors import NAMED_PER_BLOCKER, PortfolioFilters, portfolio_rows
+from readiness.dashboard.portfolio.trend import readiness_trend
+from readiness.projects.models import Project, StageChange
+from readiness.scoring.models import Scorecard
+from tests.factories import ProjectFactory, TeamFactory
+
+NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
+STAGES = ["prototype", "pilot", "production", "retired"]
+BLOCKERS = [
+    {"dimension": "security", "criterion": "pen_test", "status": "fail"},
+    {"dimension": "security", "criterion": None, "status": "signoff_missing"},
+    {"dimension": "product", "criterion": "user_research", "status": "missing"},
+    {"dimension": "engineering", "criterion": "load_test", "status": "fail"},
+    {"dimension": None, "criterion": None, "status": "prohibited"},
+]
+FILTERS = [
+    PortfolioFilters(),
+    PortfolioFilters(stage="pilot"),
+    PortfolioFilters(stage="retired"),
+    PortfolioFilters(team="search"),
+    PortfolioFilters(decision="go"),
+    PortfolioFilters(decision="none"),
+    PortfolioFilters(risk_tier="high", q="Project 1"),
+]
+
+
+@pytest.fixture(autouse=True)
+def frozen() -> Iterator[None]:
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def mixed(db: None) -> None:
+    rng = random.Random(7)
+    teams = [TeamFactory(slug="search", name="Search"), TeamFactory(slug="fraud", name="Fraud")]
+    for n in range(40):
+        project = ProjectFactory(
+            name=f"Project {n} {'ABC'[n % 3]}",
+            team=teams[n % 2],
+            stage=STAGES[n % 4],
+            risk_tier=["high", "limited", "minimal"][n % 3],
+            stage_changed_at=NOW - timedelta(days=rng.randint(0, 120), hours=rng.randint(0, 23)),
+        )
+        if n % 5 == 0:
+            StageChange.objects.create(project=project, from_stage="pilot", to_stage="production")
+        for _ in range(n % 4):  # some projects are never evaluated
+            decision = rng.choice(["go", "no_go"])
+            blockers = rng.sample(BLOCKERS, rng.randint(1, 3)) if decision == "no_go" else []
+            at = NOW - timedelta(days=rng.randint(0, 110), hours=rng.randint(0, 23))
+            Scorecard.objects.create(
+                project=project,
+                target="production",
+                decision=decision,
+                computed_at=at,
+                digest=at.isoformat(),
+                payload={"dimensions": {}, "criteria": [], "blockers": blockers},
+            )
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=repr)
+def test_the_sql_figures_equal_the_python_ones(mixed: None, filters: PortfolioFilters) -> None:
+    projects = Project.objects.all()
+    rows = portfolio_rows(projects=projects, filters=filters, now=NOW)
+    shown = selectors.in_stage(rows, filters.stage)
+    figures = portfolio_figures(projects=projects, filters=filters, now=NOW)
+
+    assert figures.kpis == selectors.portfolio_kpis(shown)
+    assert [row.slug for row in figures.rows] == [row.slug for row in shown]
+    assert [row.slug for row in figures.rows[3:7]] == [row.slug for row in shown[3:7]]
+    assert figures.blocking_dimensions == selectors.blocking_dimensions(shown)
+    assert figures.trend == readiness_trend(shown)
+
+    funnel = selectors.portfolio_funnel(rows)
+    assert figures.funnel.retired == funnel.retired
+    for sql, python in zip(figures.funnel.stages, funnel.stages, strict=True):
+        assert _stage(sql) == _stage(python)
+        assert [row.slug for row in sql.stuck] == [row.slug for row in python.stuck[:STUCK_NAMED]]
+        assert sql.stuck_total == len(python.stuck)
+
+    top = selectors.top_blockers(shown)
+    assert [_blocker(b) for b in figures.top_blockers] == [_blocker(b) for b in top]
+
+
+def _stage(stage: Any) -> tuple:
+    return (stage.stage, stage.count, stage.reached, stage.conversion, stage.median_days)
+
+
+def _blocker(blocker: Any) -> tuple:
+    named = [row.slug for row in blocker.projects[:NAMED_PER_BLOCKER]]
+    return (blocker.dimension, blocker.key, blocker.is_criterion, blocker.blocked, named)
+
+
+def test_blockers_of_projects_beyond_the_first_by_name_are_named_too(
+    mixed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the first two projects by name are looked at first: every top blocker needs the fallback.
+    monkeypatch.setattr("readiness.dashboard.portfolio.figures.NAMED_CANDIDATES", 2)
+    rows = selectors.in_stage(
+        portfolio_rows(projects=Project.objects.all(), filters=PortfolioFilters(), now=NOW), ""
+    )
+    figures = portfolio_figures(projects=Project.objects.all(), filters=PortfolioFilters(), now=NOW)
+    assert [_blocker(b) for b in figures.top_blockers] == [_blocker(b) for b in selectors.top_blockers(rows)]
+
+
+@pytest.mark.parametrize(("seconds_short", "stuck"), [(0, True), (1, False)])
+def test_a_project_is_stuck_from_the_first_instant_past_the_limit(
+    db: None, settings: Any, seconds_short: int, stuck: bool
+) -> None:
+    settings.READINESS_STUCK_AFTER_DAYS = 30
+    ProjectFactory(stage="pilot", stage_changed_at=NOW - timedelta(days=31, seconds=-seconds_short))
+    rows = portfolio_rows(projects=Project.objects.all(), filters=PortfolioFilters(), now=NOW)
+    figures = portfolio_figures(projects=Project.objects.all(), filters=PortfolioFilters(), now=NOW)
+    assert [row.stuck for row in rows] == [stuck]
+    assert figures.kpis.stuck == int(stuck)
