@@ -34,23 +34,28 @@ OURS = (
     "LOG_",
     "PROMETHEUS_",
 )
+# The servers this test run points at (CI's PostgreSQL and Redis): left out, with ``without=SERVERS``,
+# for a process that must start on the embedded default.
+SERVERS = ("DATABASE_URL", "CELERY_")
 
 
-def clean_environment(**env: str | None) -> dict[str, str]:
-    """This run's environment without our variables, plus ``env``. Like every process Readiness runs
-    as, it has a secret key (DEBUG is off), unless ``DJANGO_SECRET_KEY=None``: ``None`` leaves a
-    variable out."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
+def clean_environment(*, without: tuple[str, ...] = (), **env: str | None) -> dict[str, str]:
+    """This run's environment without our variables (nor those starting with ``without``), plus ``env``.
+    Like every process Readiness runs as, it has a secret key (DEBUG is off), unless
+    ``DJANGO_SECRET_KEY=None``: ``None`` leaves a variable out."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(OURS + without)}
     merged: dict[str, str | None] = {**base, "DJANGO_SECRET_KEY": STRONG_KEY, **env}
     return {k: v for k, v in merged.items() if v is not None}
 
 
-def run_python(code: str, **env: str | None) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, *, without: tuple[str, ...] = (), **env: str | None
+) -> subprocess.CompletedProcess[str]:
     """Run ``code`` after ``django.setup()`` in a fresh interpreter with the given environment."""
     return subprocess.run(
         [sys.executable, "-c", f"import django; django.setup()\n{code}"],
         cwd=ROOT,
-        env=clean_environment(DJANGO_SETTINGS_MODULE="readiness.settings", **env),
+        env=clean_environment(without=without, DJANGO_SETTINGS_MODULE="readiness.settings", **env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -58,11 +63,11 @@ def run_python(code: str, **env: str | None) -> subprocess.CompletedProcess[str]
     )
 
 
-def manage(*args: str, **env: str | None) -> subprocess.CompletedProcess[str]:
+def manage(*args: str, without: tuple[str, ...] = (), **env: str | None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=clean_environment(**env),
+        env=clean_environment(without=without, **env),
         capture_output=True,
         text=True,
         timeout=120,

@@ -3,49 +3,23 @@ without a secret key of their own unless DJANGO_DEBUG is on."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-# A strong key for the processes below, which start without the test run's environment.
-KEY = "settings-test-key-" + "Zq8wX3vB6nM1kL4jH7gF0dS9aP2oI5uY"
-PRINT_KEY = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"
+from tests.ops.conftest import SERVERS, manage, run_python
 
-
-def clean_environment(**env: str | None) -> dict[str, str]:
-    """This run's environment without our variables, with a key unless ``DJANGO_SECRET_KEY=None``
-    (``None`` leaves a variable out)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CELERY_"))}
-    merged: dict[str, str | None] = {**clean, "DJANGO_SECRET_KEY": KEY, **env}
-    return {k: v for k, v in merged.items() if v is not None}
+PRINT_KEY = "from django.conf import settings; print(settings.SECRET_KEY)"
 
 
 def start_with(**env: str | None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=clean_environment(**env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """``manage.py check`` on the embedded default (not this run's servers), with ``env``."""
+    return manage("check", without=SERVERS, **env)
 
 
 def python_with(code: str, **env: str | None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=clean_environment(DJANGO_SETTINGS_MODULE="readiness.settings", **env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_python(code, without=SERVERS, **env)
 
 
 @pytest.mark.parametrize(
@@ -111,8 +85,7 @@ def test_a_key_is_all_the_embedded_default_needs() -> None:
 def test_a_sqlite_url_shares_its_file_between_processes_like_the_embedded_default(tmp_path: Path) -> None:
     # Without these options a worker's apply transaction fails with "database is locked" as soon as a
     # web process writes a push in between (found by tests/faults on the embedded default).
-    code = "import django; django.setup(); from django.conf import settings; "
-    code += "print(settings.DATABASES['default']['OPTIONS'])"
+    code = "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS'])"
     result = python_with(code, DATABASE_URL=f"sqlite:///{tmp_path}/x.db")
     assert result.returncode == 0, result.stderr
     options = result.stdout.strip().splitlines()[-1]
