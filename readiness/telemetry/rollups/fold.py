@@ -10,22 +10,41 @@ Every step holds the watermark row's lock, so two overlapping runs never fold th
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Aggregate, BigIntegerField, Count, Field, FloatField, Max, Min, Q, QuerySet, Sum
-from django.db.models.functions import Trunc
+from django.db.models import (
+    Aggregate,
+    BigIntegerField,
+    Count,
+    DateTimeField,
+    Field,
+    FloatField,
+    Func,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+)
 
 from readiness.telemetry.models import MetricPoint, MetricRollup, RollupDirtyMinute, RollupWatermark
 from readiness.telemetry.rollups.marks import minute_of
-from readiness.telemetry.rollups.sketch import Sketch, packed_merge, sketch_of
+from readiness.telemetry.rollups.sketch import (
+    Sketch,
+    packed_merge,
+    packed_merges,
+    packed_sketches_of,
+    sketch_of,
+)
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -165,10 +184,11 @@ def _fold_minutes(
         in_ranges |= Q(start__gte=low, start__lt=high)
     MetricRollup.objects.filter(series, in_ranges, resolution=MetricRollup.Resolution.MINUTE).delete()
     if connection.vendor == "postgresql":
-        rollups = _minute_rollups_in_sql(points)
-    else:
-        rollups = _minute_rollups_in_python(points)
-    _store(rollups)
+        rows = _minute_rows_in_sql(points)
+        _copy_rows(rows)
+        return len(rows), sum(row[COUNT] for row in rows)
+    rollups = _minute_rollups_in_python(points)
+    MetricRollup.objects.bulk_create(rollups, batch_size=2_000)
     return len(rollups), sum(r.count for r in rollups)
 
 
@@ -240,74 +260,83 @@ class _Newest(Aggregate):
         super().__init__(expression, newest=newest, output_field=output_field)
 
 
-def _minute_rollups_in_sql(points: QuerySet[MetricPoint]) -> list[MetricRollup]:
-    """PostgreSQL groups and summarises the points itself (one GROUP BY); only the sketch is made here,
-    from each minute's values."""
-    from django.contrib.postgres.aggregates import ArrayAgg  # the embedded SQLite default never needs it
+class _PeriodStart(Func):
+    """The start of the UTC minute or hour holding a timestamp, as a timestamp with time zone: read as
+    an aware datetime without Django's per-row converters (``Trunc`` returns a naive one to convert)."""
 
-    newest = '"telemetry_metricpoint"."ts" DESC, "telemetry_metricpoint"."id" DESC'
-    return _rollups_in_sql(
-        points.annotate(period=Trunc("ts", "minute", tzinfo=UTC)),
-        MetricRollup.Resolution.MINUTE,
-        summary={
-            "n": Count("id"),
-            "low": Min("value"),
-            "high": Max("value"),
-            "latest_value": _Newest("value", newest=newest, output_field=FloatField()),
-            "latest_ts": Max("ts"),
-            "latest_id": _Newest("id", newest=newest, output_field=BigIntegerField()),
-            "parts": ArrayAgg("value"),
-        },
-        sketch=lambda values: sketch_of(np.array(values, dtype=float)),
-        chunk_size=5_000,
-    )
+    function = "DATE_TRUNC"
+    template = "%(function)s('%(period)s', %(expressions)s, 'UTC')"
+    output_field = DateTimeField()
+
+    def __init__(self, expression: str, *, period: str) -> None:
+        if period not in ("minute", "hour"):
+            raise ValueError(f"period must be minute or hour, not {period!r}")
+        super().__init__(expression, period=period)
 
 
-def _rollups_in_sql(
-    rows: QuerySet,
-    resolution: str,
-    *,
-    summary: dict[str, Aggregate],
-    sketch: Callable[[list], Sketch],
-    chunk_size: int,
-) -> list[MetricRollup]:
-    """The rollup rows of ``rows`` (annotated with their ``period``), one GROUP BY per series and
-    period. ``summary`` names the columns n, low, high, latest_value, latest_ts, latest_id and
-    ``parts`` (values or sums to add with ``fsum``; also what ``sketch`` is made from, with the
-    ``sketches`` column when there is one)."""
-    groups = rows.order_by().values("project_id", "metric", "labels", "source", "period").annotate(**summary)
-    return [
-        _rollup(
-            (group["project_id"], group["metric"], group["labels"], group["source"]),
-            resolution,
-            group["period"],
-            counts=(group["n"], math.fsum(group["parts"]), group["low"], group["high"]),
-            latest=(group["latest_value"], group["latest_ts"], group["latest_id"]),
-            sketch=sketch(group.get("sketches", group["parts"])),
-        )
-        for group in groups.iterator(chunk_size=chunk_size)
-    ]
-
-
+# A rollup row as the fold writes it on PostgreSQL: the values of ROLLUP_COLUMNS, in that order (labels
+# as canonical JSON text, as the jsonb column gives it back; the sketch packed).
+RollupRow = tuple[int, str, str, str, int, datetime, int, float, float, float, float, datetime, int, bytes]
 ROLLUP_COLUMNS = (
     "project_id", "metric", "labels", "source", "resolution", "start", "count", "sum", "min", "max",
     "latest_value", "latest_ts", "latest_id", "sketch",
 )  # fmt: skip
+COUNT = ROLLUP_COLUMNS.index("count")
+# Groups read per fetch of the fold's server-side cursor: memory stays bounded for any chunk.
+FETCH_GROUPS = 5_000
 
 
-def _store(rollups: list[MetricRollup]) -> None:
-    """Insert rollup rows: with COPY on PostgreSQL (Django's client-side binding would inline every
-    sketch as hex in the statement), bulk_create elsewhere."""
-    if connection.vendor != "postgresql":
-        MetricRollup.objects.bulk_create(rollups, batch_size=2_000)
-        return
+def _summary_groups(rows: QuerySet, summary: dict[str, Aggregate]) -> Iterator[list[tuple]]:
+    """Batches of (project id, metric, labels text, source, period start, *summary columns): one row
+    per series and ``period`` of ``rows``, read with the ORM's SQL but none of its per-row conversions
+    (the fold reads every group once and writes it straight back)."""
+    groups = rows.order_by().values("project_id", "metric", "labels", "source", "period").annotate(**summary)
+    sql, params = groups.query.sql_with_params()
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(FETCH_GROUPS):
+            yield batch
+
+
+def _minute_rows_in_sql(points: QuerySet[MetricPoint]) -> list[RollupRow]:
+    """PostgreSQL groups and summarises the points itself (one GROUP BY); only the sum (``fsum``) and
+    the sketches (all of a batch's minutes at once) are made here, from each minute's values."""
+    from django.contrib.postgres.aggregates import ArrayAgg  # the embedded SQLite default never needs it
+
+    newest = '"telemetry_metricpoint"."ts" DESC, "telemetry_metricpoint"."id" DESC'
+    summary = {
+        "n": Count("id"),
+        "low": Min("value"),
+        "high": Max("value"),
+        "latest_value": _Newest("value", newest=newest, output_field=FloatField()),
+        "latest_ts": Max("ts"),
+        "latest_id": _Newest("id", newest=newest, output_field=BigIntegerField()),
+        "parts": ArrayAgg("value"),
+    }
+    minute = MetricRollup.Resolution.MINUTE.value
+    rows: list[RollupRow] = []
+    for batch in _summary_groups(points.annotate(period=_PeriodStart("ts", period="minute")), summary):
+        sizes = np.fromiter((group[5] for group in batch), dtype=np.int64, count=len(batch))
+        values = np.fromiter(
+            itertools.chain.from_iterable(group[11] for group in batch), dtype=float, count=int(sizes.sum())
+        )
+        sketches = packed_sketches_of(values, sizes)
+        rows.extend(
+            (p, m, labels, source, minute, period, n, math.fsum(parts), low, high, lv, lts, lid, sketch)
+            for (p, m, labels, source, period, n, low, high, lv, lts, lid, parts), sketch in zip(
+                batch, sketches, strict=True
+            )
+        )
+    return rows
+
+
+def _copy_rows(rows: Iterable[RollupRow]) -> None:
+    """Insert rollup rows with COPY (Django's client-side binding would inline every sketch as hex in
+    the statement)."""
     with connection.cursor() as cursor:
         sql = f"COPY telemetry_metricrollup ({', '.join(ROLLUP_COLUMNS)}) FROM STDIN"
         with cursor.cursor.copy(sql) as copy:
-            for rollup in rollups:
-                row = [getattr(rollup, column) for column in ROLLUP_COLUMNS]
-                row[2] = orjson.dumps(rollup.labels).decode()
-                row[13] = bytes(rollup.sketch)
+            for row in rows:
                 copy.write_row(row)
 
 
@@ -320,33 +349,40 @@ def _fold_hours(series: Q, hours: Iterable[datetime]) -> int:
     MetricRollup.objects.filter(series, in_hours, resolution=MetricRollup.Resolution.HOUR).delete()
     minutes = MetricRollup.objects.filter(series, in_hours, resolution=MetricRollup.Resolution.MINUTE)
     if connection.vendor == "postgresql":
-        rollups = _hour_rollups_in_sql(minutes)
-    else:
-        rollups = _hour_rollups_in_python(minutes)
-    _store(rollups)
+        rows = _hour_rows_in_sql(minutes)
+        _copy_rows(rows)
+        return len(rows)
+    rollups = _hour_rollups_in_python(minutes)
+    MetricRollup.objects.bulk_create(rollups, batch_size=2_000)
     return len(rollups)
 
 
-def _hour_rollups_in_sql(minutes: QuerySet[MetricRollup]) -> list[MetricRollup]:
+def _hour_rows_in_sql(minutes: QuerySet[MetricRollup]) -> list[RollupRow]:
     from django.contrib.postgres.aggregates import ArrayAgg
 
     newest = '"telemetry_metricrollup"."latest_ts" DESC, "telemetry_metricrollup"."latest_id" DESC'
-    return _rollups_in_sql(
-        minutes.annotate(period=Trunc("start", "hour", tzinfo=UTC)),
-        MetricRollup.Resolution.HOUR,
-        summary={
-            "n": Sum("count"),
-            "low": Min("min"),
-            "high": Max("max"),
-            "latest_value": _Newest("latest_value", newest=newest, output_field=FloatField()),
-            "latest_ts": Max("latest_ts"),
-            "latest_id": _Newest("latest_id", newest=newest, output_field=BigIntegerField()),
-            "parts": ArrayAgg("sum"),
-            "sketches": ArrayAgg("sketch"),
-        },
-        sketch=packed_merge,
-        chunk_size=2_000,
-    )
+    summary = {
+        "n": Sum("count"),
+        "low": Min("min"),
+        "high": Max("max"),
+        "latest_value": _Newest("latest_value", newest=newest, output_field=FloatField()),
+        "latest_ts": Max("latest_ts"),
+        "latest_id": _Newest("latest_id", newest=newest, output_field=BigIntegerField()),
+        "parts": ArrayAgg("sum"),
+        "sketches": ArrayAgg("sketch"),
+    }
+    hour = MetricRollup.Resolution.HOUR.value
+    rows: list[RollupRow] = []
+    for batch in _summary_groups(minutes.annotate(period=_PeriodStart("start", period="hour")), summary):
+        sketches = packed_merges([group[12] for group in batch])
+        rows.extend(
+            # SUM of a bigint is a numeric: back to an int.
+            (p, m, labels, source, hour, period, int(n), math.fsum(parts), low, high, lv, lts, lid, sketch)
+            for (p, m, labels, source, period, n, low, high, lv, lts, lid, parts, _), sketch in zip(
+                batch, sketches, strict=True
+            )
+        )
+    return rows
 
 
 def _hour_rollups_in_python(minutes: QuerySet[MetricRollup]) -> list[MetricRollup]:
