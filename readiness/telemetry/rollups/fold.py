@@ -34,7 +34,9 @@ from django.db.models import (
     Q,
     QuerySet,
     Sum,
+    TextField,
 )
+from django.db.models.functions import Cast
 
 from readiness.telemetry.models import MetricPoint, MetricRollup, RollupDirtyMinute, RollupWatermark
 from readiness.telemetry.rollups.marks import minute_of
@@ -275,13 +277,16 @@ class _PeriodStart(Func):
 
 
 # A rollup row as the fold writes it on PostgreSQL: the values of ROLLUP_COLUMNS, in that order (labels
-# as canonical JSON text, as the jsonb column gives it back; the sketch packed).
-RollupRow = tuple[int, str, str, str, int, datetime, int, float, float, float, float, datetime, int, bytes]
+# as canonical JSON text, as the jsonb column gives it back; the period's start and the latest ts as
+# PostgreSQL's text of them, read and written back without a datetime in between; the sketch packed).
+RollupRow = tuple[int, str, str, str, int, str, int, float, float, float, float, str, int, bytes]
 ROLLUP_COLUMNS = (
     "project_id", "metric", "labels", "source", "resolution", "start", "count", "sum", "min", "max",
     "latest_value", "latest_ts", "latest_id", "sketch",
 )  # fmt: skip
 COUNT = ROLLUP_COLUMNS.index("count")
+# Lines per write to COPY.
+COPY_LINES = 10_000
 # Groups read per fetch of the fold's server-side cursor: memory stays bounded for any chunk.
 FETCH_GROUPS = 5_000
 
@@ -309,13 +314,15 @@ def _minute_rows_in_sql(points: QuerySet[MetricPoint]) -> list[RollupRow]:
         "low": Min("value"),
         "high": Max("value"),
         "latest_value": _Newest("value", newest=newest, output_field=FloatField()),
-        "latest_ts": Max("ts"),
+        "latest_ts": Cast(Max("ts"), TextField()),
         "latest_id": _Newest("id", newest=newest, output_field=BigIntegerField()),
         "parts": ArrayAgg("value"),
     }
     minute = MetricRollup.Resolution.MINUTE.value
     rows: list[RollupRow] = []
-    for batch in _summary_groups(points.annotate(period=_PeriodStart("ts", period="minute")), summary):
+    for batch in _summary_groups(
+        points.annotate(period=Cast(_PeriodStart("ts", period="minute"), TextField())), summary
+    ):
         sizes = np.fromiter((group[5] for group in batch), dtype=np.int64, count=len(batch))
         values = np.fromiter(
             itertools.chain.from_iterable(group[11] for group in batch), dtype=float, count=int(sizes.sum())
@@ -330,14 +337,27 @@ def _minute_rows_in_sql(points: QuerySet[MetricPoint]) -> list[RollupRow]:
     return rows
 
 
+# COPY's text format: these four characters are written escaped (labels, metric names and sources
+# are free text).
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
 def _copy_rows(rows: Iterable[RollupRow]) -> None:
-    """Insert rollup rows with COPY (Django's client-side binding would inline every sketch as hex in
-    the statement)."""
+    """Insert rollup rows with COPY, each row written as its text line here: a float's ``repr`` reads
+    back as the same float, the timestamps are PostgreSQL's own text, the sketch is bytea hex. (Django's
+    client-side binding would inline every sketch as hex in an INSERT; psycopg's ``write_row`` adapts
+    value by value, several times this.)"""
+    escapes = _COPY_ESCAPES
+    lines = [
+        f"{p}\t{m.translate(escapes)}\t{labels.translate(escapes)}\t{source.translate(escapes)}\t{resolution}"
+        f"\t{start}\t{n}\t{total!r}\t{low!r}\t{high!r}\t{lv!r}\t{lts}\t{lid}\t\\\\x{sketch.hex()}\n"
+        for p, m, labels, source, resolution, start, n, total, low, high, lv, lts, lid, sketch in rows
+    ]
     with connection.cursor() as cursor:
         sql = f"COPY telemetry_metricrollup ({', '.join(ROLLUP_COLUMNS)}) FROM STDIN"
         with cursor.cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(row)
+            for first in range(0, len(lines), COPY_LINES):
+                copy.write("".join(lines[first : first + COPY_LINES]))
 
 
 def _fold_hours(series: Q, hours: Iterable[datetime]) -> int:
@@ -366,14 +386,16 @@ def _hour_rows_in_sql(minutes: QuerySet[MetricRollup]) -> list[RollupRow]:
         "low": Min("min"),
         "high": Max("max"),
         "latest_value": _Newest("latest_value", newest=newest, output_field=FloatField()),
-        "latest_ts": Max("latest_ts"),
+        "latest_ts": Cast(Max("latest_ts"), TextField()),
         "latest_id": _Newest("latest_id", newest=newest, output_field=BigIntegerField()),
         "parts": ArrayAgg("sum"),
         "sketches": ArrayAgg("sketch"),
     }
     hour = MetricRollup.Resolution.HOUR.value
     rows: list[RollupRow] = []
-    for batch in _summary_groups(minutes.annotate(period=_PeriodStart("start", period="hour")), summary):
+    for batch in _summary_groups(
+        minutes.annotate(period=Cast(_PeriodStart("start", period="hour"), TextField())), summary
+    ):
         sketches = packed_merges([group[12] for group in batch])
         rows.extend(
             # SUM of a bigint is a numeric: back to an int.
