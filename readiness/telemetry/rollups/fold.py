@@ -25,7 +25,6 @@ from django.db.models import (
     Aggregate,
     BigIntegerField,
     Count,
-    DateTimeField,
     Field,
     FloatField,
     Func,
@@ -95,7 +94,7 @@ def rollups_fold(*, now: datetime, budget: float | None = None) -> int:
                 break
             high = min(low + timedelta(minutes=span), target)
             points = MetricPoint.objects.filter(ts__gte=low, ts__lt=high)
-            folded, point_count = _fold_minutes(points, Q(), [(low, high)])
+            folded, point_count, minute_rows = _fold_minutes(points, Q(), [(low, high)])
             written += folded
             if point_count < CHUNK_POINTS // 4:
                 span = min(span * 2, MAX_SPAN_MINUTES)
@@ -108,7 +107,7 @@ def rollups_fold(*, now: datetime, budget: float | None = None) -> int:
                 hours.append(hour)
                 hour += HOUR
             if hours:
-                written += _fold_hours(Q(), hours)
+                written += _fold_closed_hours(hours, low=low, minute_rows=minute_rows)
             mark.folded_until = high
             mark.save(update_fields=["folded_until"])
     return written
@@ -178,9 +177,10 @@ def _series_key(project_id: int, metric: str, labels: dict, source: str) -> Seri
 
 def _fold_minutes(
     points: QuerySet[MetricPoint], series: Q, ranges: list[tuple[datetime, datetime]]
-) -> tuple[int, int]:
+) -> tuple[int, int, list[RollupRow]]:
     """Replace the minute rollups of ``ranges`` (of the series selected by ``series``) by the summary
-    of ``points``, the raw points of exactly those minutes. Returns the rows written and points read."""
+    of ``points``, the raw points of exactly those minutes. Returns the rows written, the points read
+    and, on PostgreSQL, the rows themselves (the range fold merges its hours from them)."""
     in_ranges = Q()
     for low, high in ranges:
         in_ranges |= Q(start__gte=low, start__lt=high)
@@ -188,10 +188,10 @@ def _fold_minutes(
     if connection.vendor == "postgresql":
         rows = _minute_rows_in_sql(points)
         _copy_rows(rows)
-        return len(rows), sum(row[COUNT] for row in rows)
+        return len(rows), sum(row[COUNT] for row in rows), rows
     rollups = _minute_rollups_in_python(points)
     MetricRollup.objects.bulk_create(rollups, batch_size=2_000)
-    return len(rollups), sum(r.count for r in rollups)
+    return len(rollups), sum(r.count for r in rollups), []
 
 
 def _minute_rollups_in_python(points: QuerySet[MetricPoint]) -> list[MetricRollup]:
@@ -262,13 +262,12 @@ class _Newest(Aggregate):
         super().__init__(expression, newest=newest, output_field=output_field)
 
 
-class _PeriodStart(Func):
-    """The start of the UTC minute or hour holding a timestamp, as a timestamp with time zone: read as
-    an aware datetime without Django's per-row converters (``Trunc`` returns a naive one to convert)."""
+class _PeriodEpoch(Func):
+    """The start of the UTC minute or hour holding a timestamp, in seconds since the epoch: an int the
+    fold reads without Django's per-row datetime conversion, finds a minute's hour with and orders by."""
 
-    function = "DATE_TRUNC"
-    template = "%(function)s('%(period)s', %(expressions)s, 'UTC')"
-    output_field = DateTimeField()
+    template = "(EXTRACT(EPOCH FROM DATE_TRUNC('%(period)s', %(expressions)s, 'UTC')))::bigint"
+    output_field = BigIntegerField()
 
     def __init__(self, expression: str, *, period: str) -> None:
         if period not in ("minute", "hour"):
@@ -277,14 +276,16 @@ class _PeriodStart(Func):
 
 
 # A rollup row as the fold writes it on PostgreSQL: the values of ROLLUP_COLUMNS, in that order (labels
-# as canonical JSON text, as the jsonb column gives it back; the period's start and the latest ts as
-# PostgreSQL's text of them, read and written back without a datetime in between; the sketch packed).
-RollupRow = tuple[int, str, str, str, int, str, int, float, float, float, float, str, int, bytes]
+# as canonical JSON text, as the jsonb column gives it back; the period's start in seconds since the
+# epoch; the latest ts as PostgreSQL's text of it, read and written back without a datetime in between;
+# the sketch packed).
+RollupRow = tuple[int, str, str, str, int, int, int, float, float, float, float, str, int, bytes]
 ROLLUP_COLUMNS = (
     "project_id", "metric", "labels", "source", "resolution", "start", "count", "sum", "min", "max",
     "latest_value", "latest_ts", "latest_id", "sketch",
 )  # fmt: skip
-COUNT = ROLLUP_COLUMNS.index("count")
+START, COUNT, SUM, MIN, MAX = (ROLLUP_COLUMNS.index(c) for c in ("start", "count", "sum", "min", "max"))
+LATEST_VALUE, SKETCH = ROLLUP_COLUMNS.index("latest_value"), ROLLUP_COLUMNS.index("sketch")
 # Lines per write to COPY.
 COPY_LINES = 10_000
 # Groups read per fetch of the fold's server-side cursor: memory stays bounded for any chunk.
@@ -320,9 +321,7 @@ def _minute_rows_in_sql(points: QuerySet[MetricPoint]) -> list[RollupRow]:
     }
     minute = MetricRollup.Resolution.MINUTE.value
     rows: list[RollupRow] = []
-    for batch in _summary_groups(
-        points.annotate(period=Cast(_PeriodStart("ts", period="minute"), TextField())), summary
-    ):
+    for batch in _summary_groups(points.annotate(period=_PeriodEpoch("ts", period="minute")), summary):
         sizes = np.fromiter((group[5] for group in batch), dtype=np.int64, count=len(batch))
         values = np.fromiter(
             itertools.chain.from_iterable(group[11] for group in batch), dtype=float, count=int(sizes.sum())
@@ -342,15 +341,20 @@ def _minute_rows_in_sql(points: QuerySet[MetricPoint]) -> list[RollupRow]:
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_rows(rows: Iterable[RollupRow]) -> None:
+def _copy_rows(rows: list[RollupRow]) -> None:
     """Insert rollup rows with COPY, each row written as its text line here: a float's ``repr`` reads
-    back as the same float, the timestamps are PostgreSQL's own text, the sketch is bytea hex. (Django's
+    back as the same float, the latest ts is PostgreSQL's own text, the sketch is bytea hex. (Django's
     client-side binding would inline every sketch as hex in an INSERT; psycopg's ``write_row`` adapts
     value by value, several times this.)"""
     escapes = _COPY_ESCAPES
+    # Rows of one chunk share few distinct periods: each start's text is made once.
+    starts: dict[int, str] = {}
+    for row in rows:
+        if row[START] not in starts:
+            starts[row[START]] = datetime.fromtimestamp(row[START], UTC).isoformat()
     lines = [
         f"{p}\t{m.translate(escapes)}\t{labels.translate(escapes)}\t{source.translate(escapes)}\t{resolution}"
-        f"\t{start}\t{n}\t{total!r}\t{low!r}\t{high!r}\t{lv!r}\t{lts}\t{lid}\t\\\\x{sketch.hex()}\n"
+        f"\t{starts[start]}\t{n}\t{total!r}\t{low!r}\t{high!r}\t{lv!r}\t{lts}\t{lid}\t\\\\x{sketch.hex()}\n"
         for p, m, labels, source, resolution, start, n, total, low, high, lv, lts, lid, sketch in rows
     ]
     with connection.cursor() as cursor:
@@ -377,6 +381,64 @@ def _fold_hours(series: Q, hours: Iterable[datetime]) -> int:
     return len(rollups)
 
 
+def _fold_closed_hours(hours: list[datetime], *, low: datetime, minute_rows: list[RollupRow]) -> int:
+    """The hour rollups of the hours a range chunk from ``low`` closed. On PostgreSQL the hours wholly
+    inside the chunk are merged from its own minute rows, in memory (the chunk made every minute row
+    they have, and a sparse series has one a point: reading them back doubled the fold's cost); an hour
+    the chunk began inside, and every hour on SQLite, from the stored minute rows."""
+    if connection.vendor != "postgresql":
+        return _fold_hours(Q(), hours)
+    before = [hour for hour in hours if hour < low]
+    inside = [hour for hour in hours if hour >= low]
+    written = _fold_hours(Q(), before) if before else 0
+    if inside:
+        in_hours = Q()
+        for first, end in _ranges(inside, HOUR):
+            in_hours |= Q(start__gte=first, start__lt=end)
+        MetricRollup.objects.filter(in_hours, resolution=MetricRollup.Resolution.HOUR).delete()
+        rows = _hour_rows_of(minute_rows, {int(hour.timestamp()) for hour in inside})
+        _copy_rows(rows)
+        written += len(rows)
+    return written
+
+
+def _hour_rows_of(minute_rows: list[RollupRow], hours: set[int]) -> list[RollupRow]:
+    """The hour rows of ``hours`` (epoch seconds) merged from ``minute_rows``, every minute row of those
+    hours: the same rows ``_hour_rows_in_sql`` makes from the stored ones. An hour's latest point is in
+    its newest minute (minutes do not overlap), so that row's latest is the hour's."""
+    groups: dict[tuple[int, str, str, str, int], list[RollupRow]] = defaultdict(list)
+    for row in minute_rows:
+        hour = row[START] - row[START] % 3600
+        if hour in hours:
+            groups[(row[0], row[1], row[2], row[3], hour)].append(row)
+    rows: list[RollupRow] = []
+    resolution = MetricRollup.Resolution.HOUR.value
+    several: list[tuple[tuple[int, str, str, str, int], list[RollupRow]]] = []
+    for key, members in groups.items():
+        if len(members) == 1:
+            # One minute with points (every hour of a series with a point an hour): the hour's summary
+            # is that minute's, sum and sketch included (``fsum`` of one sum is itself, the merge of one
+            # stored sketch is its bytes).
+            rows.append((*key[:4], resolution, key[4], *members[0][COUNT:]))
+        else:
+            several.append((key, members))
+    sketches = packed_merges([[row[SKETCH] for row in members] for _, members in several])
+    for ((p, m, labels, source, hour), members), sketch in zip(several, sketches, strict=True):
+        newest = max(members, key=lambda row: row[START])
+        rows.append(
+            (
+                p, m, labels, source, resolution, hour,
+                sum(row[COUNT] for row in members),
+                math.fsum(row[SUM] for row in members),
+                min(row[MIN] for row in members),
+                max(row[MAX] for row in members),
+                *newest[LATEST_VALUE : SKETCH],
+                sketch,
+            )
+        )  # fmt: skip
+    return rows
+
+
 def _hour_rows_in_sql(minutes: QuerySet[MetricRollup]) -> list[RollupRow]:
     from django.contrib.postgres.aggregates import ArrayAgg
 
@@ -393,9 +455,7 @@ def _hour_rows_in_sql(minutes: QuerySet[MetricRollup]) -> list[RollupRow]:
     }
     hour = MetricRollup.Resolution.HOUR.value
     rows: list[RollupRow] = []
-    for batch in _summary_groups(
-        minutes.annotate(period=Cast(_PeriodStart("start", period="hour"), TextField())), summary
-    ):
+    for batch in _summary_groups(minutes.annotate(period=_PeriodEpoch("start", period="hour")), summary):
         sketches = packed_merges([group[12] for group in batch])
         rows.extend(
             # SUM of a bigint is a numeric: back to an int.
