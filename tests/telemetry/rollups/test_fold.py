@@ -12,8 +12,10 @@ import orjson
 import pytest
 import time_machine
 from django.conf import settings
+from django.db import connection
 from django.db.models import Sum
 
+from readiness.projects.models import Project
 from readiness.telemetry.aggregates import window_aggregate
 from readiness.telemetry.models import (
     MetricPoint,
@@ -315,3 +317,20 @@ def test_a_refold_of_a_sparse_series_writes_the_rows_the_range_fold_wrote(sparse
     }
     assert window_aggregate(**window, aggregation="count").count == len(sparse)
     assert window_aggregate(**window, aggregation="max").value == max(p.value for p in sparse)
+
+
+def test_rollups_have_no_index_on_the_project_alone_and_go_with_their_project(
+    series: tuple[int, list[MetricPoint]],
+) -> None:
+    # Migration 0012: "metricrollup_window" starts with the project, so a project's deletion needs no
+    # other index; one fewer to maintain per row the fold writes.
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(cursor, MetricRollup._meta.db_table)
+    assert [c["columns"] for c in indexes.values() if c["index"] and c["columns"][:1] == ["project_id"]] == [
+        ["project_id", "metric", "resolution", "start"]
+    ]
+    project_id, _ = series
+    rollups_fold(now=NOW)
+    assert MetricRollup.objects.filter(project_id=project_id).exists()
+    Project.objects.get(pk=project_id).delete()
+    assert not MetricRollup.objects.exists()
