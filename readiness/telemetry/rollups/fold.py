@@ -266,7 +266,9 @@ class _PeriodEpoch(Func):
     """The start of the UTC minute or hour holding a timestamp, in seconds since the epoch: an int the
     fold reads without Django's per-row datetime conversion, finds a minute's hour with and orders by."""
 
-    template = "(EXTRACT(EPOCH FROM DATE_TRUNC('%(period)s', %(expressions)s, 'UTC')))::bigint"
+    # On the UTC wall-clock time (a timestamp without time zone), as Django's Trunc does: with the
+    # three-argument DATE_TRUNC of a timestamptz the GROUP BY of 1-second points took ~1.5x as long.
+    template = "(EXTRACT(EPOCH FROM DATE_TRUNC('%(period)s', %(expressions)s AT TIME ZONE 'UTC')))::bigint"
     output_field = BigIntegerField()
 
     def __init__(self, expression: str, *, period: str) -> None:
