@@ -18,6 +18,7 @@ bucket fits uint32 (4.29e9 points of one series in one hour, far beyond what ing
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -121,3 +122,45 @@ def packed_merge(blobs: Iterable[bytes | memoryview]) -> Sketch:
     """Merge stored sketches without building one Sketch per blob: one join of the bytes, one decode."""
     joined = b"".join(bytes(blob) for blob in blobs)
     return sketches_merge([Sketch.from_bytes(joined)])
+
+
+def _packed_runs(groups: np.ndarray, keys: np.ndarray, counts: np.ndarray, group_count: int) -> list[bytes]:
+    """The packed sketch of each group ``0 .. group_count - 1`` from (group, key, count) triples in any
+    order: per group, the keys sorted and unique with their counts added, exactly what ``to_bytes`` of
+    that group's ``sketch_of`` / ``sketches_merge`` writes."""
+    order = np.lexsort((keys, groups))
+    groups, keys, counts = groups[order], keys[order], counts[order]
+    starts = np.flatnonzero(np.concatenate(([True], (groups[1:] != groups[:-1]) | (keys[1:] != keys[:-1]))))
+    pairs = np.empty(len(starts), dtype=_PAIR)
+    pairs["key"] = keys[starts]
+    pairs["count"] = np.add.reduceat(counts, starts) if len(starts) else counts[:0]
+    packed = pairs.tobytes()
+    bounds = np.searchsorted(groups[starts], np.arange(group_count + 1)) * _PAIR.itemsize
+    return [packed[low:high] for low, high in itertools.pairwise(bounds.tolist())]
+
+
+def packed_sketches_of(values: np.ndarray, sizes: np.ndarray) -> list[bytes]:
+    """The packed sketch (``sketch_of(...).to_bytes()``) of each consecutive run of ``sizes[i]`` values
+    of ``values``, in one pass over all of them: the fold summarises thousands of minutes per chunk, and
+    numpy's per-call overhead for a one-point minute is far larger than its bucket math."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    groups = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    keys = value_keys(np.asarray(values, dtype=float))
+    return _packed_runs(groups, keys, np.ones(len(keys), dtype=np.int64), len(sizes))
+
+
+def packed_merges(blob_groups: list[list[bytes]]) -> list[bytes]:
+    """``packed_merge(blobs).to_bytes()`` of each list of stored sketches, in one pass. A list of one
+    stored sketch is that sketch as it is (stored sketches are already sorted and unique), which is
+    every hour of a series with one point an hour."""
+    merged: list[bytes] = [bytes(blobs[0]) if len(blobs) == 1 else b"" for blobs in blob_groups]
+    several = [index for index, blobs in enumerate(blob_groups) if len(blobs) > 1]
+    if not several:
+        return merged
+    joined = [b"".join(blob_groups[index]) for index in several]
+    pairs = np.frombuffer(b"".join(joined), dtype=_PAIR)
+    groups = np.repeat(np.arange(len(several), dtype=np.int64), [len(j) // _PAIR.itemsize for j in joined])
+    runs = _packed_runs(groups, pairs["key"].astype(np.int64), pairs["count"].astype(np.int64), len(several))
+    for index, packed in zip(several, runs, strict=True):
+        merged[index] = packed
+    return merged

@@ -12,8 +12,10 @@ import orjson
 import pytest
 import time_machine
 from django.conf import settings
+from django.db import connection
 from django.db.models import Sum
 
+from readiness.projects.models import Project
 from readiness.telemetry.aggregates import window_aggregate
 from readiness.telemetry.models import (
     MetricPoint,
@@ -229,3 +231,106 @@ def test_small_chunks_fold_the_same_rows_as_one_large_one(
     monkeypatch.setattr(fold, "CHUNK_POINTS", 40)
     rollups_fold(now=NOW)
     assert rollup_rows() == whole
+
+
+def refold_every_minute() -> None:
+    """Mark every minute holding points dirty and fold: each minute re-folded from its raw points, each
+    hour from the stored minute rows (the late-point path), not from the range fold's own rows."""
+    minutes = {
+        (p.project_id, p.metric, p.ts.replace(second=0, microsecond=0)) for p in MetricPoint.objects.all()
+    }
+    RollupDirtyMinute.objects.bulk_create(
+        RollupDirtyMinute(project_id=p, metric=m, minute=t) for p, m, t in minutes
+    )
+    rollups_fold(now=NOW)
+    assert not RollupDirtyMinute.objects.exists()
+
+
+def test_a_refold_of_every_minute_writes_the_rows_the_range_fold_wrote(
+    series: tuple[int, list[MetricPoint]],
+) -> None:
+    rollups_fold(now=NOW)
+    folded = rollup_rows()
+    refold_every_minute()
+    assert rollup_rows() == folded
+
+
+# Free-text labels with what COPY's text format escapes (backslash, tab, newline, carriage return),
+# quotes and a non-ASCII letter: they must come back from the rollups exactly as pushed.
+AWKWARD_LABELS = {"path": "C:\\tmp\\a\tb\nc\rd", "quote": '"é"'}
+
+
+@pytest.fixture
+def sparse(db: None) -> list[MetricPoint]:
+    """A point an hour from 03:17 to 11:17 (as bench/pages.py generates for most projects), and a second
+    point in another minute of the 05:00 hour."""
+    project = ProjectFactory()
+    stamps = [dt.datetime(2026, 11, 22, hour, 17, 5, tzinfo=dt.UTC) for hour in range(3, 12)]
+    stamps.append(dt.datetime(2026, 11, 22, 5, 48, 59, tzinfo=dt.UTC))
+    points = [
+        MetricPoint(
+            project=project,
+            metric="accuracy",
+            ts=ts,
+            value=0.9 + k / 100,
+            labels=AWKWARD_LABELS,
+            source="push:ci",
+        )
+        for k, ts in enumerate(stamps)
+    ]
+    return MetricPoint.objects.bulk_create(points)
+
+
+def test_a_one_point_hour_gets_the_summary_of_its_minute(sparse: list[MetricPoint]) -> None:
+    rollups_fold(now=NOW)
+    hours = {r.start.hour: r for r in MetricRollup.objects.filter(resolution=3600)}
+    minutes = {r.start: r for r in MetricRollup.objects.filter(resolution=60)}
+    # Hours 03:00-10:00 are closed by 11:58; 05:00 holds two points.
+    assert sorted(hours) == list(range(3, 11))
+    for hour, row in hours.items():
+        minute = minutes[row.start.replace(minute=17)]
+        if hour == 5:
+            assert (row.count, row.latest_ts) == (2, dt.datetime(2026, 11, 22, 5, 48, 59, tzinfo=dt.UTC))
+            continue
+        assert row.count == minute.count == 1
+        assert (row.sum, row.min, row.max) == (minute.sum, minute.min, minute.max)
+        assert (row.latest_value, row.latest_ts, row.latest_id) == (
+            minute.latest_value,
+            minute.latest_ts,
+            minute.latest_id,
+        )
+        assert bytes(row.sketch) == bytes(minute.sketch)
+    assert all(r.labels == AWKWARD_LABELS for r in MetricRollup.objects.all())
+
+
+def test_a_refold_of_a_sparse_series_writes_the_rows_the_range_fold_wrote(sparse: list[MetricPoint]) -> None:
+    rollups_fold(now=NOW)
+    folded = rollup_rows()
+    assert len(folded) == 10 + 8  # a minute row a point, an hour row a closed hour
+    refold_every_minute()
+    assert rollup_rows() == folded
+    window = {
+        "project_id": sparse[0].project_id,
+        "metric": "accuracy",
+        "start": START - dt.timedelta(hours=7),
+        "end": NOW,
+    }
+    assert window_aggregate(**window, aggregation="count").count == len(sparse)
+    assert window_aggregate(**window, aggregation="max").value == max(p.value for p in sparse)
+
+
+def test_rollups_have_no_index_on_the_project_alone_and_go_with_their_project(
+    series: tuple[int, list[MetricPoint]],
+) -> None:
+    # Migration 0012: "metricrollup_window" starts with the project, so a project's deletion needs no
+    # other index; one fewer to maintain per row the fold writes.
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(cursor, MetricRollup._meta.db_table)
+    assert [c["columns"] for c in indexes.values() if c["index"] and c["columns"][:1] == ["project_id"]] == [
+        ["project_id", "metric", "resolution", "start"]
+    ]
+    project_id, _ = series
+    rollups_fold(now=NOW)
+    assert MetricRollup.objects.filter(project_id=project_id).exists()
+    Project.objects.get(pk=project_id).delete()
+    assert not MetricRollup.objects.exists()

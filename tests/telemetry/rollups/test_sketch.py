@@ -13,6 +13,8 @@ from readiness.telemetry.rollups.sketch import (
     RELATIVE_ACCURACY,
     Sketch,
     packed_merge,
+    packed_merges,
+    packed_sketches_of,
     sketch_of,
     sketches_merge,
 )
@@ -69,6 +71,23 @@ def test_merged_sketches_equal_the_sketch_of_all_values(parts: list[list[float]]
     assert merged.counts.tolist() == whole.counts.tolist()
     stored = packed_merge(sketch_of(np.array(part)).to_bytes() for part in parts)
     assert stored.counts.tolist() == whole.counts.tolist()
+
+
+@PROPERTY
+@given(groups=st.lists(value_lists, min_size=1, max_size=8))
+def test_sketches_of_many_minutes_at_once_are_the_bytes_of_each_alone(groups: list[list[float]]) -> None:
+    # The fold sketches a whole batch of minutes in one pass; each must be stored byte for byte as
+    # if sketched alone, so a re-fold of one minute writes the identical row.
+    values = np.concatenate([np.array(group) for group in groups])
+    sizes = np.array([len(group) for group in groups])
+    assert packed_sketches_of(values, sizes) == [sketch_of(np.array(group)).to_bytes() for group in groups]
+
+
+@PROPERTY
+@given(hours=st.lists(st.lists(value_lists, min_size=1, max_size=4), min_size=1, max_size=6))
+def test_merges_of_many_hours_at_once_are_the_bytes_of_each_alone(hours: list[list[list[float]]]) -> None:
+    stored = [[sketch_of(np.array(minute)).to_bytes() for minute in hour] for hour in hours]
+    assert packed_merges(stored) == [packed_merge(blobs).to_bytes() for blobs in stored]
 
 
 def test_stored_sketch_reads_back_identical_and_takes_eight_bytes_a_bucket() -> None:
