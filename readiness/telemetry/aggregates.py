@@ -18,6 +18,7 @@ the newest point is one ordered query: the same results on both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,7 +43,14 @@ from django.db.models import (
 
 from readiness.telemetry.models import MetricPoint, MetricRollup
 from readiness.telemetry.rollups.read import EXACT_PERCENTILE_MAX_POINTS, WindowPlan, window_plan
-from readiness.telemetry.rollups.sketch import packed_merge, sketch_of, sketches_merge
+from readiness.telemetry.rollups.sketch import (
+    Sketch,
+    key_range,
+    packed_merge,
+    sketch_of,
+    sketches_merge,
+    value_keys,
+)
 
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 AGGREGATIONS = ("latest", "mean", "min", "max", "sum", "count", *PERCENTILES)
@@ -60,6 +68,9 @@ class WindowAggregate:
 
 
 EMPTY = WindowAggregate(None, 0, None)
+
+# A percentile method: (q, n, the value of each 0-based rank of the n sorted values) -> the percentile.
+Interpolation = Callable[[float, int, Callable[[int], float]], float]
 
 
 class PercentilesCont(Aggregate):
@@ -307,7 +318,18 @@ def _planned_aggregates(
     window's raw points, read for exact percentiles only."""
     raw = points.filter(plan.raw)
     newest = "latest" in wanted
-    parts = [_part_summary(raw, RAW, newest=newest)[0], _part_summary(rollups, ROLLUP, newest=newest)[0]]
+    fractions = _fractions(wanted)
+    postgres = connection.vendor == "postgresql"
+    # Percentiles start from the window's merged sketch: on PostgreSQL the raw remainder's values come
+    # in its own summary query.
+    raw_extra: dict[str, Aggregate] = {}
+    if fractions and postgres:
+        from django.contrib.postgres.aggregates import ArrayAgg
+
+        raw_extra["values"] = ArrayAgg("value", default=[])
+    raw_part, raw_row = _part_summary(raw, RAW, newest=newest, extra=raw_extra)
+    rollup_part = _part_summary(rollups, ROLLUP, newest=newest)[0]
+    parts = [raw_part, rollup_part]
     present = [part for part in parts if part.count]
     if not present:
         return dict.fromkeys(wanted, EMPTY)
@@ -326,19 +348,17 @@ def _planned_aggregates(
         newest=max((p.newest for p in present if p.newest), key=lambda n: (n[0], n[1]), default=None),
     )
     values = {"count": float(count), "sum": total, "mean": total / count, "min": low, "max": high}
-    fractions = _fractions(wanted)
     percentiles: dict[float, float] | None = None
-    if fractions and count <= EXACT_PERCENTILE_MAX_POINTS:
-        percentiles = _exact_percentiles(points, fractions, count)
-    approximate = bool(fractions) and percentiles is None
-    if fractions and percentiles is None:
-        merged = sketches_merge(
-            [
-                packed_merge(rollups.order_by().values_list("sketch", flat=True)),
-                sketch_of(_values(raw)),
-            ]
-        )
-        percentiles = {q: merged.quantile(q, low=low, high=high) for q in fractions}
+    approximate = False
+    if fractions:
+        remainder = np.asarray(raw_row["values"], dtype=float) if postgres else _values(raw)
+        sketches = rollups.order_by().values_list("sketch", flat=True)
+        merged = sketches_merge([packed_merge(sketches), sketch_of(remainder)])
+        if count <= EXACT_PERCENTILE_MAX_POINTS:
+            percentiles = _exact_percentiles(points, merged, fractions, count)
+        if percentiles is None:
+            approximate = True
+            percentiles = {q: merged.quantile(q, low=low, high=high) for q in fractions}
     return _results(wanted, part=whole, values=values, percentiles=percentiles or {}, approximate=approximate)
 
 
@@ -380,12 +400,88 @@ def _numpy_percentiles(values: np.ndarray, fractions: Sequence[float]) -> dict[f
 
 
 def _exact_percentiles(
-    points: QuerySet[MetricPoint], fractions: Sequence[float], count: int
+    points: QuerySet[MetricPoint], merged: Sketch, fractions: Sequence[float], count: int
 ) -> dict[float, float] | None:
-    """The percentiles of the window's raw points, or None when they are no longer all kept (retention
-    removed some the rollups still count)."""
-    if connection.vendor == "postgresql":
-        row = points.aggregate(n=Count("id"), values=PercentilesCont("value", fractions))
-        return dict(zip(fractions, row["values"], strict=True)) if row["n"] == count else None
-    values = _values(points)
-    return _numpy_percentiles(values, fractions) if len(values) == count else None
+    """The exact percentiles of the window's raw points, as PostgreSQL's ``percentile_cont`` (there) or
+    numpy's linear interpolation (SQLite) gives them, bit for bit; None when the raw points are no
+    longer all kept (retention removed some the rollups still count).
+
+    Sorting the window's points costs as much as the window is long (86,400 points for a day at one a
+    second). The merged sketch of the window (``merged``) counts its values per bucket exactly, so it
+    says which bucket holds each rank wanted and how many values lie below that bucket: only the
+    points inside those few buckets' value ranges are read and sorted, in the same scan that counts the
+    window's raw points."""
+    if merged.count != count:
+        return None  # points landed between the parts' reads: as if not all kept
+    postgres = connection.vendor == "postgresql"
+    interpolate: Interpolation = _postgres_percentile if postgres else _numpy_percentile
+    ranks = set().union(*(_ranks_read(interpolate, q, count) for q in fractions))
+    buckets = merged.rank_buckets(ranks)
+    keys = sorted({bucket.key for bucket in buckets.values()})
+    inside = Q()
+    for key in keys:
+        low, high = key_range(key)
+        inside |= Q(value__gte=low, value__lte=high)
+    if postgres:
+        from django.contrib.postgres.aggregates import ArrayAgg
+
+        row = points.aggregate(n=Count("id"), values=ArrayAgg("value", filter=inside, default=[]))
+        kept, read = row["n"], np.asarray(row["values"], dtype=float)
+    else:
+        kept, read = points.count(), _values(points.filter(inside))
+    if kept != count:
+        return None
+    read_keys = value_keys(read)
+    ordered = {key: np.sort(read[read_keys == key]) for key in keys}
+    if any(len(ordered[bucket.key]) != bucket.size for bucket in buckets.values()):
+        # Points changed between the window's reads (a late point landed): as if not all kept.
+        return None
+
+    def value_at(rank: int) -> float:
+        bucket = buckets[rank]
+        return float(ordered[bucket.key][rank - bucket.below])
+
+    return {q: interpolate(q, count, value_at) for q in fractions}
+
+
+def _ranks_read(interpolate: Interpolation, q: float, n: int) -> set[int]:
+    """The ranks ``interpolate`` reads for ``q`` of ``n`` values: it runs once on placeholder values."""
+    read: set[int] = set()
+
+    def record(rank: int) -> float:
+        read.add(rank)
+        return 0.0
+
+    interpolate(q, n, record)
+    return read
+
+
+def _postgres_percentile(q: float, n: int, value_at: Callable[[int], float]) -> float:
+    """PostgreSQL's ``percentile_cont`` of ``n`` sorted values (``value_at(rank)``; orderedsetaggs.c):
+    the values of ranks floor and ceil of ``q (n - 1)``, ``low + (high - low) * proportion``."""
+    position = q * (n - 1)
+    first, second = math.floor(position), math.ceil(position)
+    low = value_at(first)
+    if first == second:
+        return low
+    return low + (value_at(second) - low) * (position - first)
+
+
+def _numpy_percentile(q: float, n: int, value_at: Callable[[int], float]) -> float:
+    """numpy's ``percentile(values, 100 q, method="linear")`` of ``n`` sorted values (``value_at(rank)``),
+    step by step as numpy 2 computes it (lib/_function_base_impl.py: ``_quantile``, ``_get_indexes``,
+    ``_lerp``), so the same floats round the same way."""
+    quantile = q * 100 / 100  # percentile's q / 100: not always q itself (0.9 * 100 / 100 > 0.9)
+    position = (n - 1) * quantile
+    if position >= n - 1:
+        # From the last rank on, numpy reads the last value twice, with previous index -1.
+        below, above, previous = n - 1, n - 1, -1
+    else:
+        below = math.floor(position)
+        above, previous = below + 1, below
+    low, high = value_at(below), value_at(above)
+    gamma = position - previous
+    difference = high - low
+    if gamma >= 0.5:
+        return high - difference * (1 - gamma)
+    return low + difference * gamma
