@@ -190,10 +190,17 @@ def test_rollups_plus_raw_equal_raw_alone(
     selection=filters,
 )
 def test_exact_percentiles_of_rollups_plus_raw_equal_a_sort_of_the_raw_points_bit_for_bit(
-    db: None, sent: list[Sent], folded_at: int, window: tuple[int, int], selection: tuple[dict, tuple]
+    db: None,
+    monkeypatch: pytest.MonkeyPatch,
+    sent: list[Sent],
+    folded_at: int,
+    window: tuple[int, int],
+    selection: tuple[dict, tuple],
 ) -> None:
     """Ranks picked inside the merged sketch's buckets give what sorting every raw point of the window
     gives, float for float: PostgreSQL's own ``percentile_cont`` there, numpy's on SQLite."""
+    # The selection starts at 50,000 points, where the sort costs more; here it runs on every window.
+    monkeypatch.setattr(aggregates, "SELECTION_MIN_POINTS", 0)
     project = ProjectFactory()
     store(project.pk, sent)
     rollups_fold(now=BASE + dt.timedelta(seconds=folded_at))
@@ -308,7 +315,16 @@ def series_of_a_month(project_id: int, start: dt.datetime, days: int) -> np.ndar
     return data
 
 
-def test_a_window_older_than_raw_retention_is_answered_from_rollups(db: None) -> None:
+@pytest.fixture(params=["sorted", "selected"])
+def exact_read(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Exact percentiles from a sort of the window's points, or picked inside its sketch's buckets
+    (from SELECTION_MIN_POINTS on, here lowered below the test's windows)."""
+    if request.param == "selected":
+        monkeypatch.setattr(aggregates, "SELECTION_MIN_POINTS", 0)
+    return request.param
+
+
+def test_a_window_older_than_raw_retention_is_answered_from_rollups(db: None, exact_read: str) -> None:
     project = ProjectFactory()
     start = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
     data = series_of_a_month(project.pk, start, days=10)
@@ -332,7 +348,7 @@ def test_a_window_older_than_raw_retention_is_answered_from_rollups(db: None) ->
 
 
 def test_percentiles_come_from_sketches_beyond_the_exact_limit(
-    db: None, monkeypatch: pytest.MonkeyPatch
+    db: None, monkeypatch: pytest.MonkeyPatch, exact_read: str
 ) -> None:
     project = ProjectFactory()
     start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
