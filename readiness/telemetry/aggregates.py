@@ -9,7 +9,7 @@ Every aggregation a window is asked for comes from the same few queries (``windo
 aggregate query per part of the window (raw, rollups) computing count, sum, min, max, the newest point
 and the sources at once, and one read of the raw values for all the exact percentiles asked: a sort of
 them all, or, in a long window, only of those in the sketch buckets that hold the ranks wanted
-(``_selected_percentiles``). An evaluation asks once per (metric, labels, sources, window), not once
+(``rollups.selection``). An evaluation asks once per (metric, labels, sources, window), not once
 per criterion.
 
 On PostgreSQL every aggregation, percentiles included (``percentile_cont``: linear interpolation between
@@ -20,7 +20,6 @@ the newest point is one ordered query: the same results on both.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,14 +44,8 @@ from django.db.models import (
 
 from readiness.telemetry.models import MetricPoint, MetricRollup
 from readiness.telemetry.rollups.read import EXACT_PERCENTILE_MAX_POINTS, WindowPlan, window_plan
-from readiness.telemetry.rollups.sketch import (
-    Sketch,
-    key_range,
-    packed_merge,
-    sketch_of,
-    sketches_merge,
-    value_keys,
-)
+from readiness.telemetry.rollups.selection import selected_percentiles
+from readiness.telemetry.rollups.sketch import Sketch, packed_merge, sketch_of, sketches_merge
 
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 AGGREGATIONS = ("latest", "mean", "min", "max", "sum", "count", *PERCENTILES)
@@ -72,14 +65,11 @@ class WindowAggregate:
 EMPTY = WindowAggregate(None, 0, None)
 
 # From this many points in a window, its exact percentiles are picked inside the buckets of its merged
-# sketch instead of sorting all its points (``_selected_percentiles``). Both scan the window's points;
+# sketch instead of sorting all its points (``rollups.selection``). Both scan the window's points;
 # measured on PostgreSQL, skipping the sort saves about a third of the read at 86,400 points (a day at
 # one a second) but under a fifth at 43,200 (30 days at one a minute), about what reading and merging
 # that window's ~840 stored sketches costs.
 SELECTION_MIN_POINTS = 50_000
-
-# A percentile method: (q, n, the value of each 0-based rank of the n sorted values) -> the percentile.
-Interpolation = Callable[[float, int, Callable[[int], float]], float]
 
 
 class PercentilesCont(Aggregate):
@@ -384,7 +374,7 @@ def _window_percentiles(
             exact = _sorted_percentiles(points, fractions, whole.count)
         else:
             merged = _merged_sketch(raw, remainder, rollups)
-            exact = _selected_percentiles(points, merged, fractions, whole.count)
+            exact = selected_percentiles(points, merged, fractions, whole.count)
         if exact is not None:
             return exact, False
     if merged is None:
@@ -449,89 +439,3 @@ def _sorted_percentiles(
         return dict(zip(fractions, row["values"], strict=True)) if row["n"] == count else None
     values = _values(points)
     return _numpy_percentiles(values, fractions) if len(values) == count else None
-
-
-def _selected_percentiles(
-    points: QuerySet[MetricPoint], merged: Sketch, fractions: Sequence[float], count: int
-) -> dict[float, float] | None:
-    """What ``_sorted_percentiles`` gives, float for float (PostgreSQL's ``percentile_cont`` there,
-    numpy's linear interpolation on SQLite), without sorting the window's points.
-
-    The merged sketch of the window (``merged``) counts its values per bucket exactly, so it says which
-    bucket holds each rank wanted and how many values lie below that bucket: only the points inside
-    those few buckets' value ranges are read and sorted, in the same scan that counts the window's
-    raw points (the check that they are all still kept)."""
-    if merged.count != count:
-        return None  # points landed between the parts' reads: as if not all kept
-    postgres = connection.vendor == "postgresql"
-    interpolate: Interpolation = _postgres_percentile if postgres else _numpy_percentile
-    ranks = set().union(*(_ranks_read(interpolate, q, count) for q in fractions))
-    buckets = merged.rank_buckets(ranks)
-    keys = sorted({bucket.key for bucket in buckets.values()})
-    inside = Q()
-    for key in keys:
-        low, high = key_range(key)
-        inside |= Q(value__gte=low, value__lte=high)
-    if postgres:
-        from django.contrib.postgres.aggregates import ArrayAgg
-
-        row = points.aggregate(n=Count("*"), values=ArrayAgg("value", filter=inside, default=[]))
-        kept, read = row["n"], np.asarray(row["values"], dtype=float)
-    else:
-        kept, read = points.count(), _values(points.filter(inside))
-    if kept != count:
-        return None
-    read_keys = value_keys(read)
-    ordered = {key: np.sort(read[read_keys == key]) for key in keys}
-    if any(len(ordered[bucket.key]) != bucket.size for bucket in buckets.values()):
-        # Points changed between the window's reads (a late point landed): as if not all kept.
-        return None
-
-    def value_at(rank: int) -> float:
-        bucket = buckets[rank]
-        return float(ordered[bucket.key][rank - bucket.below])
-
-    return {q: interpolate(q, count, value_at) for q in fractions}
-
-
-def _ranks_read(interpolate: Interpolation, q: float, n: int) -> set[int]:
-    """The ranks ``interpolate`` reads for ``q`` of ``n`` values: it runs once on placeholder values."""
-    read: set[int] = set()
-
-    def record(rank: int) -> float:
-        read.add(rank)
-        return 0.0
-
-    interpolate(q, n, record)
-    return read
-
-
-def _postgres_percentile(q: float, n: int, value_at: Callable[[int], float]) -> float:
-    """PostgreSQL's ``percentile_cont`` of ``n`` sorted values (``value_at(rank)``; orderedsetaggs.c):
-    the values of ranks floor and ceil of ``q (n - 1)``, ``low + (high - low) * proportion``."""
-    position = q * (n - 1)
-    first, second = math.floor(position), math.ceil(position)
-    low = value_at(first)
-    if first == second:
-        return low
-    return low + (value_at(second) - low) * (position - first)
-
-
-def _numpy_percentile(q: float, n: int, value_at: Callable[[int], float]) -> float:
-    """numpy's ``percentile(values, 100 q, method="linear")`` of ``n`` sorted values (``value_at(rank)``),
-    step by step as numpy 2 computes it (lib/_function_base_impl.py: ``_quantile``, ``_get_indexes``,
-    ``_lerp``), so the same floats round the same way."""
-    quantile = q * 100 / 100  # percentile's q / 100: not always q itself (0.9 * 100 / 100 > 0.9)
-    position = (n - 1) * quantile
-    if position >= n - 1:
-        # From the last rank on, numpy reads the last value twice, with previous index -1.
-        below, above, previous = n - 1, n - 1, -1
-    else:
-        below = math.floor(position)
-        above, previous = below + 1, below
-    low, high = value_at(below), value_at(above)
-    gamma = position - previous
-    difference = high - low
-    if gamma >= 0.5:
-        return high - difference * (1 - gamma)
-    return low + difference * gamma
