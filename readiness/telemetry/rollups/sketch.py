@@ -36,6 +36,15 @@ _PAIR = np.dtype([("key", "<i4"), ("count", "<u4")])
 
 
 @dataclass(frozen=True)
+class RankBucket:
+    """The bucket holding one rank: its key, how many values lie in lower buckets, how many in it."""
+
+    key: int
+    below: int
+    size: int
+
+
+@dataclass(frozen=True)
 class Sketch:
     """Bucket keys (sorted, unique) and their counts."""
 
@@ -56,6 +65,21 @@ class Sketch:
     def from_bytes(cls, data: bytes | memoryview) -> Sketch:
         pairs = np.frombuffer(data, dtype=_PAIR)
         return cls(pairs["key"].astype(np.int64), pairs["count"].astype(np.int64))
+
+    def rank_buckets(self, ranks: Iterable[int]) -> dict[int, RankBucket]:
+        """For each 0-based rank (the ``rank``-th smallest value, ``0 <= rank < count``), the bucket
+        holding it: the counts are exact, so that value is the ``rank - below``-th smallest of the
+        bucket's own values."""
+        cumulative = np.cumsum(self.counts)
+        found: dict[int, RankBucket] = {}
+        for rank in ranks:
+            if not 0 <= rank < self.count:
+                raise ValueError(f"rank {rank} outside a sketch of {self.count} values")
+            # The bucket holding the k-th smallest value (0-based) is the first whose cumulative count > k.
+            bucket = int(np.searchsorted(cumulative, rank, "right"))
+            size = int(self.counts[bucket])
+            found[rank] = RankBucket(int(self.keys[bucket]), int(cumulative[bucket]) - size, size)
+        return found
 
     def quantile(self, q: float, *, low: float | None = None, high: float | None = None) -> float | None:
         """The ``q`` quantile with numpy's linear interpolation between closest ranks, each rank's value
@@ -91,6 +115,30 @@ def value_keys(values: np.ndarray) -> np.ndarray:
     indexes = np.ceil(np.log(magnitude[kept]) / LOG_GAMMA).astype(np.int64) + KEY_OFFSET
     keys[kept] = np.where(values[kept] < 0, -indexes, indexes)
     return keys
+
+
+# How much wider than its bucket a key's range is read (``key_range``): the log that places a value
+# in a bucket rounds to within ~1e-12 of an edge, far inside this margin; the values read are then
+# bucketed with ``value_keys`` itself, so the margin only ever adds values that are filtered out.
+_RANGE_MARGIN = 1e-6
+
+
+def key_range(key: int) -> tuple[float, float]:
+    """A closed value interval holding every value of bucket ``key`` (a little wider than the bucket)."""
+    if key == 0:
+        return (-MIN_MAGNITUDE, MIN_MAGNITUDE)
+    index = abs(key) - KEY_OFFSET
+    low = _power(index - 1) * (1 - _RANGE_MARGIN)
+    high = _power(index) * (1 + _RANGE_MARGIN)
+    return (-high, -low) if key < 0 else (low, high)
+
+
+def _power(index: int) -> float:
+    """gamma ** index; the top bucket's upper edge is past the largest float."""
+    try:
+        return math.exp(index * LOG_GAMMA)
+    except OverflowError:
+        return math.inf
 
 
 def key_value(key: int) -> float:

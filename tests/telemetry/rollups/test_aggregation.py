@@ -5,6 +5,7 @@ and within 1% from the sketches once they are not; label and source filters alik
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import time_machine
+from django.db import connection
 from django.db.models import Q
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -21,6 +23,7 @@ from readiness.telemetry.aggregates import AGGREGATIONS, window_aggregate, windo
 from readiness.telemetry.models import MetricPoint, MetricRollup, RollupDirtyMinute, RollupWatermark
 from readiness.telemetry.rollups.fold import rollups_fold
 from readiness.telemetry.rollups.read import window_plan, window_plans
+from readiness.telemetry.rollups.sketch import LOG_GAMMA, MIN_MAGNITUDE
 from tests.factories import ProjectFactory
 
 BASE = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
@@ -44,17 +47,46 @@ values = st.one_of(
     st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False),
     st.integers(min_value=0, max_value=1_000).map(float),
 )
-sent_points = st.lists(
-    st.builds(
-        Sent,
-        # Offsets on a coarse grid too, so equal timestamps (the tie rule of latest) happen.
-        offset=st.one_of(st.integers(0, SPAN), st.integers(0, SPAN // 600).map(lambda k: 600 * k)),
-        value=values,
-        region=st.sampled_from(["eu", "us"]),
-        source=st.sampled_from(SOURCES),
-    ),
-    min_size=1,
-    max_size=80,
+
+
+def sent_points_of(value: st.SearchStrategy[float]) -> st.SearchStrategy[list[Sent]]:
+    return st.lists(
+        st.builds(
+            Sent,
+            # Offsets on a coarse grid too, so equal timestamps (the tie rule of latest) happen.
+            offset=st.one_of(st.integers(0, SPAN), st.integers(0, SPAN // 600).map(lambda k: 600 * k)),
+            value=value,
+            region=st.sampled_from(["eu", "us"]),
+            source=st.sampled_from(SOURCES),
+        ),
+        min_size=1,
+        max_size=80,
+    )
+
+
+sent_points = sent_points_of(values)
+
+
+def _nudged(value: float, steps: int) -> float:
+    """``value`` moved by ``steps`` floats up (or down)."""
+    for _ in range(abs(steps)):
+        value = float(np.nextafter(value, math.inf if steps > 0 else -math.inf))
+    return value
+
+
+# Values that crowd a few sketch buckets (so a rank is picked among many of its bucket's values, ties
+# included), sit on bucket edges or next to them, or round to the zero bucket; negatives alike.
+crowded = st.builds(
+    lambda index, steps, sign: sign * _nudged(math.exp(index * LOG_GAMMA), steps),
+    st.integers(230, 233),
+    st.integers(-2, 2),
+    st.sampled_from([1.0, 1.0, -1.0]),
+)
+percentile_values = st.one_of(
+    values,
+    crowded,
+    st.sampled_from([100.0, 100.5, 101.0, 101.5, -100.0, 0.0]),
+    st.builds(_nudged, st.sampled_from([MIN_MAGNITUDE, -MIN_MAGNITUDE, 0.0]), st.integers(-2, 2)),
 )
 filters = st.sampled_from(
     [({}, ()), ({"region": "eu"}, ()), ({}, ("push",)), ({"region": "us"}, ("probe", "prometheus"))]
@@ -152,6 +184,59 @@ def test_rollups_plus_raw_equal_raw_alone(
 
 @PROPERTY
 @given(
+    sent=sent_points_of(percentile_values),
+    folded_at=st.integers(0, SPAN + 600),
+    window=st.tuples(st.integers(-60, SPAN), st.integers(0, SPAN + 60)),
+    selection=filters,
+)
+def test_exact_percentiles_of_rollups_plus_raw_equal_a_sort_of_the_raw_points_bit_for_bit(
+    db: None,
+    monkeypatch: pytest.MonkeyPatch,
+    sent: list[Sent],
+    folded_at: int,
+    window: tuple[int, int],
+    selection: tuple[dict, tuple],
+) -> None:
+    """Ranks picked inside the merged sketch's buckets give what sorting every raw point of the window
+    gives, float for float: PostgreSQL's own ``percentile_cont`` there, numpy's on SQLite."""
+    # The selection starts at 50,000 points, where the sort costs more; here it runs on every window.
+    monkeypatch.setattr(aggregates, "SELECTION_MIN_POINTS", 0)
+    project = ProjectFactory()
+    store(project.pk, sent)
+    rollups_fold(now=BASE + dt.timedelta(seconds=folded_at))
+    labels, kinds = selection
+    read = {
+        "project_id": project.pk,
+        "metric": "latency_ms",
+        "start": BASE + dt.timedelta(seconds=min(window)),
+        "end": BASE + dt.timedelta(seconds=max(window)),
+        "labels": labels,
+        "kinds": kinds,
+    }
+    plan = window_plan(project_id=project.pk, metric="latency_ms", start=read["start"], end=read["end"])
+    event("window read from rollups and raw" if plan.uses_rollups else "window read raw only")
+    results = window_aggregates(**read, aggregations=list(aggregates.PERCENTILES))
+    points = aggregates.window_points(**read)
+    fractions = list(aggregates.PERCENTILES.values())
+    if not points.exists():
+        assert all(result.value is None for result in results.values())
+        return
+    if connection.vendor == "postgresql":
+        row = points.aggregate(values=aggregates.PercentilesCont("value", fractions))
+        expected = dict(zip(aggregates.PERCENTILES, row["values"], strict=True))
+    else:
+        data = np.array(points.values_list("value", flat=True))
+        expected = {
+            a: float(np.percentile(data, q * 100, method="linear")) for a, q in aggregates.PERCENTILES.items()
+        }
+    for aggregation, result in results.items():
+        assert result.approximate is False
+        # Equal as floats; a tie between 0.0 and -0.0 may put either first in a sort, as in the database's.
+        assert result.value == expected[aggregation], aggregation
+
+
+@PROPERTY
+@given(
     sent=sent_points,
     folded_at=st.integers(0, SPAN + 600),
     window=st.tuples(st.integers(-60, SPAN), st.integers(0, SPAN + 60)),
@@ -230,7 +315,16 @@ def series_of_a_month(project_id: int, start: dt.datetime, days: int) -> np.ndar
     return data
 
 
-def test_a_window_older_than_raw_retention_is_answered_from_rollups(db: None) -> None:
+@pytest.fixture(params=["sorted", "selected"])
+def exact_read(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Exact percentiles from a sort of the window's points, or picked inside its sketch's buckets
+    (from SELECTION_MIN_POINTS on, here lowered below the test's windows)."""
+    if request.param == "selected":
+        monkeypatch.setattr(aggregates, "SELECTION_MIN_POINTS", 0)
+    return request.param
+
+
+def test_a_window_older_than_raw_retention_is_answered_from_rollups(db: None, exact_read: str) -> None:
     project = ProjectFactory()
     start = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
     data = series_of_a_month(project.pk, start, days=10)
@@ -254,7 +348,7 @@ def test_a_window_older_than_raw_retention_is_answered_from_rollups(db: None) ->
 
 
 def test_percentiles_come_from_sketches_beyond_the_exact_limit(
-    db: None, monkeypatch: pytest.MonkeyPatch
+    db: None, monkeypatch: pytest.MonkeyPatch, exact_read: str
 ) -> None:
     project = ProjectFactory()
     start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)

@@ -5,18 +5,22 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from readiness.telemetry.rollups.sketch import (
+    LOG_GAMMA,
     MIN_MAGNITUDE,
     RELATIVE_ACCURACY,
     Sketch,
+    key_range,
     packed_merge,
     packed_merges,
     packed_sketches_of,
     sketch_of,
     sketches_merge,
+    value_keys,
 )
 
 PROPERTY = settings(max_examples=200, deadline=None)
@@ -102,3 +106,52 @@ def test_stored_sketch_reads_back_identical_and_takes_eight_bytes_a_bucket() -> 
 
 def test_empty_sketch_has_no_quantile() -> None:
     assert sketches_merge([]).quantile(0.5) is None
+
+
+def _nudged(value: float, steps: int) -> float:
+    """``value`` moved by ``steps`` floats up (or down): the neighbours of a bucket edge."""
+    for _ in range(abs(steps)):
+        value = float(np.nextafter(value, math.inf if steps > 0 else -math.inf))
+    return value
+
+
+# Bucket edges (gamma ** i, where the log rounds either way), their neighbours, the zero bucket's edge.
+edges = st.builds(
+    lambda index, steps, sign: sign * _nudged(math.exp(index * LOG_GAMMA), steps),
+    st.integers(-1040, 35_480),
+    st.integers(-2, 2),
+    st.sampled_from([1.0, -1.0]),
+)
+near_zero = st.builds(_nudged, st.sampled_from([MIN_MAGNITUDE, -MIN_MAGNITUDE, 0.0]), st.integers(-2, 2))
+any_values = st.one_of(signed, edges, near_zero, st.floats(allow_nan=False, allow_infinity=False))
+
+
+@PROPERTY
+@given(values=st.lists(any_values, min_size=1, max_size=200))
+def test_every_value_lies_in_its_buckets_range(values: list[float]) -> None:
+    data = np.array(values)
+    for value, key in zip(data.tolist(), value_keys(data).tolist(), strict=True):
+        low, high = key_range(key)
+        assert low <= value <= high, (value, key)
+
+
+@PROPERTY
+@given(values=st.lists(any_values, min_size=1, max_size=200), data=st.data())
+def test_a_rank_is_found_in_its_bucket_after_the_values_below_it(
+    values: list[float], data: st.DataObject
+) -> None:
+    """The bucket a rank falls in, and the values below it, as a sort of the values says."""
+    ordered = np.sort(np.array(values))
+    ranks = data.draw(st.lists(st.integers(0, len(values) - 1), min_size=1, max_size=4))
+    found = sketch_of(ordered).rank_buckets(ranks)
+    keys = value_keys(ordered)
+    for rank in ranks:
+        bucket = found[rank]
+        assert bucket.key == keys[rank]
+        assert bucket.below == int(np.sum(keys < bucket.key))
+        assert bucket.size == int(np.sum(keys == bucket.key))
+
+
+def test_a_rank_outside_the_sketch_is_refused() -> None:
+    with pytest.raises(ValueError, match="rank 3 outside a sketch of 3 values"):
+        sketch_of(np.array([1.0, 2.0, 3.0])).rank_buckets([3])

@@ -1,0 +1,114 @@
+"""Exact percentiles of a window without sorting its points (PRODUCT.md §9): picked inside the buckets
+of the window's merged sketch.
+
+The merged sketch of a window (its rollups' sketches and its raw remainder's) counts the window's values
+per bucket exactly. So for each rank a percentile needs it names the bucket holding that rank and how
+many values lie below the bucket; reading only the raw points inside those few buckets' value ranges and
+sorting them gives the rank's exact value. The interpolation between ranks is PostgreSQL's
+``percentile_cont`` on PostgreSQL and numpy's linear method on SQLite, float op for float op, so the
+result is what ``telemetry.aggregates`` gets by sorting every point (the property tests compare them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
+
+from readiness.telemetry.models import MetricPoint
+from readiness.telemetry.rollups.sketch import Sketch, key_range, value_keys
+
+# A percentile method: (q, n, the value of each 0-based rank of the n sorted values) -> the percentile.
+Interpolation = Callable[[float, int, Callable[[int], float]], float]
+
+
+def selected_percentiles(
+    points: QuerySet[MetricPoint], merged: Sketch, fractions: Sequence[float], count: int
+) -> dict[float, float] | None:
+    """What sorting the window's ``points`` gives, float for float (PostgreSQL's ``percentile_cont`` there,
+    numpy's linear interpolation on SQLite), without sorting the window's points.
+
+    The merged sketch of the window (``merged``) counts its values per bucket exactly, so it says which
+    bucket holds each rank wanted and how many values lie below that bucket: only the points inside
+    those few buckets' value ranges are read and sorted, in the same scan that counts the window's
+    raw points (the check that they are all still kept)."""
+    if merged.count != count:
+        return None  # points landed between the parts' reads: as if not all kept
+    postgres = connection.vendor == "postgresql"
+    interpolate: Interpolation = _postgres_percentile if postgres else _numpy_percentile
+    ranks = set().union(*(_ranks_read(interpolate, q, count) for q in fractions))
+    buckets = merged.rank_buckets(ranks)
+    keys = sorted({bucket.key for bucket in buckets.values()})
+    inside = Q()
+    for key in keys:
+        low, high = key_range(key)
+        inside |= Q(value__gte=low, value__lte=high)
+    if postgres:
+        from django.contrib.postgres.aggregates import ArrayAgg
+
+        row = points.aggregate(n=Count("*"), values=ArrayAgg("value", filter=inside, default=[]))
+        kept, read = row["n"], np.asarray(row["values"], dtype=float)
+    else:
+        kept, read = (
+            points.count(),
+            np.fromiter(points.filter(inside).order_by().values_list("value", flat=True), dtype=float),
+        )
+    if kept != count:
+        return None
+    read_keys = value_keys(read)
+    ordered = {key: np.sort(read[read_keys == key]) for key in keys}
+    if any(len(ordered[bucket.key]) != bucket.size for bucket in buckets.values()):
+        # Points changed between the window's reads (a late point landed): as if not all kept.
+        return None
+
+    def value_at(rank: int) -> float:
+        bucket = buckets[rank]
+        return float(ordered[bucket.key][rank - bucket.below])
+
+    return {q: interpolate(q, count, value_at) for q in fractions}
+
+
+def _ranks_read(interpolate: Interpolation, q: float, n: int) -> set[int]:
+    """The ranks ``interpolate`` reads for ``q`` of ``n`` values: it runs once on placeholder values."""
+    read: set[int] = set()
+
+    def record(rank: int) -> float:
+        read.add(rank)
+        return 0.0
+
+    interpolate(q, n, record)
+    return read
+
+
+def _postgres_percentile(q: float, n: int, value_at: Callable[[int], float]) -> float:
+    """PostgreSQL's ``percentile_cont`` of ``n`` sorted values (``value_at(rank)``; orderedsetaggs.c):
+    the values of ranks floor and ceil of ``q (n - 1)``, ``low + (high - low) * proportion``."""
+    position = q * (n - 1)
+    first, second = math.floor(position), math.ceil(position)
+    low = value_at(first)
+    if first == second:
+        return low
+    return low + (value_at(second) - low) * (position - first)
+
+
+def _numpy_percentile(q: float, n: int, value_at: Callable[[int], float]) -> float:
+    """numpy's ``percentile(values, 100 q, method="linear")`` of ``n`` sorted values (``value_at(rank)``),
+    step by step as numpy 2 computes it (lib/_function_base_impl.py: ``_quantile``, ``_get_indexes``,
+    ``_lerp``), so the same floats round the same way."""
+    quantile = q * 100 / 100  # percentile's q / 100: not always q itself (0.9 * 100 / 100 > 0.9)
+    position = (n - 1) * quantile
+    if position >= n - 1:
+        # From the last rank on, numpy reads the last value twice, with previous index -1.
+        below, above, previous = n - 1, n - 1, -1
+    else:
+        below = math.floor(position)
+        above, previous = below + 1, below
+    low, high = value_at(below), value_at(above)
+    gamma = position - previous
+    difference = high - low
+    if gamma >= 0.5:
+        return high - difference * (1 - gamma)
+    return low + difference * gamma
