@@ -234,7 +234,8 @@ def _top_blockers(shown: QuerySet[Project], *, now: datetime, tallied: bool) -> 
     # The top blockers block many projects, so the first few projects by name almost always name them
     # all: reading their blockers spares sorting every blocked project by name per blocker.
     firsts = shown.order_by(*_by_name()).values("pk")[:NAMED_CANDIDATES]
-    named = _named(blockers.filter(_any_of(counts), project__in=firsts), now=now)
+    # ``firsts`` are shown projects already: filtering by ``shown`` again would read them all.
+    named = _named(StandingBlocker.objects.filter(_any_of(counts), project__in=firsts), now=now)
     short = [key for key, count in counts.items() if len(named.get(key, [])) < min(count, NAMED_PER_BLOCKER)]
     if short:
         # A blocker of few projects, none among the first: rank its projects by name in SQL.
@@ -311,7 +312,9 @@ def _sortable(expression: Any) -> Any:
 
 
 def _by_name(prefix: str = "") -> list[Any]:
-    """The matrix's order: by name regardless of case, then slug (``portfolio_rows``' order)."""
+    """The matrix's order: by name regardless of case, then slug (``portfolio_rows``' order). On
+    PostgreSQL an index holds this order (projects migration 0005), so a page of the matrix and the
+    first projects by name are read from it instead of sorting every project."""
     return [_sortable(Lower(f"{prefix}name")), f"{prefix}slug"]
 
 
