@@ -15,8 +15,8 @@ also writes, in the same transaction (``Scorecard.save``):
   reads a few dozen tally rows instead, less what its retired projects hold (``figures``).
 
 The tallies move by the difference a write makes (nothing when a re-evaluation changes nothing), in
-one statement per tally table, rows in key order: two transactions lock tally rows in the same order,
-so they wait for each other but never deadlock.
+one statement per tally table, rows in key order: two transactions that each store one scorecard lock
+tally rows in the same order, so they may wait for each other but cannot deadlock.
 
 ``readiness.scoring.models`` imports these models at its top (so the app registry knows them under the
 ``scoring`` label); this module imports nothing of that one, and reads scorecards through the model of
