@@ -22,9 +22,11 @@ from readiness.scoring.drift.models import DriftResult as DriftResult
 from readiness.scoring.engine import parse_window
 
 # Where each project stands (the portfolio's stored figures), registered like the drift models above.
+from readiness.scoring.standings import BlockerTally as BlockerTally
 from readiness.scoring.standings import Standing as Standing
 from readiness.scoring.standings import StandingBlocker as StandingBlocker
 from readiness.scoring.standings import WeeklyDecision as WeeklyDecision
+from readiness.scoring.standings import WeeklyTally as WeeklyTally
 from readiness.scoring.standings import standing_follow
 from readiness.telemetry.provenance import SOURCE_KINDS
 

@@ -8,7 +8,15 @@ also writes, in the same transaction (``Scorecard.save``):
 - its ``StandingBlocker`` rows: what blocks it now, each thing once (``blocker_keys``), so the top
   blockers are one ``GROUP BY``;
 - its ``WeeklyDecision`` rows: the decision of its latest scorecard as of the end of each week, from the
-  week of its first scorecard to the week of its latest, so the readiness trend is one ``GROUP BY``.
+  week of its first scorecard to the week of its latest, so the readiness trend is one ``GROUP BY``;
+- the tallies over every project (``BlockerTally``, ``WeeklyTally``): how many projects each thing
+  blocks, and how many projects had each decision at the end of each week. At 10,000 projects the two
+  groupings above read ~100,000 rows each; the unfiltered portfolio (the one leadership opens)
+  reads a few dozen tally rows instead, less what its retired projects hold (``figures``).
+
+The tallies move by the difference a write makes (nothing when a re-evaluation changes nothing), in
+one statement per tally table, rows in key order: two transactions that each store one scorecard lock
+tally rows in the same order, so they may wait for each other but cannot deadlock.
 
 ``readiness.scoring.models`` imports these models at its top (so the app registry knows them under the
 ``scoring`` label); this module imports nothing of that one, and reads scorecards through the model of
@@ -17,13 +25,14 @@ the scorecard it is given (or the migration's historical model).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from itertools import groupby
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 
 from readiness.projects.vocabulary import Dimension
@@ -135,6 +144,116 @@ class WeeklyDecision(models.Model):
         return f"project {self.project_id} {self.decision} in the week of {self.week}"
 
 
+class BlockerTally(models.Model):
+    """How many projects one thing blocks now, over every project (their ``StandingBlocker`` rows)."""
+
+    # "" for the risk tier, where StandingBlocker has None: a unique key treats NULLs as all different.
+    dimension = models.CharField(max_length=16, blank=True)
+    key = models.CharField(max_length=80)
+    is_criterion = models.BooleanField()
+    projects = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dimension", "key", "is_criterion"], name="blocker_tally_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dimension or 'risk tier'}/{self.key} blocks {self.projects} projects"
+
+
+class WeeklyTally(models.Model):
+    """How many projects had ``decision`` at the end of ``week``, over every project (``WeeklyDecision``)."""
+
+    week = models.DateField()
+    decision = models.CharField(max_length=8)
+    projects = models.IntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["week", "decision"], name="weekly_tally_once")]
+
+    def __str__(self) -> str:
+        return f"{self.projects} projects {self.decision} in the week of {self.week}"
+
+
+BlockerCounts = Counter[BlockerKey]
+WeekCounts = Counter[tuple[date, str]]
+
+
+def tallies_move(*, blockers: Mapping[BlockerKey, int], weeks: Mapping[tuple[date, str], int]) -> None:
+    """Add ``blockers`` and ``weeks`` (differences, negative ones included) to the tallies."""
+    _upsert(
+        "scoring_blockertally",
+        ("dimension", "key", "is_criterion"),
+        [((dimension or "", key, is_criterion), n) for (dimension, key, is_criterion), n in blockers.items()],
+    )
+    _upsert("scoring_weeklytally", ("week", "decision"), list(weeks.items()))
+
+
+def _upsert(table: str, key_columns: tuple[str, ...], moves: list[tuple[tuple[Any, ...], int]]) -> None:
+    # In key order, so concurrent writers take the rows' locks in one order (no deadlock); a move of
+    # nothing writes nothing, so a re-evaluation that changes nothing waits on no one.
+    rows = sorted((key, n) for key, n in moves if n)
+    if not rows:
+        return
+    columns = ", ".join((*key_columns, "projects"))
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * (len(key_columns) + 1)) + ")"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) VALUES {placeholders} "  # noqa: S608 -- our own names
+            f"ON CONFLICT ({', '.join(key_columns)}) "
+            f"DO UPDATE SET projects = {table}.projects + EXCLUDED.projects",
+            [value for key, n in rows for value in (*key, n)],
+        )
+
+
+def tallies_rebuild(*, blocker_tally: Any, weekly_tally: Any, blocker: Any, weekly: Any) -> None:
+    """Recount the tallies from every project's blockers and weekly decisions (the migration that adds
+    them, and a check that the moves kept them right)."""
+    blocker_tally.objects.all().delete()
+    weekly_tally.objects.all().delete()
+    blocker_tally.objects.bulk_create(
+        blocker_tally(dimension=dimension or "", key=key, is_criterion=is_criterion, projects=n)
+        for dimension, key, is_criterion, n in blocker.objects.order_by()
+        .values("dimension", "key", "is_criterion")
+        .annotate(n=models.Count("*"))
+        .values_list("dimension", "key", "is_criterion", "n")
+    )
+    weekly_tally.objects.bulk_create(
+        weekly_tally(week=week, decision=decision, projects=n)
+        for week, decision, n in weekly.objects.order_by()
+        .values("week", "decision")
+        .annotate(n=models.Count("*"))
+        .values_list("week", "decision", "n")
+    )
+
+
+def tallies_forget(*, project_id: int) -> None:
+    """Take a project out of the tallies: called as it is deleted, before its rows go with it."""
+    tallies_move(
+        blockers=Counter(
+            {
+                (dimension, key, is_criterion): -1
+                for dimension, key, is_criterion in StandingBlocker.objects.filter(
+                    project_id=project_id
+                ).values_list("dimension", "key", "is_criterion")
+            }
+        ),
+        weeks=Counter(
+            {
+                (week, decision): -1
+                for week, decision in WeeklyDecision.objects.filter(project_id=project_id).values_list(
+                    "week", "decision"
+                )
+            }
+        ),
+    )
+
+
+def project_deleted_receiver(sender: type[models.Model], instance: Any, **kwargs: Any) -> None:
+    tallies_forget(project_id=instance.pk)
+
+
 # --- Writing -------------------------------------------------------------------------------------
 
 
@@ -146,15 +265,20 @@ def standing_follow(scorecard: Any) -> None:
     # Locked, so two scorecards of one project stored at once cannot both take the standing (the first
     # one of a project is serialised by the project's row lock that ``scorecard_refresh`` holds).
     standing = Standing.objects.select_for_update().filter(project_id=project_id).first()
+    blockers: BlockerCounts = Counter()
     if standing is None or (scorecard.computed_at, scorecard.pk) > (
         standing.computed_at,
         standing.scorecard_id,
     ):
-        _stand(project_id=project_id, scorecard=scorecard)
-    _weeks_follow(type(scorecard), project_id=project_id, since=week_start(week_of(scorecard.computed_at)))
+        blockers = _stand(project_id=project_id, scorecard=scorecard)
+    weeks = _weeks_follow(
+        type(scorecard), project_id=project_id, since=week_start(week_of(scorecard.computed_at))
+    )
+    tallies_move(blockers=blockers, weeks=weeks)
 
 
-def _stand(*, project_id: int, scorecard: Any) -> None:
+def _stand(*, project_id: int, scorecard: Any) -> BlockerCounts:
+    """Make ``scorecard`` the project's standing; returns how its blockers move the tally."""
     keys = blocker_keys(scorecard.summary.get("blockers") or [])
     Standing.objects.update_or_create(
         project_id=project_id,
@@ -166,16 +290,23 @@ def _stand(*, project_id: int, scorecard: Any) -> None:
             "blocked_dimensions": dimensions_text(keys),
         },
     )
+    held = set(
+        StandingBlocker.objects.filter(project_id=project_id).values_list("dimension", "key", "is_criterion")
+    )
+    if held == set(keys):
+        return Counter()
     StandingBlocker.objects.filter(project_id=project_id).delete()
     StandingBlocker.objects.bulk_create(
         StandingBlocker(project_id=project_id, dimension=dim, key=key, is_criterion=is_criterion)
         for dim, key, is_criterion in keys
     )
+    return _moves(Counter(keys), Counter(held))
 
 
-def _weeks_follow(scorecards: type[models.Model], *, project_id: int, since: datetime) -> None:
+def _weeks_follow(scorecards: type[models.Model], *, project_id: int, since: datetime) -> WeekCounts:
     """Rewrite the weeks from the latest scorecard before ``since`` (whose week ends as it did, but the
-    weeks after it may now end differently) to the latest scorecard: a handful of rows a day."""
+    weeks after it may now end differently) to the latest scorecard: a handful of rows a day. Returns
+    how the rewritten weeks move the tally."""
     ordered = scorecards.objects.filter(project_id=project_id).order_by("computed_at", "id")  # type: ignore[attr-defined]
     before = ordered.filter(computed_at__lt=since).values_list("computed_at", "decision").last()
     history = [
@@ -184,11 +315,18 @@ def _weeks_follow(scorecards: type[models.Model], *, project_id: int, since: dat
     ]
     rows = weekly_decisions(history)
     if not rows:
-        return
-    WeeklyDecision.objects.filter(project_id=project_id, week__gte=rows[0][0], week__lte=rows[-1][0]).delete()
+        return Counter()
+    written = WeeklyDecision.objects.filter(
+        project_id=project_id, week__gte=rows[0][0], week__lte=rows[-1][0]
+    )
+    held = list(written.values_list("week", "decision"))
+    if sorted(held) == rows:
+        return Counter()
+    written.delete()
     WeeklyDecision.objects.bulk_create(
         WeeklyDecision(project_id=project_id, week=week, decision=decision) for week, decision in rows
     )
+    return _moves(Counter(rows), Counter(held))
 
 
 # --- Rebuilding (the backfill migration, and bench data written with COPY) -----------------------
@@ -202,6 +340,8 @@ class StandingModels:
     standing: Any
     blocker: Any
     weekly: Any
+    # The tallies move with the rows, once they exist (the migration that adds them counts them itself).
+    tallied: bool = False
 
 
 def current_models() -> StandingModels:
@@ -212,6 +352,7 @@ def current_models() -> StandingModels:
         standing=Standing,
         blocker=StandingBlocker,
         weekly=WeeklyDecision,
+        tallied=True,
     )
 
 
@@ -263,8 +404,32 @@ def _rebuild_batch(store: StandingModels, ids: list[int]) -> None:
             store.blocker(project_id=standing.project_id, dimension=dim, key=key, is_criterion=is_criterion)
             for dim, key, is_criterion in keys
         ]
+    if store.tallied:
+        tallies_move(
+            blockers=_moves(
+                Counter((b.dimension, b.key, b.is_criterion) for b in blockers),
+                _counted_rows(store.blocker, ids, "dimension", "key", "is_criterion"),
+            ),
+            weeks=_moves(
+                Counter((w.week, w.decision) for w in weeks),
+                _counted_rows(store.weekly, ids, "week", "decision"),
+            ),
+        )
     for model in (store.standing, store.blocker, store.weekly):
         model.objects.filter(project_id__in=ids).delete()
     store.standing.objects.bulk_create(standings, batch_size=2_000)
     store.blocker.objects.bulk_create(blockers, batch_size=2_000)
     store.weekly.objects.bulk_create(weeks, batch_size=2_000)
+
+
+def _moves(after: Counter[Any], before: Counter[Any]) -> Counter[Any]:
+    """``after - before`` with the negative differences kept (``Counter``'s ``-`` drops them)."""
+    moves = Counter(after)
+    moves.subtract(before)
+    return moves
+
+
+def _counted_rows(model: Any, ids: list[int], *fields: str) -> Counter[Any]:
+    """The rows of the projects ``ids`` before a rebuild replaces them, counted per tally key."""
+    rows = model.objects.filter(project_id__in=ids).order_by().values(*fields).annotate(n=models.Count("*"))
+    return Counter({tuple(row[field] for field in fields): row["n"] for row in rows})

@@ -10,14 +10,16 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.db import transaction
 
 from readiness.dashboard.portfolio import selectors
 from readiness.dashboard.portfolio.figures import STUCK_NAMED, portfolio_figures
 from readiness.dashboard.portfolio.selectors import NAMED_PER_BLOCKER, PortfolioFilters, portfolio_rows
 from readiness.dashboard.portfolio.trend import readiness_trend
-from readiness.projects.models import Project, StageChange
+from readiness.projects.models import Project, StageChange, Team
+from readiness.projects.services import project_set_stage
 from readiness.scoring.models import Scorecard
-from tests.factories import ProjectFactory, TeamFactory
+from tests.factories import ProjectFactory, TeamFactory, UserFactory
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 STAGES = ["prototype", "pilot", "production", "retired"]
@@ -75,7 +77,10 @@ def mixed(db: None) -> None:
 
 @pytest.mark.parametrize("filters", FILTERS, ids=repr)
 def test_the_sql_figures_equal_the_python_ones(mixed: None, filters: PortfolioFilters) -> None:
-    projects = Project.objects.all()
+    assert_figures_equal(Project.objects.all(), filters)
+
+
+def assert_figures_equal(projects: Any, filters: PortfolioFilters) -> None:
     rows = portfolio_rows(projects=projects, filters=filters, now=NOW)
     shown = selectors.in_stage(rows, filters.stage)
     figures = portfolio_figures(projects=projects, filters=filters, now=NOW)
@@ -95,6 +100,55 @@ def test_the_sql_figures_equal_the_python_ones(mixed: None, filters: PortfolioFi
 
     top = selectors.top_blockers(shown)
     assert [_blocker(b) for b in figures.top_blockers] == [_blocker(b) for b in top]
+
+
+def scorecard(project: Project, decision: str, at: datetime, blockers: list[dict]) -> Scorecard:
+    return Scorecard.objects.create(
+        project=project,
+        target="production",
+        decision=decision,
+        computed_at=at,
+        digest=f"{decision}-{at.isoformat()}",
+        payload={"dimensions": {}, "criteria": [], "blockers": blockers},
+    )
+
+
+def test_the_unfiltered_figures_follow_every_write_that_moves_a_tally(mixed: None) -> None:
+    # The unfiltered page of a reader who sees everything counts from the tallies (less the retired
+    # projects' rows); after each kind of write its figures still equal those over every row.
+    every, retired = PortfolioFilters(), PortfolioFilters(stage="retired")
+    projects = list(Project.objects.order_by("pk"))
+    moves = [
+        lambda: scorecard(projects[1], "no_go", NOW - timedelta(hours=1), BLOCKERS[:3]),  # new
+        lambda: scorecard(projects[2], "go", NOW - timedelta(days=50), []),  # backdated
+        lambda: scorecard(projects[5], "go", NOW, []),  # unblocks it
+        lambda: project_set_stage(project=projects[1], stage="retired", by=None),  # leaves the page
+        lambda: project_set_stage(project=projects[3], stage="pilot", by=None),  # back from retired
+        lambda: Project.objects.filter(pk=projects[6].pk).update(team=projects[7].team, risk_tier="high"),
+        lambda: projects[9].delete(),
+        lambda: Project.objects.filter(pk__in=[projects[10].pk, projects[11].pk]).delete(),
+    ]
+    for move in moves:
+        move()
+        assert_figures_equal(Project.objects.all(), every)
+        assert_figures_equal(Project.objects.all(), retired)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        scorecard(projects[13], "no_go", NOW, BLOCKERS)
+        raise RuntimeError("rolled back")
+    assert_figures_equal(Project.objects.all(), every)
+
+
+def test_a_reader_who_sees_some_projects_gets_their_figures(mixed: None) -> None:
+    member = UserFactory(username="searcher")
+    Team.objects.get(slug="search").members.add(member)
+    visible = Project.objects.visible_to(member)
+    assert_figures_equal(visible, PortfolioFilters())
+    figures = portfolio_figures(projects=visible, filters=PortfolioFilters(), now=NOW)
+    assert (
+        figures.kpis.projects == Project.objects.filter(team__slug="search").exclude(stage="retired").count()
+    )
+    everyone = portfolio_figures(projects=Project.objects.all(), filters=PortfolioFilters(), now=NOW)
+    assert sum(b.blocked for b in figures.top_blockers) < sum(b.blocked for b in everyone.top_blockers)
 
 
 def _stage(stage: Any) -> tuple:

@@ -3,16 +3,32 @@ scorecard in its transaction, backdated ones included, and a rebuild from the sc
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pytest
 import time_machine
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.migrations.executor import MigrationExecutor
+from django.db.models import F
 
 from readiness.projects.models import Project
-from readiness.scoring.models import Scorecard, Standing, StandingBlocker, WeeklyDecision
-from readiness.scoring.standings import current_models, standings_rebuild, week_of, weekly_decisions
+from readiness.scoring.models import (
+    BlockerTally,
+    Scorecard,
+    Standing,
+    StandingBlocker,
+    WeeklyDecision,
+    WeeklyTally,
+)
+from readiness.scoring.standings import (
+    current_models,
+    standings_rebuild,
+    tallies_rebuild,
+    week_of,
+    weekly_decisions,
+)
 from tests.factories import ProjectFactory
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
@@ -131,3 +147,118 @@ def test_a_rebuild_from_the_scorecards_agrees_with_what_storing_wrote() -> None:
     after = [(Standing.objects.get(project=p).scorecard_id, weeks(p), blockers(p)) for p in projects[:2]]
     assert after == before
     assert not Standing.objects.filter(project=projects[2]).exists()
+
+
+def tallied() -> tuple[dict, dict]:
+    """The tallies as stored, without the keys that count no project (a tally may keep a zero)."""
+    blockers = {
+        (dimension or None, key, is_criterion): n
+        for dimension, key, is_criterion, n in BlockerTally.objects.values_list(
+            "dimension", "key", "is_criterion", "projects"
+        )
+        if n
+    }
+    weeks = {
+        (week, decision): n
+        for week, decision, n in WeeklyTally.objects.values_list("week", "decision", "projects")
+        if n
+    }
+    return blockers, weeks
+
+
+def recounted() -> tuple[dict, dict]:
+    """The tallies counted afresh from every project's rows."""
+    blockers = Counter(StandingBlocker.objects.values_list("dimension", "key", "is_criterion"))
+    weeks = Counter(WeeklyDecision.objects.values_list("week", "decision"))
+    return dict(blockers), dict(weeks)
+
+
+@pytest.mark.django_db
+def test_the_tallies_follow_new_backdated_and_rolled_back_scorecards_and_deleted_projects() -> None:
+    first, second, third = ProjectFactory(), ProjectFactory(), ProjectFactory()
+    stored(first, "no_go", datetime(2026, 10, 1, tzinfo=UTC), BLOCKED)
+    stored(second, "no_go", datetime(2026, 11, 3, tzinfo=UTC), BLOCKED[:1])
+    assert tallied() == recounted()
+    assert tallied()[0] == {("security", "pen_test", True): 2, (None, "prohibited", False): 1}
+    stored(first, "go", datetime(2026, 11, 17, tzinfo=UTC))  # new: its blockers leave the tally
+    assert tallied() == recounted()
+    stored(second, "go", datetime(2026, 10, 20, tzinfo=UTC))  # backdated: only its weeks move
+    assert tallied() == recounted()
+    stored(third, "no_go", datetime(2026, 11, 16, 9, tzinfo=UTC), BLOCKED)
+    stored(third, "no_go", datetime(2026, 11, 16, 10, tzinfo=UTC), BLOCKED)  # the same: nothing moves
+    assert tallied() == recounted()
+    before = tallied()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        stored(third, "go", datetime(2026, 11, 17, tzinfo=UTC))
+        stored(ProjectFactory(), "no_go", datetime(2026, 11, 17, tzinfo=UTC), BLOCKED)
+        raise RuntimeError("the evaluation failed after storing")
+    assert tallied() == before == recounted()
+    second.delete()
+    assert tallied() == recounted()
+    Project.objects.filter(pk=third.pk).delete()
+    assert tallied() == recounted()
+    assert tallied()[0] == {}
+
+
+@pytest.mark.django_db
+def test_a_rebuild_moves_the_tallies_by_what_it_rewrites() -> None:
+    projects = [ProjectFactory() for _ in range(3)]
+    stored(projects[0], "no_go", datetime(2026, 9, 1, tzinfo=UTC), BLOCKED)
+    stored(projects[1], "no_go", datetime(2026, 11, 10, tzinfo=UTC), BLOCKED[:1])
+    stored(projects[2], "go", datetime(2026, 10, 5, tzinfo=UTC))
+    before = tallied()
+    # A project's rows lost (as if written by COPY without them): the rebuild writes them anew, and
+    # the tallies move by exactly what it rewrote.
+    StandingBlocker.objects.filter(project=projects[1]).delete()
+    WeeklyDecision.objects.filter(project=projects[1]).delete()
+    BlockerTally.objects.filter(key="pen_test").update(projects=F("projects") - 1)  # ... and its tally
+    WeeklyTally.objects.filter(decision="no_go", week=date(2026, 11, 9)).update(projects=F("projects") - 1)
+    standings_rebuild(store=current_models(), project_ids=[p.pk for p in projects])
+    assert tallied() == before == recounted()
+
+
+@pytest.mark.django_db
+def test_a_recount_of_the_tallies_agrees_with_what_storing_moved() -> None:
+    for n, project in enumerate(ProjectFactory() for _ in range(4)):
+        stored(project, "no_go", datetime(2026, 9, 1 + n, tzinfo=UTC), BLOCKED[: n % 3 + 1])
+        stored(project, ["go", "no_go"][n % 2], datetime(2026, 11, 2 + n, tzinfo=UTC), BLOCKED[n % 2 :])
+    before = tallied()
+    BlockerTally.objects.all().delete()
+    WeeklyTally.objects.all().delete()
+    tallies_rebuild(
+        blocker_tally=BlockerTally, weekly_tally=WeeklyTally, blocker=StandingBlocker, weekly=WeeklyDecision
+    )
+    assert tallied() == before == recounted()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_counts_the_tallies_from_the_rows_already_stored() -> None:
+    before, after = [("scoring", "0007_project_standings")], [("scoring", "0008_standing_tallies")]
+    projects = [ProjectFactory(), ProjectFactory()]
+    executor = MigrationExecutor(connection)
+    try:
+        executor.migrate(before)
+        old = executor.loader.project_state(before).apps
+        blocker, weekly = (
+            old.get_model("scoring", "StandingBlocker"),
+            old.get_model("scoring", "WeeklyDecision"),
+        )
+        for project in projects:
+            blocker.objects.create(
+                project_id=project.pk, dimension="security", key="pen_test", is_criterion=True
+            )
+            weekly.objects.create(project_id=project.pk, week=date(2026, 11, 9), decision="no_go")
+        blocker.objects.create(
+            project_id=projects[0].pk, dimension=None, key="prohibited", is_criterion=False
+        )
+        weekly.objects.create(project_id=projects[0].pk, week=date(2026, 11, 16), decision="go")
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(after)
+    finally:
+        MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    assert tallied() == recounted()
+    assert tallied() == (
+        {("security", "pen_test", True): 2, (None, "prohibited", False): 1},
+        {(date(2026, 11, 9), "no_go"): 2, (date(2026, 11, 16), "go"): 1},
+    )

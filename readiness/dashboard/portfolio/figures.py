@@ -10,6 +10,7 @@ which the tests hold them to.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,7 +43,7 @@ from readiness.dashboard.portfolio.selectors import (
 from readiness.dashboard.portfolio.trend import TrendWeek, trend_counts
 from readiness.projects.models import Project, StageChange
 from readiness.projects.vocabulary import Stage
-from readiness.scoring.models import Decision, StandingBlocker
+from readiness.scoring.models import BlockerTally, Decision, StandingBlocker
 from readiness.scoring.standings import BlockerKey
 
 STUCK_NAMED = 10  # stuck projects the funnel names per stage, the longest stuck first
@@ -65,6 +66,7 @@ def portfolio_figures(
     """The page's figures for the ``projects`` the reader may see, under the ``filters``."""
     matching = filtered_projects(projects=projects, filters=filters)
     shown = matching.filter(_in_stage(filters.stage))
+    tallied = _every_project(projects, filters)
     counts = _counts(matching, stage=filters.stage, now=now)
     kpis = PortfolioKPIs(
         projects=counts["shown"],
@@ -74,7 +76,13 @@ def portfolio_figures(
         stuck=counts["stuck"],
     )
     trend = (
-        trend_counts(shown, now=now, go_now=kpis.go, evaluated_now=kpis.projects - kpis.not_evaluated)
+        trend_counts(
+            shown,
+            now=now,
+            go_now=kpis.go,
+            evaluated_now=kpis.projects - kpis.not_evaluated,
+            tallied=tallied,
+        )
         if kpis.projects
         else []
     )
@@ -85,9 +93,24 @@ def portfolio_figures(
             DimensionBlockCount(dim, counts[f"blocks_{dim}"], counts[f"blocks_{dim}"] / (kpis.projects or 1))
             for dim in DIMENSIONS
         ],
-        top_blockers=_top_blockers(shown, now=now),
+        top_blockers=_top_blockers(shown, now=now, tallied=tallied),
         trend=trend,
         rows=ShownRows(shown, count=kpis.projects, now=now),
+    )
+
+
+def _every_project(projects: QuerySet[Project], filters: PortfolioFilters) -> bool:
+    """Whether the page shows every project but the retired ones: the reader may see them all (an
+    admin or leadership, for whom ``visible_to`` filters nothing) and no filter narrows them. Then the
+    tallies over every project, less what the retired projects hold, are the page's counts; any other
+    view (a team member's, a filtered one) counts its own projects' rows."""
+    query = projects.query
+    return (
+        not filters.active
+        and not query.where
+        and not query.is_sliced
+        and query.combinator is None
+        and not query.extra
     )
 
 
@@ -189,24 +212,30 @@ def _entry_rows(
     return entered
 
 
-def _top_blockers(shown: QuerySet[Project], *, now: datetime) -> list[TopBlocker]:
+def _top_blockers(shown: QuerySet[Project], *, now: datetime, tallied: bool) -> list[TopBlocker]:
     """``selectors.top_blockers`` in SQL: the most blocking first, ties ranked alike, each naming the
-    first projects it blocks by name (``NAMED_PER_BLOCKER``)."""
+    first projects it blocks by name (``NAMED_PER_BLOCKER``); from the tally when ``tallied``."""
     blockers = StandingBlocker.objects.filter(project__in=shown.values("pk"))
-    ranked = list(
-        blockers.values("dimension", "key", "is_criterion")
-        .annotate(projects=Count("project"))
-        # On a tie a criterion ranks above a sign-off: fixing it is the work, signing off follows.
-        .order_by("-projects", "-is_criterion", _sortable("key"), _sortable(Coalesce("dimension", Value(""))))
-        .values_list("dimension", "key", "is_criterion", "projects")[:TOP_BLOCKERS]
-    )
+    if tallied:
+        ranked = _tallied_blockers()
+    else:
+        ranked = list(
+            blockers.values("dimension", "key", "is_criterion")
+            .annotate(projects=Count("project"))
+            # On a tie a criterion ranks above a sign-off: fixing it is the work, signing off follows.
+            .order_by(
+                "-projects", "-is_criterion", _sortable("key"), _sortable(Coalesce("dimension", Value("")))
+            )
+            .values_list("dimension", "key", "is_criterion", "projects")[:TOP_BLOCKERS]
+        )
     if not ranked:
         return []
     counts = {(dimension, key, is_criterion): count for dimension, key, is_criterion, count in ranked}
     # The top blockers block many projects, so the first few projects by name almost always name them
     # all: reading their blockers spares sorting every blocked project by name per blocker.
     firsts = shown.order_by(*_by_name()).values("pk")[:NAMED_CANDIDATES]
-    named = _named(blockers.filter(_any_of(counts), project__in=firsts), now=now)
+    # ``firsts`` are shown projects already: filtering by ``shown`` again would read them all.
+    named = _named(StandingBlocker.objects.filter(_any_of(counts), project__in=firsts), now=now)
     short = [key for key, count in counts.items() if len(named.get(key, [])) < min(count, NAMED_PER_BLOCKER)]
     if short:
         # A blocker of few projects, none among the first: rank its projects by name in SQL.
@@ -228,6 +257,29 @@ def _top_blockers(shown: QuerySet[Project], *, now: datetime) -> list[TopBlocker
         )
         for (dimension, key, is_criterion), count in counts.items()
     ]
+
+
+def _tallied_blockers() -> list[tuple[str | None, str, bool, int]]:
+    """The top blockers of every project but the retired ones: the tally over every project, less the
+    retired projects' blockers, in one query of a few dozen rows and the retired ones'; ranked here
+    as the query above ranks them (Python's string order is the "C" collation's)."""
+    retired = (
+        StandingBlocker.objects.filter(project__stage=Stage.RETIRED)
+        .order_by()
+        .values("dimension", "key", "is_criterion")
+        .annotate(n=Count("*") * Value(-1))
+        .values_list("dimension", "key", "is_criterion", "n")
+    )
+    counted: Counter[BlockerKey] = Counter()
+    for dimension, key, is_criterion, n in BlockerTally.objects.values_list(
+        "dimension", "key", "is_criterion", "projects"
+    ).union(retired, all=True):
+        counted[(dimension or None, key, is_criterion)] += n  # the tally keeps the risk tier as ""
+    ranked = sorted(
+        ((key, n) for key, n in counted.items() if n > 0),
+        key=lambda item: (-item[1], not item[0][2], item[0][1], item[0][0] or ""),
+    )
+    return [(dimension, key, is_criterion, n) for (dimension, key, is_criterion), n in ranked[:TOP_BLOCKERS]]
 
 
 def _any_of(keys: Iterable[BlockerKey]) -> Q:
@@ -260,7 +312,9 @@ def _sortable(expression: Any) -> Any:
 
 
 def _by_name(prefix: str = "") -> list[Any]:
-    """The matrix's order: by name regardless of case, then slug (``portfolio_rows``' order)."""
+    """The matrix's order: by name regardless of case, then slug (``portfolio_rows``' order). On
+    PostgreSQL an index holds this order (projects migration 0005), so a page of the matrix and the
+    first projects by name are read from it instead of sorting every project."""
     return [_sortable(Lower(f"{prefix}name")), f"{prefix}slug"]
 
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, QuerySet, Value
+from django.db.models import Count, Q, QuerySet, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from readiness.scoring.models import Decision, Standing, WeeklyDecision
+from readiness.projects.vocabulary import Stage
+from readiness.scoring.models import Decision, Standing, WeeklyDecision, WeeklyTally
 
 if TYPE_CHECKING:
     from readiness.dashboard.portfolio.selectors import PortfolioRow
@@ -81,10 +82,19 @@ def decision_as_of(
 
 
 def trend_counts(
-    projects: QuerySet[Project], *, now: datetime, go_now: int, evaluated_now: int, weeks: int = TREND_WEEKS
+    projects: QuerySet[Project],
+    *,
+    now: datetime,
+    go_now: int,
+    evaluated_now: int,
+    weeks: int = TREND_WEEKS,
+    tallied: bool = False,
 ) -> list[TrendWeek]:
     """``readiness_trend`` of the ``projects`` in SQL. The current week is their latest decisions,
-    which the caller has counted (``go_now`` of ``evaluated_now``); ``[]`` for no projects."""
+    which the caller has counted (``go_now`` of ``evaluated_now``); ``[]`` for no projects.
+
+    ``tallied``: the ``projects`` are every project but the retired ones, so the stored weeks are the
+    tally over every project (``WeeklyTally``) less the retired projects' weeks."""
     starts = [start.date() for start in trend_week_starts(now=now, weeks=weeks)]
     finished = starts[:-1]
     counted: Counter[date] = Counter()
@@ -94,19 +104,27 @@ def trend_counts(
     # week, which count their latest decision in it; the weeks before the trend's first all count
     # alike, so they fold into one group.
     before_first = finished[0] - timedelta(weeks=1) if finished else starts[-1]
-    stored = (
-        WeeklyDecision.objects.filter(project__in=ids, week__in=finished)
+    stored = [
+        WeeklyDecision.objects.filter(
+            Q(project__stage=Stage.RETIRED) if tallied else Q(project__in=ids), week__in=finished
+        )
         .values("week", "decision")
-        .annotate(n=Count("*"), holds=Value(False))
+        .annotate(n=Count("*") * Value(-1 if tallied else 1), holds=Value(False))
         .values_list("week", "decision", "n", "holds")
-    )
+    ]
+    if tallied:
+        stored.append(
+            WeeklyTally.objects.filter(week__in=finished)
+            .annotate(holds=Value(False))
+            .values_list("week", "decision", "projects", "holds")
+        )
     latest = (
         Standing.objects.filter(project__in=ids, week__lt=finished[-1] if finished else before_first)
         .values("decision", since=Greatest("week", Value(before_first)))
         .annotate(n=Count("*"), holds=Value(True))
         .values_list("since", "decision", "n", "holds")
     )
-    for week, decision, n, holds in stored.union(latest, all=True):
+    for week, decision, n, holds in stored[0].union(*stored[1:], latest, all=True):
         counts = [w for w in finished if _as_date(week) < w] if holds else [_as_date(week)]
         for counted_week in counts:
             counted[counted_week] += n
