@@ -124,6 +124,8 @@ _SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command
 _db = env_database("DATABASE_URL", conn_max_age=60)
 if _db:
     if _db["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend with a health check that needs no round trip (readiness/postgresql/base.py).
+        _db["ENGINE"] = "readiness.postgresql"
         # A database that does not answer fails a connection in 5 s rather than hanging the request
         # (and /readyz) for libpq's default of forever; ?connect_timeout= in the URL overrides it.
         _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
