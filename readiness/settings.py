@@ -129,6 +129,12 @@ if _db:
         # A database that does not answer fails a connection in 5 s rather than hanging the request
         # (and /readyz) for libpq's default of forever; ?connect_timeout= in the URL overrides it.
         _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+        # A statement sent with its parameters apart (a small push's one-statement write, the worker's
+        # few-point INSERTs: readiness/telemetry/services.py) is prepared on the server from its fifth
+        # use on a connection, psycopg's default, which Django turns off: the database then skips its
+        # parse and plan, a quarter of its CPU per single-point push. Django's own queries bind on the
+        # client and are never prepared. ?prepare_threshold=N in the URL sets another threshold.
+        _db["OPTIONS"].setdefault("prepare_threshold", 5)
     if _db["ENGINE"] == "django.db.backends.sqlite3":
         # A sqlite:// URL shares its file between web, worker and beat like the embedded default.
         _db["OPTIONS"] = {**_SQLITE_OPTIONS, **_db.get("OPTIONS", {})}

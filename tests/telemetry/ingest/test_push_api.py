@@ -270,6 +270,28 @@ def test_a_small_push_writes_its_batch_and_points_in_one_statement(client: Clien
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_a_connection_prepares_the_small_push_statement_after_its_fifth_use(
+    client: Client, secret: str
+) -> None:
+    def prepared_pushes() -> int:
+        with connection.cursor() as cursor:  # Django's own cursor: bound on the client, never prepared
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                ["%INSERT INTO telemetry_ingestbatch%"],
+            )
+            return cursor.fetchone()[0]
+
+    for _ in range(4):
+        assert push(client, POINTS, secret).status_code == 202
+    assert prepared_pushes() == 0
+    for _ in range(3):
+        assert push(client, POINTS, secret).status_code == 202
+    assert prepared_pushes() == 1
+    assert MetricPoint.objects.count() == 14  # a prepared write stores like any other
+
+
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement write is PostgreSQL's")
 def test_a_small_push_requests_its_evaluation_in_its_statement_once_per_burst(
     client: Client, cast: Cast, secret: str
