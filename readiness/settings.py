@@ -124,6 +124,8 @@ _SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command
 _db = env_database("DATABASE_URL", conn_max_age=60)
 if _db:
     if _db["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend with a health check that needs no round trip (readiness/postgresql/base.py).
+        _db["ENGINE"] = "readiness.postgresql"
         # A database that does not answer fails a connection in 5 s rather than hanging the request
         # (and /readyz) for libpq's default of forever; ?connect_timeout= in the URL overrides it.
         _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
@@ -132,6 +134,12 @@ if _db:
         # jit_above_cost at 10,000 projects and spent 55 of its 127 ms compiling (EXPLAIN ANALYZE,
         # issue 14 item 7). ?options= in the URL overrides it.
         _db["OPTIONS"].setdefault("options", "-c jit=off")
+        # A statement sent with its parameters apart (a small push's one-statement write, the worker's
+        # few-point INSERTs: readiness/telemetry/services.py) is prepared on the server from its fifth
+        # use on a connection, psycopg's default, which Django turns off: the database then skips its
+        # parse and plan, a quarter of its CPU per single-point push. Django's own queries bind on the
+        # client and are never prepared. ?prepare_threshold=N in the URL sets another threshold.
+        _db["OPTIONS"].setdefault("prepare_threshold", 5)
     if _db["ENGINE"] == "django.db.backends.sqlite3":
         # A sqlite:// URL shares its file between web, worker and beat like the embedded default.
         _db["OPTIONS"] = {**_SQLITE_OPTIONS, **_db.get("OPTIONS", {})}

@@ -37,7 +37,7 @@ def load_before_traffic() -> None:
     import_string(settings.MESSAGE_STORAGE)
     with translation.override(settings.LANGUAGE_CODE):
         formats.get_format("DATE_FORMAT")
-    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if settings.DATABASES["default"]["ENGINE"] == "readiness.postgresql":
         # Imported inside the aggregation functions (the SQLite build never needs it): the report's
         # and the metric endpoint's first window aggregate would import it.
         import django.contrib.postgres.aggregates  # noqa: F401

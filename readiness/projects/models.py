@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -130,6 +130,34 @@ class Project(models.Model):
         if not user.is_authenticated:
             return False
         return bool(user.is_staff) or getattr(self, f"{OWNER_FIELDS[dimension]}_id") == user.pk
+
+
+# A queued evaluation normally starts within seconds. One still pending after this long had its message
+# lost (the broker was down when it was published): the next request, or the periodic tick at the
+# latest, queues it again. Re-queueing one that was merely slow costs one harmless extra evaluation.
+LOST_EVALUATION_REQUEST = timedelta(minutes=10)
+
+# Names come from the model; every value is a parameter.
+EVALUATION_FLIP_SQL = (
+    f"UPDATE {Project._meta.db_table} SET evaluation_pending = %s, evaluation_requested_at = %s "  # noqa: S608
+    "WHERE id = %s AND (NOT evaluation_pending OR evaluation_requested_at < %s) RETURNING id"
+)
+
+
+def evaluation_flip_statement(*, project_id: int, now: datetime) -> tuple[str, list[object]]:
+    """The conditional UPDATE that records a project's evaluation request, as SQL and parameters: it
+    sets ``evaluation_pending`` and returns the project's id only when the flag was clear (or its
+    request lost), so among a burst of requests exactly one flips it and queues the evaluation. Raw,
+    because it runs for most single-point pushes: scoring runs it alone
+    (readiness/scoring/requests.py), a small push inside its write's one statement
+    (readiness/telemetry/services.py)."""
+    requested_at = Project._meta.get_field("evaluation_requested_at")
+    return EVALUATION_FLIP_SQL, [
+        True,
+        requested_at.get_db_prep_value(now, connection),
+        project_id,
+        requested_at.get_db_prep_value(now - LOST_EVALUATION_REQUEST, connection),
+    ]
 
 
 class StageChange(models.Model):

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
 from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from readiness.projects.models import Project
+from readiness.projects.models import LOST_EVALUATION_REQUEST, Project, evaluation_flip_statement
 from readiness.publishing import publish
-
-# A queued evaluation normally starts within seconds. One still pending after this long had its message
-# lost (the broker was down when it was published): the next trigger, or the periodic tick at the
-# latest, queues it again. Re-queueing one that was merely slow costs one harmless extra evaluation.
-LOST_EVALUATION_REQUEST = timedelta(minutes=10)
 
 
 class _RecentFlips:
@@ -57,37 +51,25 @@ RECENT_FLIPS_KEPT = 10_000
 recent_flips = _RecentFlips()
 
 
-# The conditional UPDATE of evaluation_request as one raw statement: under single-point pushes it runs
-# for most pushes (in every process but the one that flipped the flag), and the ORM's compilation of
-# it was half of its CPU in a profile of the push path. Names come from the model; every value is a
-# parameter.
-FLIP_SQL = (
-    f"UPDATE {Project._meta.db_table} SET evaluation_pending = %s, evaluation_requested_at = %s "  # noqa: S608
-    "WHERE id = %s AND (NOT evaluation_pending OR evaluation_requested_at < %s)"
-)
-
-
 def evaluation_request(*, project_id: int, delay: float = 1.0) -> bool:
     """Queue one re-evaluation of a project, coalescing bursts: only the request that flips
     ``evaluation_pending`` enqueues; the rest ride along. Returns whether this call enqueued."""
     if recent_flips.covers(project_id):
         return False
-    now = timezone.now()
-    requested_at = Project._meta.get_field("evaluation_requested_at")
+    # Under single-point pushes the flag is mostly set already and the UPDATE changes nothing; the
+    # ORM's compilation of it was half of its CPU in a profile of the push path, hence the raw SQL.
     with connection.cursor() as cursor:
-        cursor.execute(
-            FLIP_SQL,
-            [
-                True,
-                requested_at.get_db_prep_value(now, connection),
-                project_id,
-                requested_at.get_db_prep_value(now - LOST_EVALUATION_REQUEST, connection),
-            ],
-        )
+        cursor.execute(*evaluation_flip_statement(project_id=project_id, now=timezone.now()))
         flipped = cursor.rowcount
     if flipped:
-        transaction.on_commit(lambda: _enqueue(project_id=project_id, delay=delay))
+        evaluation_queue(project_id=project_id, delay=delay)
     return bool(flipped)
+
+
+def evaluation_queue(*, project_id: int, delay: float = 1.0) -> None:
+    """Queue the evaluation of a project whose request the caller's statement just flipped
+    (``evaluation_flip_statement`` returned its id), once that statement's transaction commits."""
+    transaction.on_commit(lambda: _enqueue(project_id=project_id, delay=delay))
 
 
 def _enqueue(*, project_id: int, delay: float) -> None:
@@ -127,10 +109,18 @@ def evaluations_request(*, project_ids: list[int], delay: float = 1.0) -> int:
 
 
 def evidence_changed_receiver(
-    *, project_id: int | None = None, project_ids: list[int] | None = None, **_signal: Any
+    *,
+    project_id: int | None = None,
+    project_ids: list[int] | None = None,
+    evaluation_requested: bool | None = None,
+    **_signal: Any,
 ) -> None:
     """``project_evidence_changed``: new metric points or a health-check flip may change the decision."""
     if project_id is not None:
-        evaluation_request(project_id=project_id)
+        if evaluation_requested is None:
+            evaluation_request(project_id=project_id)
+        elif evaluation_requested:
+            # The sender ran evaluation_flip_statement with its write, and it flipped the flag.
+            evaluation_queue(project_id=project_id)
     if project_ids:
         evaluations_request(project_ids=project_ids)

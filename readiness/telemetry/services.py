@@ -31,6 +31,7 @@ from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from readiness.observability.metrics import record_batches_applied
+from readiness.projects.models import evaluation_flip_statement
 from readiness.publishing import publish
 from readiness.telemetry.models import IngestBatch, MetricPoint, RollupDirtyMinute
 from readiness.telemetry.provenance import may_write_reserved
@@ -247,7 +248,7 @@ def _batch_write(
         now=now,
     ) | {"rows": None, "state": IngestBatch.State.DONE, "processed_at": now}
     try:
-        _batch_and_points_insert(values, [(project_id, source, parsed.rows)])
+        requested = _batch_and_points_insert(values, [(project_id, source, parsed.rows)])
     except _refused_errors() as exc:
         # A unique key already taken is a replay (or a conflict); anything else the database refused.
         if isinstance(exc, IntegrityError) and idempotency_key is not None:
@@ -256,26 +257,29 @@ def _batch_write(
                 return replay.id, replay.accepted, False
         log.warning("a push's points were refused by the database; storing it for the worker: %s", exc)
         return None
-    # After the points, not with them: a process that dies in between leaves the evaluation to the
-    # next push or the periodic tick, which is what a request riding on a pending one risks anyway.
-    project_evidence_changed.send(sender=IngestBatch, project_id=project_id)
+    # Where the write did not record the evaluation request itself, after the points, not with them: a
+    # process that dies in between leaves the evaluation to the next push or the periodic tick, which
+    # is what a request riding on a pending one risks anyway.
+    project_evidence_changed.send(sender=IngestBatch, project_id=project_id, evaluation_requested=requested)
     # Counted once committed: inside OTLP's transaction the export may still roll back.
     transaction.on_commit(lambda: record_batches_applied(batches=1, points=parsed.count))
     return batch_id, parsed.count, True
 
 
-def _batch_and_points_insert(values: dict[str, object], batches: list[tuple[int, str, bytes]]) -> None:
+def _batch_and_points_insert(values: dict[str, object], batches: list[tuple[int, str, bytes]]) -> bool | None:
     """The small push's write: its batch record and its points, all or nothing. On PostgreSQL outside
-    a transaction, one statement in autocommit (the batch INSERT, and the marks of closed minutes, as
-    data-modifying WITHs of the points INSERT): atomic and durable once it returns, one round trip
-    where BEGIN, the INSERTs and COMMIT took four or five, and a push's CPU is mostly its round trips.
-    Inside a caller's transaction (OTLP's) a savepoint, so a refusal leaves that transaction usable;
-    elsewhere (SQLite) one transaction."""
+    a transaction, one statement in autocommit (the batch INSERT, the marks of closed minutes, the
+    points INSERT and the project's evaluation request, as data-modifying WITHs): atomic and durable
+    once it returns, one round trip where BEGIN, the INSERTs and COMMIT took four or five, and a push's
+    CPU is mostly its round trips. Returns whether that statement flipped the evaluation request
+    (``evaluation_flip_statement``); None when the write did not ask, which the signal's receiver then
+    does: inside a caller's transaction (OTLP's) a savepoint, so a refusal leaves that transaction
+    usable; elsewhere (SQLite) one transaction."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         with transaction.atomic():
             _insert(IngestBatch, values)
             _copy_points(batches)
-        return
+        return None
     batch_sql, params = _insert_statement(IngestBatch, values)
     parts = [f"batch AS ({batch_sql})"]
     marks = _marks_insert_statement(batches)
@@ -283,8 +287,18 @@ def _batch_and_points_insert(values: dict[str, object], batches: list[tuple[int,
         parts.append(f"marks AS ({marks[0]})")
         params += marks[1]
     points_sql, points_params = _points_insert_statement(batches)
+    parts.append(f"points AS ({points_sql})")
+    params += points_params
+    # The request rides in the same statement: one round trip fewer per push, and the flag commits
+    # with the points it asks to evaluate. A small push has one project.
+    (project_id,) = {project_id for project_id, _, _ in batches}
+    flip_sql, flip_params = evaluation_flip_statement(project_id=project_id, now=timezone.now())
+    parts.append(f"flip AS ({flip_sql})")
+    params += flip_params
     with _binding_cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(parts)} {points_sql}", params + points_params)
+        cursor.execute(f"WITH {', '.join(parts)} SELECT count(*) FROM flip", params)  # noqa: S608 -- placeholders only
+        (flipped,) = cursor.fetchone()
+    return bool(flipped)
 
 
 def _marks_insert_statement(batches: list[tuple[int, str, bytes]]) -> tuple[str, list[object]] | None:

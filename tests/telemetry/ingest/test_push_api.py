@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from readiness.api.tokens import PUSH_CALLER_SECONDS, push_callers
-from readiness.projects.models import ProjectToken
+from readiness.projects.models import Project, ProjectToken
 from readiness.projects.services import token_create, token_revoke
 from readiness.telemetry.models import IngestBatch, MetricPoint, RollupDirtyMinute
 from readiness.telemetry.rollups.marks import minute_of
@@ -262,9 +262,55 @@ def test_a_small_push_writes_its_batch_and_points_in_one_statement(client: Clien
     assert len(writes) == 1
     assert "INSERT INTO telemetry_ingestbatch" in writes[0]
     assert "INSERT INTO telemetry_metricpoint" in writes[0]
-    assert len(queries) <= 2  # the write, and the project's evaluation request unless one is pending
+    # The project's evaluation request rides in the same statement: the push is one round trip.
+    assert len(queries) == 1
+    assert "UPDATE projects_project SET evaluation_pending" in writes[0]
     batch = IngestBatch.objects.get(pk=response.json()["batch_id"])
     assert batch.state == "done" and MetricPoint.objects.filter(source=batch.source).count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_a_connection_prepares_the_small_push_statement_after_its_fifth_use(
+    client: Client, secret: str
+) -> None:
+    def prepared_pushes() -> int:
+        with connection.cursor() as cursor:  # Django's own cursor: bound on the client, never prepared
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                ["%INSERT INTO telemetry_ingestbatch%"],
+            )
+            return cursor.fetchone()[0]
+
+    for _ in range(4):
+        assert push(client, POINTS, secret).status_code == 202
+    assert prepared_pushes() == 0
+    for _ in range(3):
+        assert push(client, POINTS, secret).status_code == 202
+    assert prepared_pushes() == 1
+    assert MetricPoint.objects.count() == 14  # a prepared write stores like any other
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement write is PostgreSQL's")
+def test_a_small_push_requests_its_evaluation_in_its_statement_once_per_burst(
+    client: Client, cast: Cast, secret: str
+) -> None:
+    before = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        assert push(client, POINTS, secret).status_code == 202
+    cast.project.refresh_from_db()
+    requested_at = cast.project.evaluation_requested_at
+    assert cast.project.evaluation_pending is True and requested_at is not None and requested_at >= before
+    assert not [q for q in queries if q["sql"].startswith("UPDATE projects_project")]
+    assert push(client, POINTS, secret).status_code == 202
+    cast.project.refresh_from_db()
+    assert cast.project.evaluation_requested_at == requested_at  # rode on the pending request
+    # What an evaluation does when it starts: the next push asks again.
+    Project.objects.filter(pk=cast.project.pk).update(evaluation_pending=False)
+    assert push(client, POINTS, secret).status_code == 202
+    cast.project.refresh_from_db()
+    assert cast.project.evaluation_pending is True and cast.project.evaluation_requested_at > requested_at
 
 
 @pytest.mark.django_db(transaction=True)
