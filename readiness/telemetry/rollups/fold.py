@@ -306,21 +306,30 @@ def _summary_groups(rows: QuerySet, summary: dict[str, Aggregate]) -> Iterator[l
             yield batch
 
 
+def _summary_columns(
+    table: str, *, count: Aggregate, low: str, high: str, value: str, ts: str, id: str
+) -> dict[str, Aggregate]:
+    """What a rollup row summarises of its group, read from points (one value each) or from minute
+    rows (their count, min, max and newest point): the newest by ts, then by id."""
+    newest = f'"{table}"."{ts}" DESC, "{table}"."{id}" DESC'
+    return {
+        "n": count,
+        "low": Min(low),
+        "high": Max(high),
+        "latest_value": _Newest(value, newest=newest, output_field=FloatField()),
+        "latest_ts": Cast(Max(ts), TextField()),
+        "latest_id": _Newest(id, newest=newest, output_field=BigIntegerField()),
+    }
+
+
 def _minute_rows_in_sql(points: QuerySet[MetricPoint]) -> list[RollupRow]:
     """PostgreSQL groups and summarises the points itself (one GROUP BY); only the sum (``fsum``) and
     the sketches (all of a batch's minutes at once) are made here, from each minute's values."""
     from django.contrib.postgres.aggregates import ArrayAgg  # the embedded SQLite default never needs it
 
-    newest = '"telemetry_metricpoint"."ts" DESC, "telemetry_metricpoint"."id" DESC'
-    summary = {
-        "n": Count("id"),
-        "low": Min("value"),
-        "high": Max("value"),
-        "latest_value": _Newest("value", newest=newest, output_field=FloatField()),
-        "latest_ts": Cast(Max("ts"), TextField()),
-        "latest_id": _Newest("id", newest=newest, output_field=BigIntegerField()),
-        "parts": ArrayAgg("value"),
-    }
+    summary = _summary_columns(
+        "telemetry_metricpoint", count=Count("id"), low="value", high="value", value="value", ts="ts", id="id"
+    ) | {"parts": ArrayAgg("value")}
     minute = MetricRollup.Resolution.MINUTE.value
     rows: list[RollupRow] = []
     for batch in _summary_groups(points.annotate(period=_PeriodEpoch("ts", period="minute")), summary):
@@ -444,17 +453,15 @@ def _hour_rows_of(minute_rows: list[RollupRow], hours: set[int]) -> list[RollupR
 def _hour_rows_in_sql(minutes: QuerySet[MetricRollup]) -> list[RollupRow]:
     from django.contrib.postgres.aggregates import ArrayAgg
 
-    newest = '"telemetry_metricrollup"."latest_ts" DESC, "telemetry_metricrollup"."latest_id" DESC'
-    summary = {
-        "n": Sum("count"),
-        "low": Min("min"),
-        "high": Max("max"),
-        "latest_value": _Newest("latest_value", newest=newest, output_field=FloatField()),
-        "latest_ts": Cast(Max("latest_ts"), TextField()),
-        "latest_id": _Newest("latest_id", newest=newest, output_field=BigIntegerField()),
-        "parts": ArrayAgg("sum"),
-        "sketches": ArrayAgg("sketch"),
-    }
+    summary = _summary_columns(
+        "telemetry_metricrollup",
+        count=Sum("count"),
+        low="min",
+        high="max",
+        value="latest_value",
+        ts="latest_ts",
+        id="latest_id",
+    ) | {"parts": ArrayAgg("sum"), "sketches": ArrayAgg("sketch")}
     hour = MetricRollup.Resolution.HOUR.value
     rows: list[RollupRow] = []
     for batch in _summary_groups(minutes.annotate(period=_PeriodEpoch("start", period="hour")), summary):
