@@ -123,6 +123,14 @@ def env_database(name: str, *, conn_max_age: int) -> dict[str, Any] | None:
         raise ImproperlyConfiguredEnv(f"{name}: {exc}") from exc
     if not database.get("ENGINE"):
         raise ImproperlyConfiguredEnv(f"{name}: unsupported scheme in {url!r}")
+    options = database.get("OPTIONS") or {}
+    threshold = options.get("prepare_threshold")
+    if isinstance(threshold, str):
+        # The URL gives a number as an int; psycopg would take any other text and fail at the first
+        # statement. "off" is psycopg's None: nothing prepared (a transaction-pooling PgBouncer < 1.21).
+        if threshold.lower() != "off":
+            raise ImproperlyConfiguredEnv(f"{name}: prepare_threshold is a number or off, not {threshold!r}")
+        options["prepare_threshold"] = None
     return dict(database)
 
 

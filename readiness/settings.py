@@ -138,7 +138,7 @@ if _db:
         # few-point INSERTs: readiness/telemetry/services.py) is prepared on the server from its fifth
         # use on a connection, psycopg's default, which Django turns off: the database then skips its
         # parse and plan, a quarter of its CPU per single-point push. Django's own queries bind on the
-        # client and are never prepared. ?prepare_threshold=N in the URL sets another threshold.
+        # client and are never prepared. ?prepare_threshold=N (or off) in the URL sets another threshold.
         _db["OPTIONS"].setdefault("prepare_threshold", 5)
     if _db["ENGINE"] == "django.db.backends.sqlite3":
         # A sqlite:// URL shares its file between web, worker and beat like the embedded default.

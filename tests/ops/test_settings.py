@@ -90,3 +90,17 @@ def test_a_sqlite_url_shares_its_file_between_processes_like_the_embedded_defaul
     assert result.returncode == 0, result.stderr
     options = result.stdout.strip().splitlines()[-1]
     assert "'transaction_mode': 'IMMEDIATE'" in options and "'timeout': 20" in options
+
+
+def test_prepared_statements_can_be_turned_off_or_retuned_from_the_url_and_nothing_else() -> None:
+    # Off for a transaction-pooling PgBouncer older than 1.21; text psycopg would take and fail on later.
+    code = "from django.conf import settings; "
+    code += "print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])"
+    base = "postgres://readiness@127.0.0.1:5432/readiness"
+    for query, expected in (("", "5"), ("?prepare_threshold=off", "None"), ("?prepare_threshold=20", "20")):
+        result = python_with(code, DATABASE_URL=base + query)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == expected, query
+    refused = python_with(code, DATABASE_URL=base + "?prepare_threshold=never")
+    assert refused.returncode != 0
+    assert "DATABASE_URL: prepare_threshold is a number or off, not 'never'" in refused.stderr
