@@ -45,8 +45,17 @@ def steady_traffic(prometheus: PrometheusServer, exporter: Exporter) -> Iterator
     started = time.time()
     thread.start()
     prometheus.wait_for_scrapes(3)
-    # A first pull reads the newest settled timestamp of the 30 s grid: wait for one with traffic.
-    wait_until_settled_past(math.ceil((started + 3) / 30) * 30)
+    # A first pull reads the newest settled timestamp of the 30 s grid: wait for one where both queries
+    # answer. A fixed margin after the traffic started is not enough on a busy machine, where the
+    # scrapes that give a rate two samples come late (the whole module once read an empty grid point).
+    grid = math.ceil((started + 3) / 30) * 30
+    for _ in range(4):
+        wait_until_settled_past(grid)
+        if all(prometheus.instant(query, at=grid)["data"]["result"] for query in QUERIES.values()):
+            break
+        grid += 30
+    else:
+        pytest.fail("Prometheus answered no grid point with traffic within two minutes")
     yield
     stop.set()
     thread.join()
