@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 
 from django.core.wsgi import get_wsgi_application
@@ -44,3 +45,8 @@ def load_before_traffic() -> None:
 
 
 load_before_traffic()
+# What is loaded by now lives as long as the process: out of the garbage collector's reach, so the full
+# collections that requests' garbage triggers no longer walk Django's and Readiness's objects each time
+# (gc.freeze, after the process has loaded everything it keeps: a pause of milliseconds saved per
+# full collection, which lands on whichever request triggered it).
+gc.freeze()
