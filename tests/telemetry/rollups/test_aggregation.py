@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -137,6 +138,20 @@ def reference(points: list[MetricPoint], aggregation: str) -> tuple[float | None
     return value, len(points), tuple(sorted({p.source for p in points}))
 
 
+def window_read(project_id: int, window: tuple[int, int], selection: tuple[dict, tuple]) -> dict[str, Any]:
+    """The arguments of a window read: ``window``'s seconds after BASE, in either order, and the
+    ``selection``'s labels and source kinds."""
+    labels, kinds = selection
+    return {
+        "project_id": project_id,
+        "metric": "latency_ms",
+        "start": BASE + dt.timedelta(seconds=min(window)),
+        "end": BASE + dt.timedelta(seconds=max(window)),
+        "labels": labels,
+        "kinds": kinds,
+    }
+
+
 @PROPERTY
 @given(
     sent=sent_points,
@@ -204,15 +219,7 @@ def test_exact_percentiles_of_rollups_plus_raw_equal_a_sort_of_the_raw_points_bi
     project = ProjectFactory()
     store(project.pk, sent)
     rollups_fold(now=BASE + dt.timedelta(seconds=folded_at))
-    labels, kinds = selection
-    read = {
-        "project_id": project.pk,
-        "metric": "latency_ms",
-        "start": BASE + dt.timedelta(seconds=min(window)),
-        "end": BASE + dt.timedelta(seconds=max(window)),
-        "labels": labels,
-        "kinds": kinds,
-    }
+    read = window_read(project.pk, window, selection)
     plan = window_plan(project_id=project.pk, metric="latency_ms", start=read["start"], end=read["end"])
     event("window read from rollups and raw" if plan.uses_rollups else "window read raw only")
     results = window_aggregates(**read, aggregations=list(aggregates.PERCENTILES))
@@ -256,15 +263,7 @@ def test_one_read_of_a_window_equals_one_read_per_aggregation(
     project = ProjectFactory()
     store(project.pk, sent)
     rollups_fold(now=BASE + dt.timedelta(seconds=folded_at))
-    labels, kinds = selection
-    read = {
-        "project_id": project.pk,
-        "metric": "latency_ms",
-        "start": BASE + dt.timedelta(seconds=min(window)),
-        "end": BASE + dt.timedelta(seconds=max(window)),
-        "labels": labels,
-        "kinds": kinds,
-    }
+    read = window_read(project.pk, window, selection)
     batched = window_aggregates(**read, aggregations=asked)
     assert batched == {
         aggregation: window_aggregate(**read, aggregation=aggregation) for aggregation in asked
