@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from readiness.env import ImproperlyConfiguredEnv
+from tests.ops.conftest import run_python
 from tests.servers import gunicorn_arguments, gunicorn_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,3 +36,11 @@ def test_the_image_runs_gunicorn_with_the_file_beside_the_code() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert any(line.startswith("COPY ") and "gunicorn.conf.py" in line for line in dockerfile.splitlines())
     assert gunicorn_arguments() == []  # everything but the address comes from the file
+
+
+def test_a_web_process_freezes_what_it_loaded_before_traffic() -> None:
+    # Out of the garbage collector's reach, Django's and Readiness's objects no longer make the full
+    # collections that requests trigger long (the push p99 of docs/benchmarks.md).
+    result = run_python("import gc, readiness.wsgi; print(gc.get_freeze_count())", DJANGO_DEBUG="true")
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip().splitlines()[-1]) > 10_000
