@@ -8,7 +8,7 @@ are all kept, and from the merged sketches (within 1%, ``approximate``) otherwis
 Every aggregation a window is asked for comes from the same few queries (``window_aggregates``): one
 aggregate query per part of the window (raw, rollups) computing count, sum, min, max, the newest point
 and the sources at once, and one read of the raw values for all the exact percentiles asked: a sort of
-them all, or, in a long window, only of those in the sketch buckets that hold the ranks wanted
+them all, or, in a longer window, only of those in the sketch buckets that hold the ranks wanted
 (``rollups.selection``). An evaluation asks once per (metric, labels, sources, window), not once
 per criterion.
 
@@ -31,6 +31,7 @@ from django.db.models import (
     Aggregate,
     Avg,
     BigIntegerField,
+    BinaryField,
     CharField,
     Count,
     FloatField,
@@ -65,11 +66,11 @@ class WindowAggregate:
 EMPTY = WindowAggregate(None, 0, None)
 
 # From this many points in a window, its exact percentiles are picked inside the buckets of its merged
-# sketch instead of sorting all its points (``rollups.selection``). Both scan the window's points;
-# measured on PostgreSQL, skipping the sort saves about a third of the read at 86,400 points (a day at
-# one a second) but under a fifth at 43,200 (30 days at one a minute), about what reading and merging
-# that window's ~840 stored sketches costs.
-SELECTION_MIN_POINTS = 50_000
+# sketch instead of sorting all its points (``rollups.selection``): the few value ranges are read from
+# the ``metricpoint_value`` index, not the whole window. Measured on PostgreSQL: 30 days at one point a
+# minute (43,200 points) 14 ms sorted, under 2 ms selected; 7 days (10,080) 3.6 ms sorted. Below a few
+# thousand points a sort is as cheap as the selection's read plus merging the window's stored sketches.
+SELECTION_MIN_POINTS = 5_000
 
 
 class PercentilesCont(Aggregate):
@@ -84,6 +85,15 @@ class PercentilesCont(Aggregate):
         # Fractions are floats from PERCENTILES, never input: safe to write into the SQL.
         listed = ", ".join(repr(float(q)) for q in fractions)
         super().__init__(expression, fractions=listed, output_field=ArrayField(FloatField()))
+
+
+class SketchesJoined(Aggregate):
+    """PostgreSQL's ``string_agg`` of rollup rows' stored sketches: their bytes end to end (in any order)
+    in one value, which ``packed_merge`` decodes as one (a stored sketch is a run of fixed-size pairs)."""
+
+    function = "STRING_AGG"
+    template = "%(function)s(%(expressions)s, ''::bytea)"
+    output_field = BinaryField()
 
 
 def window_points(
@@ -320,14 +330,18 @@ def _planned_aggregates(
     fractions = _fractions(wanted)
     postgres = connection.vendor == "postgresql"
     # The window's merged sketch (past SELECTION_MIN_POINTS, or approximate) needs the raw remainder's
-    # values: on PostgreSQL they come in its own summary query (a few edge minutes: small).
+    # values and the rollups' stored sketches: on PostgreSQL they come in the parts' own summary queries
+    # (a few edge minutes' values; the sketches' bytes joined end to end into one value).
     raw_extra: dict[str, Aggregate] = {}
     if fractions and postgres:
         from django.contrib.postgres.aggregates import ArrayAgg
 
         raw_extra["values"] = ArrayAgg("value", default=[])
     raw_part, raw_row = _part_summary(raw, RAW, newest=newest, extra=raw_extra)
-    rollup_part = _part_summary(rollups, ROLLUP, newest=newest)[0]
+    rollup_extra: dict[str, Aggregate] = {}
+    if fractions and postgres:
+        rollup_extra["sketches"] = SketchesJoined("sketch")
+    rollup_part, rollup_row = _part_summary(rollups, ROLLUP, newest=newest, extra=rollup_extra)
     parts = [raw_part, rollup_part]
     present = [part for part in parts if part.count]
     if not present:
@@ -350,46 +364,55 @@ def _planned_aggregates(
     percentiles: dict[float, float] = {}
     approximate = False
     if fractions:
-        remainder = np.asarray(raw_row["values"], dtype=float) if postgres else None
+        parts_read = _PartsRead(
+            raw=raw,
+            rollups=rollups,
+            remainder=np.asarray(raw_row["values"], dtype=float) if postgres else None,
+            sketches=(rollup_row["sketches"] or b"") if postgres else None,
+        )
         percentiles, approximate = _window_percentiles(
-            points=points, raw=raw, remainder=remainder, rollups=rollups, fractions=fractions, whole=whole
+            points=points, parts=parts_read, fractions=fractions, whole=whole
         )
     return _results(wanted, part=whole, values=values, percentiles=percentiles, approximate=approximate)
 
 
 def _window_percentiles(
-    *,
-    points: QuerySet[MetricPoint],
-    raw: QuerySet[MetricPoint],
-    remainder: np.ndarray | None,
-    rollups: QuerySet[MetricRollup],
-    fractions: Sequence[float],
-    whole: _Part,
+    *, points: QuerySet[MetricPoint], parts: _PartsRead, fractions: Sequence[float], whole: _Part
 ) -> tuple[dict[float, float], bool]:
-    """The percentiles of a window read from rollups plus its raw remainder (``remainder``: its values
-    when already read), and whether they are approximate (from the merged sketch)."""
+    """The percentiles of a window read from rollups plus its raw remainder, and whether they are
+    approximate (from the merged sketch)."""
     merged: Sketch | None = None
     if whole.count <= EXACT_PERCENTILE_MAX_POINTS:
         if whole.count < SELECTION_MIN_POINTS:
             exact = _sorted_percentiles(points, fractions, whole.count)
         else:
-            merged = _merged_sketch(raw, remainder, rollups)
+            merged = parts.merged_sketch()
             exact = selected_percentiles(points, merged, fractions, whole.count)
         if exact is not None:
             return exact, False
     if merged is None:
-        merged = _merged_sketch(raw, remainder, rollups)
+        merged = parts.merged_sketch()
     return {q: merged.quantile(q, low=whole.low, high=whole.high) for q in fractions}, True
 
 
-def _merged_sketch(
-    raw: QuerySet[MetricPoint], remainder: np.ndarray | None, rollups: QuerySet[MetricRollup]
-) -> Sketch:
-    """The sketch of the whole window: its rollups' sketches merged with the raw remainder's."""
-    values = _values(raw) if remainder is None else remainder
-    return sketches_merge(
-        [packed_merge(rollups.order_by().values_list("sketch", flat=True)), sketch_of(values)]
-    )
+@dataclass(frozen=True)
+class _PartsRead:
+    """A window's two parts, for its merged sketch: the raw remainder's values and the rollups' stored
+    sketches joined, each when its summary query read them already (PostgreSQL), else read here."""
+
+    raw: QuerySet[MetricPoint]
+    rollups: QuerySet[MetricRollup]
+    remainder: np.ndarray | None
+    sketches: bytes | None
+
+    def merged_sketch(self) -> Sketch:
+        """The sketch of the whole window: its rollups' sketches merged with the raw remainder's."""
+        values = _values(self.raw) if self.remainder is None else self.remainder
+        if self.sketches is None:
+            stored = packed_merge(self.rollups.order_by().values_list("sketch", flat=True))
+        else:
+            stored = packed_merge([self.sketches])
+        return sketches_merge([stored, sketch_of(values)])
 
 
 def _results(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from readiness.telemetry.models import MetricPoint
 from readiness.telemetry.rollups.sketch import Sketch, key_range, value_keys
@@ -29,12 +29,14 @@ def selected_percentiles(
     points: QuerySet[MetricPoint], merged: Sketch, fractions: Sequence[float], count: int
 ) -> dict[float, float] | None:
     """What sorting the window's ``points`` gives, float for float (PostgreSQL's ``percentile_cont`` there,
-    numpy's linear interpolation on SQLite), without sorting the window's points.
+    numpy's linear interpolation on SQLite), without sorting the window's points; None when the raw
+    points inside the buckets read are not exactly those the sketch counts.
 
     The merged sketch of the window (``merged``) counts its values per bucket exactly, so it says which
     bucket holds each rank wanted and how many values lie below that bucket: only the points inside
-    those few buckets' value ranges are read and sorted, in the same scan that counts the window's
-    raw points (the check that they are all still kept)."""
+    those few buckets' value ranges are read (``metricpoint_value`` finds them without scanning the
+    window) and sorted. The ranks need nothing else: when each bucket read holds as many raw points as
+    the sketch counts in it, its values are the window's, whatever retention has removed elsewhere."""
     if merged.count != count:
         return None  # points landed between the parts' reads: as if not all kept
     postgres = connection.vendor == "postgresql"
@@ -46,22 +48,19 @@ def selected_percentiles(
     for key in keys:
         low, high = key_range(key)
         inside |= Q(value__gte=low, value__lte=high)
+    selected = points.filter(inside)
     if postgres:
         from django.contrib.postgres.aggregates import ArrayAgg
 
-        row = points.aggregate(n=Count("*"), values=ArrayAgg("value", filter=inside, default=[]))
-        kept, read = row["n"], np.asarray(row["values"], dtype=float)
+        # One row holding them all: cheaper to fetch than a row per value.
+        read = np.asarray(selected.aggregate(values=ArrayAgg("value", default=[]))["values"], dtype=float)
     else:
-        kept, read = (
-            points.count(),
-            np.fromiter(points.filter(inside).order_by().values_list("value", flat=True), dtype=float),
-        )
-    if kept != count:
-        return None
+        read = np.fromiter(selected.order_by().values_list("value", flat=True), dtype=float)
     read_keys = value_keys(read)
     ordered = {key: np.sort(read[read_keys == key]) for key in keys}
     if any(len(ordered[bucket.key]) != bucket.size for bucket in buckets.values()):
-        # Points changed between the window's reads (a late point landed): as if not all kept.
+        # Not the points the sketch counts: some removed by retention, or a late point landed between
+        # the window's reads. The caller falls back to the sketch.
         return None
 
     def value_at(rank: int) -> float:

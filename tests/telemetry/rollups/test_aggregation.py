@@ -214,7 +214,7 @@ def test_exact_percentiles_of_rollups_plus_raw_equal_a_sort_of_the_raw_points_bi
 ) -> None:
     """Ranks picked inside the merged sketch's buckets give what sorting every raw point of the window
     gives, float for float: PostgreSQL's own ``percentile_cont`` there, numpy's on SQLite."""
-    # The selection starts at 50,000 points, where the sort costs more; here it runs on every window.
+    # The selection starts at 5,000 points, where the sort costs more; here it runs on every window.
     monkeypatch.setattr(aggregates, "SELECTION_MIN_POINTS", 0)
     project = ProjectFactory()
     store(project.pk, sent)
@@ -344,6 +344,42 @@ def test_a_window_older_than_raw_retention_is_answered_from_rollups(db: None, ex
         expected = float(np.percentile(data, 99, method="linear"))
         assert p99.value == pytest.approx(expected, rel=0.01)
         assert p99.sources == ("probe:api",)
+
+
+def test_selected_percentiles_stay_exact_when_retention_removed_points_outside_their_buckets(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The selection needs only the raw points inside the buckets that hold the ranks: points removed
+    elsewhere (by retention; the rollups still count them) leave the percentiles exact, not sketched."""
+    monkeypatch.setattr(aggregates, "SELECTION_MIN_POINTS", 0)
+    project = ProjectFactory()
+    start = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
+    # The first day's points are tiny values, in buckets far below every rank from p50 up.
+    tiny = [
+        MetricPoint(
+            project_id=project.pk,
+            metric="latency_ms",
+            ts=start + dt.timedelta(minutes=5 * i + 1),
+            value=0.001 * (1 + i / 288),
+            source="probe:api",
+        )
+        for i in range(288)
+    ]
+    MetricPoint.objects.bulk_create(tiny)
+    later = series_of_a_month(project.pk, start + dt.timedelta(days=1), days=3)
+    data = np.concatenate([[point.value for point in tiny], later])
+    end = start + dt.timedelta(days=4)
+    with time_machine.travel(end + dt.timedelta(hours=1), tick=False):
+        rollups_fold(now=end + dt.timedelta(hours=1))
+        MetricPoint.objects.filter(ts__lt=start + dt.timedelta(days=1)).delete()
+        window = {"project_id": project.pk, "metric": "latency_ms", "start": start, "end": end}
+        results = window_aggregates(**window, aggregations=list(aggregates.PERCENTILES))
+    for aggregation, q in aggregates.PERCENTILES.items():
+        assert results[aggregation].approximate is False
+        assert results[aggregation].count == len(data)
+        assert results[aggregation].value == pytest.approx(
+            float(np.percentile(data, q * 100, method="linear")), rel=1e-12
+        )
 
 
 def test_percentiles_come_from_sketches_beyond_the_exact_limit(
