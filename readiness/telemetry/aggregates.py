@@ -30,12 +30,8 @@ from django.db import connection
 from django.db.models import (
     Aggregate,
     Avg,
-    BigIntegerField,
-    BinaryField,
-    CharField,
     Count,
     FloatField,
-    Func,
     Max,
     Min,
     Q,
@@ -85,15 +81,6 @@ class PercentilesCont(Aggregate):
         # Fractions are floats from PERCENTILES, never input: safe to write into the SQL.
         listed = ", ".join(repr(float(q)) for q in fractions)
         super().__init__(expression, fractions=listed, output_field=ArrayField(FloatField()))
-
-
-class SketchesJoined(Aggregate):
-    """PostgreSQL's ``string_agg`` of rollup rows' stored sketches: their bytes end to end (in any order)
-    in one value, which ``packed_merge`` decodes as one (a stored sketch is a run of fixed-size pairs)."""
-
-    function = "STRING_AGG"
-    template = "%(function)s(%(expressions)s, ''::bytea)"
-    output_field = BinaryField()
 
 
 def window_points(
@@ -210,6 +197,7 @@ class _Columns:
     period's points (its count, sum, min, max and newest point)."""
 
     count: Callable[[], Aggregate]
+    count_sql: str
     total: str
     low: str
     high: str
@@ -218,8 +206,10 @@ class _Columns:
     value: str
 
 
-RAW = _Columns(lambda: Count("id"), "value", "value", "value", "ts", "id", "value")
-ROLLUP = _Columns(lambda: Sum("count"), "sum", "min", "max", "latest_ts", "latest_id", "latest_value")
+RAW = _Columns(lambda: Count("id"), "COUNT(*)", "value", "value", "value", "ts", "id", "value")
+ROLLUP = _Columns(
+    lambda: Sum("count"), 'SUM("count")', "sum", "min", "max", "latest_ts", "latest_id", "latest_value"
+)
 
 
 @dataclass(frozen=True)
@@ -235,27 +225,36 @@ class _Part:
 
 
 def _part_summary(
-    rows: QuerySet, columns: _Columns, *, newest: bool, extra: Mapping[str, Aggregate] | None = None
+    rows: QuerySet,
+    columns: _Columns,
+    *,
+    newest: bool,
+    extra: Sequence[str] = (),
+    fractions: Sequence[float] = (),
 ) -> tuple[_Part, dict[str, Any]]:
     """The part's summary in one aggregate query (plus, on SQLite, one for its sources and one for its
-    newest point), and the ``extra`` columns computed in the same query."""
-    postgres = connection.vendor == "postgresql"
-    query: dict[str, Aggregate | Func] = {
-        "n": columns.count(),
-        "total": Sum(columns.total),
-        "low": Min(columns.low),
-        "high": Max(columns.high),
-        "as_of": Max(columns.ts),
-        **(extra or {}),
-    }
-    if postgres:
-        query |= _postgres_columns(columns, newest=newest)
-    row = rows.aggregate(**query)
+    newest point), and the ``extra`` columns asked for, computed in the same query: "mean" (the
+    database's own average of the values), and on PostgreSQL "percentiles" (``percentile_cont`` of
+    ``fractions``), "values" (all of them) and "sketches" (the rollup rows' stored sketches joined)."""
+    if connection.vendor == "postgresql":
+        row = _postgres_summary(rows, columns, newest=newest, extra=extra, fractions=fractions)
+    else:
+        if set(extra) - {"mean"}:
+            raise ValueError(f"{sorted(set(extra) - {'mean'})} are computed on PostgreSQL only")
+        query: dict[str, Aggregate] = {
+            "n": columns.count(),
+            "total": Sum(columns.total),
+            "low": Min(columns.low),
+            "high": Max(columns.high),
+            "as_of": Max(columns.ts),
+            **({"mean": Avg(columns.value)} if "mean" in extra else {}),
+        }
+        row = rows.aggregate(**query)
     count = int(row["n"] or 0)
     if count == 0:
         return _Part(0, 0.0, None, None, None, frozenset(), None), row
     latest = None
-    if postgres:
+    if "sources" in row:
         sources = frozenset(row["sources"])
         if newest:
             latest = (row["as_of"], row["newest_id"], row["newest_value"], row["newest_source"])
@@ -270,24 +269,56 @@ def _part_summary(
     return summary, row
 
 
-def _postgres_columns(columns: _Columns, *, newest: bool) -> dict[str, Aggregate | Func]:
-    """The part's sources and, when asked, its newest point in the aggregate's own scan: one ordered
-    ARRAY_AGG's first element per column (the part is a few edge minutes or ~850 rollup rows, so the
-    sort is small; a window read all raw is scanned whole anyway)."""
-    from django.contrib.postgres.aggregates import ArrayAgg
+def _postgres_summary(
+    rows: QuerySet, columns: _Columns, *, newest: bool, extra: Sequence[str], fractions: Sequence[float]
+) -> dict[str, Any]:
+    """The part's summary row on PostgreSQL, with its sources and, when asked, its newest point in the
+    same scan (one ordered ARRAY_AGG's first element per column: a part is a few edge minutes or ~850
+    rollup rows, so the sort is small; a window read all raw is scanned whole anyway).
 
-    query: dict[str, Aggregate | Func] = {"sources": ArrayAgg("source", distinct=True, default=[])}
+    Written here rather than as ORM aggregates: compiling a dozen aggregate expressions cost Django
+    more than PostgreSQL takes to run the query, and an evaluation summarises two parts of each window
+    of each criterion's series every 5 minutes. Only the rows' WHERE is compiled by the ORM."""
+    compiler = rows.query.get_compiler(connection=connection)
+    where, params = compiler.compile(rows.query.where)
+    quoted = {
+        name: connection.ops.quote_name(getattr(columns, name))
+        for name in ("total", "low", "high", "ts", "id", "value")
+    }
+    selected = {
+        "n": columns.count_sql,
+        "total": f"SUM({quoted['total']})",
+        "low": f"MIN({quoted['low']})",
+        "high": f"MAX({quoted['high']})",
+        "as_of": f"MAX({quoted['ts']})",
+        "sources": 'ARRAY_AGG(DISTINCT "source")',
+    }
     if newest:
-        order = (f"-{columns.ts}", f"-{columns.id}")
-        for name, column, field in (
-            ("newest_id", columns.id, BigIntegerField()),
-            ("newest_value", columns.value, FloatField()),
-            ("newest_source", "source", CharField()),
+        order = f"ORDER BY {quoted['ts']} DESC, {quoted['id']} DESC"
+        for name, column in (
+            ("newest_id", quoted["id"]),
+            ("newest_value", quoted["value"]),
+            ("newest_source", '"source"'),
         ):
-            query[name] = Func(
-                ArrayAgg(column, order_by=order), template="(%(expressions)s)[1]", output_field=field
-            )
-    return query
+            selected[name] = f"(ARRAY_AGG({column} {order}))[1]"
+    for name in extra:
+        selected[name] = _postgres_extra(name, quoted["value"], fractions)
+    table = connection.ops.quote_name(rows.model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(selected.values())} FROM {table} WHERE {where}", params)  # noqa: S608 -- our column names; the WHERE is the ORM's, with bound parameters
+        return dict(zip(selected, cursor.fetchone(), strict=True))
+
+
+def _postgres_extra(name: str, value: str, fractions: Sequence[float]) -> str:
+    if name == "percentiles":
+        # Fractions are floats from PERCENTILES, never input: safe to write into the SQL.
+        listed = ", ".join(repr(float(q)) for q in fractions)
+        return f"PERCENTILE_CONT(ARRAY[{listed}]::float8[]) WITHIN GROUP (ORDER BY {value})"
+    return {
+        "mean": f"AVG({value})",
+        "values": f"ARRAY_AGG({value})",
+        "sketches": """STRING_AGG("sketch", ''::bytea)""",
+    }[name]
 
 
 # --- A window read raw only, and a window read from rollups plus its raw remainder ---------------------
@@ -295,13 +326,13 @@ def _postgres_columns(columns: _Columns, *, newest: bool) -> dict[str, Aggregate
 
 def _raw_aggregates(wanted: tuple[str, ...], *, points: QuerySet[MetricPoint]) -> dict[str, WindowAggregate]:
     fractions = _fractions(wanted)
-    extra: dict[str, Aggregate] = {}
+    extra = []
     if "mean" in wanted:
         # The database's own average, as a window read raw always gave.
-        extra["mean"] = Avg("value")
+        extra.append("mean")
     if fractions and connection.vendor == "postgresql":
-        extra["percentiles"] = PercentilesCont("value", fractions)
-    part, row = _part_summary(points, RAW, newest="latest" in wanted, extra=extra)
+        extra.append("percentiles")
+    part, row = _part_summary(points, RAW, newest="latest" in wanted, extra=extra, fractions=fractions)
     if part.count == 0:
         return dict.fromkeys(wanted, EMPTY)
     if not fractions:
@@ -332,16 +363,11 @@ def _planned_aggregates(
     # The window's merged sketch (past SELECTION_MIN_POINTS, or approximate) needs the raw remainder's
     # values and the rollups' stored sketches: on PostgreSQL they come in the parts' own summary queries
     # (a few edge minutes' values; the sketches' bytes joined end to end into one value).
-    raw_extra: dict[str, Aggregate] = {}
-    if fractions and postgres:
-        from django.contrib.postgres.aggregates import ArrayAgg
-
-        raw_extra["values"] = ArrayAgg("value", default=[])
-    raw_part, raw_row = _part_summary(raw, RAW, newest=newest, extra=raw_extra)
-    rollup_extra: dict[str, Aggregate] = {}
-    if fractions and postgres:
-        rollup_extra["sketches"] = SketchesJoined("sketch")
-    rollup_part, rollup_row = _part_summary(rollups, ROLLUP, newest=newest, extra=rollup_extra)
+    merging = bool(fractions) and postgres
+    raw_part, raw_row = _part_summary(raw, RAW, newest=newest, extra=["values"] if merging else [])
+    rollup_part, rollup_row = _part_summary(
+        rollups, ROLLUP, newest=newest, extra=["sketches"] if merging else []
+    )
     parts = [raw_part, rollup_part]
     present = [part for part in parts if part.count]
     if not present:
@@ -367,8 +393,8 @@ def _planned_aggregates(
         parts_read = _PartsRead(
             raw=raw,
             rollups=rollups,
-            remainder=np.asarray(raw_row["values"], dtype=float) if postgres else None,
-            sketches=(rollup_row["sketches"] or b"") if postgres else None,
+            remainder=np.asarray(raw_row["values"] or [], dtype=float) if merging else None,
+            sketches=(rollup_row["sketches"] or b"") if merging else None,
         )
         percentiles, approximate = _window_percentiles(
             points=points, parts=parts_read, fractions=fractions, whole=whole
