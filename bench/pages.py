@@ -447,9 +447,11 @@ def profile(client: Any, url: str) -> None:
 def fold_history(now: dt.datetime) -> None:
     """Roll up the generated history as the fold job does every minute in production (the pages draw
     windows of a week or more from the rollups), then ANALYZE the rollups as autovacuum would after a
-    bulk load: written at once with COPY, the history was never folded."""
+    bulk load: written at once with COPY, the history was never folded. The days before today get the
+    value index the daily job builds for each day that ends."""
     from django.db import connection
 
+    from readiness.telemetry.partitions import partitions_value_indexed
     from readiness.telemetry.rollups.fold import rollups_fold
 
     started = time.perf_counter()
@@ -457,6 +459,9 @@ def fold_history(now: dt.datetime) -> None:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE telemetry_metricrollup")
     print(f"  folded the history into {written:,} rollup rows in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    indexed = partitions_value_indexed(now=now)
+    print(f"  value index built on {len(indexed)} sealed partitions in {time.perf_counter() - started:.1f} s")
 
 
 def run(args: argparse.Namespace) -> int:

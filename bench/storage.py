@@ -135,7 +135,7 @@ def run(args: argparse.Namespace, db_url: str) -> None:
     from django.utils import timezone
 
     from readiness.projects.models import Project, Team
-    from readiness.telemetry.partitions import partitions_ensure
+    from readiness.telemetry.partitions import partitions_ensure, partitions_value_indexed
     from readiness.telemetry.retention import retention_apply
 
     team = Team.objects.create(slug="bench", name="Bench")
@@ -149,11 +149,15 @@ def run(args: argparse.Namespace, db_url: str) -> None:
     copy_points(db_url, project.pk, args.size_points, newest=now)
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE telemetry_metricpoint")
-    total, heap, indexes = partition_bytes(db_url)
     n = args.size_points
+    total, heap, indexes = partition_bytes(db_url)
+    # The days that are over get the selection's value index from the daily job: measured both ways.
+    partitions_value_indexed(now=now)
+    sealed = partition_bytes(db_url)[0]
     print(
         f"bytes per raw point ({n:,} points, COPY): {total / n:.1f} "
-        f"(table {heap / n:.1f}, indexes {indexes / n:.1f}; {total / 2**20:.1f} MiB)"
+        f"(table {heap / n:.1f}, indexes {indexes / n:.1f}; {total / 2**20:.1f} MiB); "
+        f"with the value index of days that are over: {sealed / n:.1f}"
     )
     # Rollup rows: bytes per row are measured here the same way once the rollup table exists
     # (issue 14 item 1): load a day of rollups, pg_total_relation_size / rows.

@@ -32,15 +32,9 @@ class MetricPoint(models.Model):
     source = models.CharField(max_length=MAX_SOURCE)
 
     class Meta:
-        indexes = [
-            # Every windowed aggregation is "this project, this metric, ts in (now - window, now]": one
-            # range scan of this index. Labels are filtered on the rows the range returns.
-            models.Index(fields=["project", "metric", "ts"], name="metricpoint_window"),
-            # An exact percentile of a long window reads only the points inside a few value ranges
-            # (rollups.selection): a range scan each here, instead of every point of the window. ts is
-            # in it so the window's bounds are checked in the index, not on each row outside them.
-            models.Index(fields=["project", "metric", "value", "ts"], name="metricpoint_value"),
-        ]
+        # Every windowed aggregation is "this project, this metric, ts in (now - window, now]": one
+        # range scan of this index. Labels are filtered on the rows the range returns.
+        indexes = [models.Index(fields=["project", "metric", "ts"], name="metricpoint_window")]
 
     def __str__(self) -> str:
         return f"{self.metric}={self.value} @ {self.ts:%Y-%m-%d %H:%M:%S}"

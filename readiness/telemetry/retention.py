@@ -49,6 +49,8 @@ class RetentionResult:
     # Minute and hour rollup rows older than rollup retention (deleted in batches: a small table).
     rollups_deleted: int = 0
     partitions_created: list[str] = field(default_factory=list)
+    # Sealed partitions (days over, DEFAULT) given their value index (``partitions.VALUE_INDEX_COLUMNS``).
+    partitions_indexed: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         verb = "would drop" if self.dry_run else "dropped"
@@ -62,6 +64,8 @@ class RetentionResult:
             line += f"; left locked for the next run: {', '.join(self.partitions_left)}"
         if self.partitions_created:
             line += f"; created {', '.join(self.partitions_created)}"
+        if self.partitions_indexed:
+            line += f"; value index built on {', '.join(self.partitions_indexed)}"
         verb = "would delete" if self.dry_run else "deleted"
         before = f"{self.rollups_before:%Y-%m-%d %H:%M}"
         line += f"; rollups before {before} UTC: {verb} {self.rollups_deleted} rows"
@@ -103,6 +107,9 @@ def _partitions_apply(result: RetentionResult, *, now: datetime) -> None:
         else:
             result.partitions_dropped[name] = estimate
     result.points_deleted = _default_delete(before=result.raw_before, dry_run=result.dry_run)
+    if not result.dry_run:
+        # Last: only the days that stay are indexed, and yesterday is sealed by now.
+        result.partitions_indexed = partitions.partitions_value_indexed(now=now)
 
 
 def _default_delete(*, before: datetime, dry_run: bool) -> int:

@@ -135,3 +135,48 @@ def test_dry_run_says_what_it_would_drop_and_drops_nothing(project: Project) -> 
     assert partitions.partition_days() == before
     assert MetricPoint.objects.count() == 2
     assert "would drop" in result.summary()
+
+
+def value_indexed() -> dict[str, bool]:
+    """Each partition holding a value index, and whether that index is valid."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_class.relname, index.indisvalid FROM pg_index index "
+            "JOIN pg_class table_class ON table_class.oid = index.indrelid "
+            "JOIN pg_class index_class ON index_class.oid = index.indexrelid "
+            "WHERE index_class.relname = table_class.relname || '_value'"
+        )
+        return dict(cursor.fetchall())
+
+
+def test_the_job_builds_the_value_index_on_sealed_partitions_only(project: Project) -> None:
+    """Days that are over and DEFAULT get the selection's value index; today's partition, where pushes
+    land, and the week ahead do not. A second run builds nothing."""
+    partitions.partitions_ensure(start=TODAY - timedelta(days=3), end=TODAY)
+    MetricPointFactory(project=project, ts=NOW - timedelta(days=2))
+
+    first = retention_apply(now=NOW)
+    second = retention_apply(now=NOW)
+
+    days_over = {partition_name(TODAY - timedelta(days=n)) for n in (1, 2, 3)}
+    assert set(first.partitions_indexed) == days_over
+    assert "value index built on" in first.summary()
+    # DEFAULT's was built by migrate (migration 0013), as every sealed partition's is from then on.
+    assert value_indexed() == dict.fromkeys(days_over | {DEFAULT_PARTITION}, True)
+    assert second.partitions_indexed == []
+
+
+def test_an_invalid_value_index_left_by_a_build_cut_short_is_built_again(project: Project) -> None:
+    yesterday = partition_name(TODAY - timedelta(days=1))
+    partitions.partitions_ensure(start=TODAY - timedelta(days=1), end=TODAY)
+    partitions.partitions_value_indexed(now=NOW)
+    # What a CREATE INDEX CONCURRENTLY interrupted half-way leaves: the index, marked invalid.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass(%s)",
+            [f"{yesterday}_value"],
+        )
+    assert value_indexed()[yesterday] is False
+
+    assert partitions.partitions_value_indexed(now=NOW) == [yesterday]
+    assert value_indexed()[yesterday] is True
