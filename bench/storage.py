@@ -87,6 +87,20 @@ def partition_bytes(db_url: str) -> tuple[int, int, int]:
     return int(total), int(heap), int(indexes)
 
 
+def value_index_bytes(db_url: str) -> tuple[int, int]:
+    """(bytes, points) of the partitions that have the value index (the days that are over): its
+    size per point it indexes."""
+    sql = (
+        "SELECT c.relname, pg_relation_size(to_regclass(c.relname || '_value')) FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'telemetry_metricpoint'::regclass "
+        "AND to_regclass(c.relname || '_value') IS NOT NULL"
+    )
+    with psycopg.connect(db_url) as conn:
+        indexed = conn.execute(sql).fetchall()
+        points = sum(conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name, _ in indexed)  # noqa: S608 -- partition names from the catalog
+    return sum(size for _, size in indexed), points
+
+
 def checkpoint(db_url: str) -> None:
     """Write out what the load left dirty before a timed step: days past retention were written to
     disk long ago, and a checkpointer still flushing the load would slow the step's commits."""
@@ -151,13 +165,16 @@ def run(args: argparse.Namespace, db_url: str) -> None:
         conn.execute("VACUUM ANALYZE telemetry_metricpoint")
     n = args.size_points
     total, heap, indexes = partition_bytes(db_url)
-    # The days that are over get the selection's value index from the daily job: measured both ways.
-    partitions_value_indexed(now=now)
-    sealed = partition_bytes(db_url)[0]
     print(
         f"bytes per raw point ({n:,} points, COPY): {total / n:.1f} "
-        f"(table {heap / n:.1f}, indexes {indexes / n:.1f}; {total / 2**20:.1f} MiB); "
-        f"with the value index of days that are over: {sealed / n:.1f}"
+        f"(table {heap / n:.1f}, indexes {indexes / n:.1f}; {total / 2**20:.1f} MiB)"
+    )
+    # The days that are over get the selection's value index from the daily job (today's never does).
+    partitions_value_indexed(now=now)
+    value_bytes, indexed = value_index_bytes(db_url)
+    print(
+        f"  + the value index of the days that are over: {value_bytes / max(indexed, 1):.1f} bytes per "
+        f"point it indexes ({indexed:,} points before today)"
     )
     # Rollup rows: bytes per row are measured here the same way once the rollup table exists
     # (issue 14 item 1): load a day of rollups, pg_total_relation_size / rows.
