@@ -280,6 +280,10 @@ def _postgres_summary(
     Written here rather than as ORM aggregates: compiling a dozen aggregate expressions cost Django
     more than PostgreSQL takes to run the query, and an evaluation summarises two parts of each window
     of each criterion's series every 5 minutes. Only the rows' WHERE is compiled by the ORM."""
+    # A part's rows are filtered on their own table's columns only: no join the FROM below would miss
+    # (a filter on ``project_id`` leaves the project's join in the query, unreferenced).
+    joined = [alias for alias, references in rows.query.alias_refcount.items() if references]
+    assert joined == [rows.model._meta.db_table], joined
     compiler = rows.query.get_compiler(connection=connection)
     where, params = compiler.compile(rows.query.where)
     quoted = {
