@@ -186,7 +186,7 @@ def window_aggregates(
     if not plan.uses_rollups:
         return _raw_aggregates(wanted, points=points)
     rollups = window_rollups(project_id=project_id, metric=metric, plan=plan, labels=labels, kinds=kinds)
-    return _planned_aggregates(wanted, points=points, plan=plan, rollups=rollups)
+    return _planned_aggregates(wanted, points=points, plan=plan, rollups=rollups, end=end)
 
 
 # --- One part of a window: raw points or rollup rows, summarised by one aggregate query ----------------
@@ -358,9 +358,10 @@ def _planned_aggregates(
     points: QuerySet[MetricPoint],
     plan: WindowPlan,
     rollups: QuerySet[MetricRollup],
+    end: datetime,
 ) -> dict[str, WindowAggregate]:
-    """The window from its rollup rows plus its raw remainder (``plan``); ``points`` is the whole
-    window's raw points, read for exact percentiles only."""
+    """The window (ending at ``end``) from its rollup rows plus its raw remainder (``plan``); ``points``
+    is the whole window's raw points, read for exact percentiles only."""
     raw = points.filter(plan.raw)
     newest = "latest" in wanted
     fractions = _fractions(wanted)
@@ -402,13 +403,18 @@ def _planned_aggregates(
             sketches=(rollup_row["sketches"] or b"") if merging else None,
         )
         percentiles, approximate = _window_percentiles(
-            points=points, parts=parts_read, fractions=fractions, whole=whole
+            points=points, parts=parts_read, fractions=fractions, whole=whole, end=end
         )
     return _results(wanted, part=whole, values=values, percentiles=percentiles, approximate=approximate)
 
 
 def _window_percentiles(
-    *, points: QuerySet[MetricPoint], parts: _PartsRead, fractions: Sequence[float], whole: _Part
+    *,
+    points: QuerySet[MetricPoint],
+    parts: _PartsRead,
+    fractions: Sequence[float],
+    whole: _Part,
+    end: datetime,
 ) -> tuple[dict[float, float], bool]:
     """The percentiles of a window read from rollups plus its raw remainder, and whether they are
     approximate (from the merged sketch)."""
@@ -418,7 +424,7 @@ def _window_percentiles(
             exact = _sorted_percentiles(points, fractions, whole.count)
         else:
             merged = parts.merged_sketch()
-            exact = selected_percentiles(points, merged, fractions, whole.count)
+            exact = selected_percentiles(points, merged, fractions, whole.count, end=end)
         if exact is not None:
             return exact, False
     if merged is None:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 from django.db import connection
 from django.db.models import Q, QuerySet
 
 from readiness.telemetry.models import MetricPoint
+from readiness.telemetry.partitions import day_start
 from readiness.telemetry.rollups.sketch import Sketch, key_range, value_keys
 
 # A percentile method: (q, n, the value of each 0-based rank of the n sorted values) -> the percentile.
@@ -26,7 +28,7 @@ Interpolation = Callable[[float, int, Callable[[int], float]], float]
 
 
 def selected_percentiles(
-    points: QuerySet[MetricPoint], merged: Sketch, fractions: Sequence[float], count: int
+    points: QuerySet[MetricPoint], merged: Sketch, fractions: Sequence[float], count: int, *, end: datetime
 ) -> dict[float, float] | None:
     """What sorting the window's ``points`` gives, float for float (PostgreSQL's ``percentile_cont`` there,
     numpy's linear interpolation on SQLite), without sorting the window's points; None when the raw
@@ -45,18 +47,26 @@ def selected_percentiles(
     ranks = set().union(*(_ranks_read(interpolate, q, count) for q in fractions))
     buckets = merged.rank_buckets(ranks)
     keys = sorted({bucket.key for bucket in buckets.values()})
+    ranges = _disjoint([key_range(key) for key in keys])
     inside = Q()
-    for key in keys:
-        low, high = key_range(key)
+    for low, high in ranges:
         inside |= Q(value__gte=low, value__lte=high)
-    selected = points.filter(inside)
     if postgres:
-        from django.contrib.postgres.aggregates import ArrayAgg
-
-        # One row holding them all: cheaper to fetch than a row per value.
-        read = np.asarray(selected.aggregate(values=ArrayAgg("value", default=[]))["values"], dtype=float)
+        # Before the window's last day, one range scan per value range, as a UNION ALL: each reads only
+        # the value index of the days that are over (``partitions.VALUE_INDEX_COLUMNS``), which holds
+        # the values, so no table row is visited; one OR of the ranges would be a bitmap scan visiting
+        # a table row per value, scattered over the window's days. The last day, today's partition
+        # without that index, is read once for all the ranges.
+        last_day = day_start(end.astimezone(UTC).date())
+        earlier = points.filter(ts__lt=last_day).order_by()
+        scans = [
+            earlier.filter(value__gte=low, value__lte=high).values_list("value", flat=True)
+            for low, high in ranges
+        ]
+        scans.append(points.filter(inside, ts__gte=last_day).order_by().values_list("value", flat=True))
+        read = np.fromiter(scans[0].union(*scans[1:], all=True), dtype=float)
     else:
-        read = np.fromiter(selected.order_by().values_list("value", flat=True), dtype=float)
+        read = np.fromiter(points.filter(inside).order_by().values_list("value", flat=True), dtype=float)
     read_keys = value_keys(read)
     ordered = {key: np.sort(read[read_keys == key]) for key in keys}
     if any(len(ordered[bucket.key]) != bucket.size for bucket in buckets.values()):
@@ -69,6 +79,18 @@ def selected_percentiles(
         return float(ordered[bucket.key][rank - bucket.below])
 
     return {q: interpolate(q, count, value_at) for q in fractions}
+
+
+def _disjoint(ranges: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The closed value ranges ``ranges`` cover, overlapping ones joined (neighbouring buckets' ranges
+    overlap by their margin): a value is then read once, by one range."""
+    joined: list[tuple[float, float]] = []
+    for low, high in sorted(ranges):
+        if joined and low <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], high))
+        else:
+            joined.append((low, high))
+    return joined
 
 
 def _ranks_read(interpolate: Interpolation, q: float, n: int) -> set[int]:

@@ -27,7 +27,8 @@ from readiness.telemetry.rollups.read import window_plan, window_plans
 from readiness.telemetry.rollups.sketch import LOG_GAMMA, MIN_MAGNITUDE
 from tests.factories import ProjectFactory
 
-BASE = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
+# The points span midnight: exact percentiles read the window's last day apart from the days before it.
+BASE = dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC)
 SPAN = 4 * 3600  # seconds of points
 SOURCES = ["push:ci", "probe:api", "prometheus:prod"]
 PROPERTY = settings(
