@@ -383,6 +383,30 @@ def test_selected_percentiles_stay_exact_when_retention_removed_points_outside_t
         )
 
 
+def test_a_value_on_the_edge_of_two_buckets_read_is_counted_once(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neighbouring buckets' value ranges overlap by a margin; when the ranks lie in both, the value on
+    their shared edge is read once (not twice, which would look like a late point and fall back to the
+    sketch)."""
+    monkeypatch.setattr(aggregates, "SELECTION_MIN_POINTS", 0)
+    edge = math.exp(10 * LOG_GAMMA)
+    # p50 lies below the edge, p90 to p99 above it: both buckets are read, and the edge value with them
+    # (sent first: before midnight, where each value range is its own scan).
+    values = [edge] + [edge / 1.005] * 150 + [edge * 1.005] * 50
+    points = [Sent(60 * i, value, "eu", "push:ci") for i, value in enumerate(values)]
+    project = ProjectFactory()
+    store(project.pk, points)
+    rollups_fold(now=BASE + dt.timedelta(seconds=SPAN + 600))
+    window = {"project_id": project.pk, "metric": "latency_ms", "start": BASE - dt.timedelta(minutes=1)}
+    results = window_aggregates(
+        **window, end=BASE + dt.timedelta(seconds=SPAN), aggregations=list(aggregates.PERCENTILES)
+    )
+    for aggregation, q in aggregates.PERCENTILES.items():
+        assert results[aggregation].approximate is False
+        assert results[aggregation].value == float(np.percentile(values, q * 100, method="linear"))
+
+
 def test_percentiles_come_from_sketches_beyond_the_exact_limit(
     db: None, monkeypatch: pytest.MonkeyPatch, exact_read: str
 ) -> None:
