@@ -61,17 +61,21 @@ def is_partitioned() -> bool:
     return row is not None and row[0] == "p"
 
 
-def partition_days() -> list[date]:
-    """The days that have a partition, oldest first."""
+def partition_tables() -> list[str]:
+    """Every partition of the points table, DEFAULT included."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = to_regclass(%s)",
             [TABLE],
         )
-        names = [name for (name,) in cursor.fetchall()]
+        return [name for (name,) in cursor.fetchall()]
+
+
+def partition_days() -> list[date]:
+    """The days that have a partition, oldest first."""
     days = []
-    for name in names:
+    for name in partition_tables():
         match = _DAY_SUFFIX.match(name)
         if match:
             days.append(datetime.strptime(match[1], "%Y%m%d").date())

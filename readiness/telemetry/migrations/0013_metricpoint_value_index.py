@@ -9,7 +9,7 @@ from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import StateApps
 from django.utils import timezone
 
-from readiness.telemetry.partitions import partitions_value_indexed, value_index_name
+from readiness.telemetry.partitions import partition_tables, partitions_value_indexed, value_index_name
 
 
 def build(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
@@ -21,11 +21,7 @@ def drop(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
     with schema_editor.connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'telemetry_metricpoint'::regclass"
-        )
-        for (partition,) in cursor.fetchall():
+        for partition in partition_tables():
             cursor.execute(f'DROP INDEX IF EXISTS "{value_index_name(partition)}"')
 
 

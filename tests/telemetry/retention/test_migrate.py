@@ -66,3 +66,25 @@ def test_migrating_an_existing_table_keeps_every_point_and_the_id_sequence() -> 
         ids["past retention"]: DEFAULT_PARTITION,
     }
     assert MetricPointFactory(project=project).pk > max(ids.values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrating_back_past_0013_drops_the_value_indexes_and_forward_builds_them_again() -> None:
+    def value_indexes() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relname FROM pg_class WHERE relkind = 'i' AND relname LIKE %s", ["%\\_value"]
+            )
+            return {name for (name,) in cursor.fetchall()}
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("telemetry", "0012_metricrollup_project_index_dropped")])
+    try:
+        assert value_indexes() == set()
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    # The days that are over and DEFAULT get theirs again; today's partition and the week ahead none.
+    today = timezone.now().date()
+    sealed = [partition_name(day) for day in partitions.partition_days() if day < today]
+    assert value_indexes() == {f"{name}_value" for name in [*sealed, DEFAULT_PARTITION]}
