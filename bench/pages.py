@@ -65,7 +65,8 @@ MAX_HUGE_PORTFOLIO_MS = 150.0  # at --huge (10,000)
 MAX_SCORECARD_MS = 150.0
 
 MINUTE_PROJECTS = 5
-# The tables a step of the portfolio's growth writes, but the metric points: vacuumed after each step.
+# The tables a step of the portfolio's growth writes, vacuumed after each step; not the metric points'
+# (millions of rows, appended in time order: only ANALYZEd, as the pages read their rollups).
 SETTLED_TABLES = (
     "projects_project",
     "projects_stagechange",
