@@ -311,10 +311,12 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ROUTES = {
     "telemetry.batches_drain": {"queue": "ingestion"},
     "telemetry.sweep_batches": {"queue": "ingestion"},
-    # The rollup fold and the daily retention rewrite the stored points, as the drains do; a fold run
-    # holds one ingestion slot for at most its 25 s budget a minute.
+    # The rollup fold, the daily retention and the hourly sealing (value indexes) rewrite the stored
+    # points, as the drains do; a fold run holds one ingestion slot for at most its 25 s budget a
+    # minute, a sealing run one for as long as its builds take (a day of a large fleet: minutes).
     "telemetry.fold_rollups": {"queue": "ingestion"},
     "telemetry.apply_retention": {"queue": "ingestion"},
+    "telemetry.seal_partitions": {"queue": "ingestion"},
     "scoring.*": {"queue": "evaluation"},
     "telemetry.run_health_checks": {"queue": "probes"},
     "telemetry.pull_sources": {"queue": "pulls"},
@@ -377,6 +379,15 @@ CELERY_BEAT_SCHEDULE = {
         # should beat stop). A tick still queued an hour later is dropped; tomorrow's does the work.
         "schedule": crontab(minute=30, hour=3),
         "options": {"expires": 3600},
+    },
+    "seal-partitions": {
+        "task": "telemetry.seal_partitions",
+        # Hourly, five minutes past: the day that ended gets its whole value index and today's
+        # segment that ended its partial one (partitions.SEGMENT_HOURS) within the hour, so an exact
+        # percentile reads at most a segment and an hour of points without one. A run with nothing to
+        # seal reads the catalog only. A tick still queued when the next is due is dropped.
+        "schedule": crontab(minute=5),
+        "options": {"expires": 3300},
     },
     # Notifications (readiness/alerts/).
     "sweep-notification-deliveries": {

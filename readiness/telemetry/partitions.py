@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import DatabaseError, connection, transaction
@@ -37,10 +39,21 @@ LOCK_TIMEOUT = "10s"
 _DAY_SUFFIX = re.compile(rf"^{TABLE}_p(\d{{8}})$")
 # The index an exact percentile's selection reads (``rollups.selection``: the points of a window inside a
 # few value ranges). Only sealed partitions have it: the days that are over, and DEFAULT (history older
-# than the partitions), each built once, in bulk, by the daily job (``partitions_value_indexed``).
+# than the partitions), each built once, in bulk, by the sealing job (``partitions_value_indexed``).
 # Today's partition, where every push lands, has none: an insert pays nothing for it (measured with it
 # on every partition: COPY 37% slower), and a window's points of today are read by its ts range.
 VALUE_INDEX_COLUMNS = "(project_id, metric, value, ts)"
+# Today's hours that are over are sealed too, in segments: every SEGMENT_HOURS the job builds a partial
+# value index over the segment just over (``WHERE ts >= 06:00 AND ts < 12:00``), so a window reads at
+# most the last few hours of today in full, not the whole day (late in the UTC day, most of a 24-hour
+# window). A push of now lies outside every segment's hours: the partial indexes cost it nothing. Six
+# hours because a partial build still reads the whole partition so far: the day's three segments read
+# 6 + 12 + 18 hours of rows, once each; the day's whole index replaces them when the day is over.
+SEGMENT_HOURS = 6
+_VALUE_INDEX = re.compile(rf"^({TABLE}_(?:p\d{{8}}|default))_value(?:_(\d\d)(\d\d))?$")
+# Two sealing runs at once (the hourly job and the daily retention's last step) would each take the
+# other's index under construction for one a crash left invalid, and drop it: one runs, the other skips.
+SEALING_LOCK = 7_310_142_911  # a pg_try_advisory_lock key, ours alone
 
 
 def partition_name(day: date) -> str:
@@ -135,35 +148,146 @@ def value_index_name(partition: str) -> str:
     return f"{partition}_value"
 
 
+def segment_hours() -> list[tuple[int, int]]:
+    """The hours (from, to) of a day's segments; its last SEGMENT_HOURS wait for the day's whole index."""
+    return [(hour, hour + SEGMENT_HOURS) for hour in range(0, 24 - SEGMENT_HOURS, SEGMENT_HOURS)]
+
+
+def segment_index_name(partition: str, hours: tuple[int, int]) -> str:
+    return f"{partition}_value_{hours[0]:02d}{hours[1]:02d}"
+
+
+def segment_bounds(day: date, hours: tuple[int, int]) -> tuple[datetime, datetime]:
+    start = day_start(day)
+    return start + timedelta(hours=hours[0]), start + timedelta(hours=hours[1])
+
+
 def partitions_value_indexed(*, now: datetime) -> list[str]:
-    """Build the value index of each sealed partition lacking a valid one: every day before ``now``'s,
-    and DEFAULT; the partitions indexed. ``CONCURRENTLY``, so pushes and backfills go on, except inside
-    a transaction, where PostgreSQL refuses it: there a plain build, which holds only that sealed day's
-    writes while it runs. An invalid index (a concurrent build cut short) is dropped and built again."""
+    """Seal what ``now`` has closed: build the value index of each sealed partition lacking a valid one
+    (every day before ``now``'s, and DEFAULT) and of each of today's segments that is over, then drop
+    the segments of a day whose whole index is valid. Returns what was built: a partition's name, or
+    "<partition> 06:00-12:00" for a segment.
+
+    ``CONCURRENTLY``, so pushes and backfills go on, except inside a transaction, where PostgreSQL
+    refuses it: there a plain build, which holds only that partition's writes while it runs. An invalid
+    index (a concurrent build cut short) is dropped and built again. A run that finds another one
+    sealing builds nothing: the next run does what is left."""
     if not is_partitioned():
         return []
+    with _sealing_lock() as sealing:
+        if not sealing:
+            logger.info("value index: another run is sealing partitions; nothing built")
+            return []
+        return _seal(now=now)
+
+
+def _seal(*, now: datetime) -> list[str]:
     today = now.astimezone(UTC).date()
-    sealed = [partition_name(day) for day in partition_days() if day < today] + [DEFAULT_PARTITION]
+    # Each index wanted: its name -> (what it seals, the partition, the predicate of a segment).
+    wanted: dict[str, tuple[str, str, str]] = {}
+    for day in partition_days():
+        partition = partition_name(day)
+        if day < today:
+            wanted[value_index_name(partition)] = (partition, partition, "")
+        elif day == today:
+            for hours in segment_hours():
+                low, high = segment_bounds(day, hours)
+                if high <= now:
+                    sealed = f"{partition} {hours[0]:02d}:00-{hours[1]:02d}:00"
+                    predicate = f" WHERE ts >= {_literal(low)} AND ts < {_literal(high)}"
+                    wanted[segment_index_name(partition, hours)] = (sealed, partition, predicate)
+    wanted[value_index_name(DEFAULT_PARTITION)] = (DEFAULT_PARTITION, DEFAULT_PARTITION, "")
     concurrently = "" if connection.in_atomic_block else "CONCURRENTLY"
+    existing = value_indexes()
     built = []
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT class.relname, index.indisvalid FROM pg_class class "
-            "JOIN pg_index index ON index.indexrelid = class.oid WHERE class.relname = ANY(%s)",
-            [[value_index_name(partition) for partition in sealed]],
-        )
-        valid = dict(cursor.fetchall())
-        for partition in sealed:
-            name = value_index_name(partition)
-            if valid.get(name):
+        for name, (sealed, partition, predicate) in wanted.items():
+            if existing.get(name):
                 continue
-            if name in valid:
+            if name in existing:
                 cursor.execute(f'DROP INDEX {concurrently} IF EXISTS "{name}"')
-            cursor.execute(f'CREATE INDEX {concurrently} "{name}" ON "{partition}" {VALUE_INDEX_COLUMNS}')
-            built.append(partition)
+            cursor.execute(
+                f'CREATE INDEX {concurrently} "{name}" ON "{partition}" {VALUE_INDEX_COLUMNS}{predicate}'
+            )
+            existing[name] = True
+            built.append(sealed)
+        # A day's whole index serves every window its segments served: they only cost disk from then on.
+        for name in list(existing):
+            match = _VALUE_INDEX.match(name)
+            if match and match[2] and existing.get(value_index_name(match[1])):
+                cursor.execute(f'DROP INDEX {concurrently} IF EXISTS "{name}"')
     if built:
         logger.info("value index built on %s", ", ".join(built))
     return built
+
+
+def value_indexes() -> dict[str, bool]:
+    """Every value index of the partitions (whole and segments), and whether it is valid."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT index_class.relname, index.indisvalid FROM pg_inherits inherits "
+            "JOIN pg_index index ON index.indrelid = inherits.inhrelid "
+            "JOIN pg_class index_class ON index_class.oid = index.indexrelid "
+            "WHERE inherits.inhparent = to_regclass(%s)",
+            [TABLE],
+        )
+        return {name: valid for name, valid in cursor.fetchall() if _VALUE_INDEX.match(name)}
+
+
+@contextmanager
+def _sealing_lock() -> Iterator[bool]:
+    """Whether this run may seal: a session-level advisory lock (CONCURRENTLY builds run outside any
+    transaction), released when the run ends or its connection does."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SEALING_LOCK])
+        taken = cursor.fetchone()[0]
+    try:
+        yield taken
+    finally:
+        if taken:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [SEALING_LOCK])
+
+
+def value_indexed_spans(*, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The spans of time from ``start`` to ``end`` whose points one value index each holds, oldest
+    first: a run of whole sealed days as one span (a query over it reads each day's whole index; a day
+    without a partition keeps its points in DEFAULT, sealed too), and each sealed segment of a day not
+    yet whole on its own (PostgreSQL uses a partial index only for a query within its bounds)."""
+    first, last = start.astimezone(UTC).date(), end.astimezone(UTC).date()
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_class.relname, array_agg(index_class.relname) FILTER (WHERE index.indisvalid) "
+            "FROM pg_class table_class LEFT JOIN pg_index index ON index.indrelid = table_class.oid "
+            "LEFT JOIN pg_class index_class ON index_class.oid = index.indexrelid "
+            "WHERE table_class.oid = ANY(SELECT to_regclass(name) FROM unnest(%s::text[]) name) "
+            "GROUP BY table_class.relname",
+            [[partition_name(day) for day in days] + [DEFAULT_PARTITION]],
+        )
+        valid = {table: set(indexes or ()) for table, indexes in cursor.fetchall()}
+    default_sealed = value_index_name(DEFAULT_PARTITION) in valid.get(DEFAULT_PARTITION, set())
+    spans: list[tuple[datetime, datetime]] = []
+    whole_run = False  # whether the last span is a run of whole days, which the next whole day extends
+    for day in days:
+        partition = partition_name(day)
+        # No partition: the day's points wait in DEFAULT.
+        indexes = valid.get(partition, set())
+        whole = default_sealed if partition not in valid else value_index_name(partition) in indexes
+        if whole:
+            low, high = day_start(day), day_start(day + timedelta(days=1))
+            if whole_run and spans[-1][1] == low:
+                spans[-1] = (spans[-1][0], high)
+            else:
+                spans.append((low, high))
+        else:
+            spans += [
+                segment_bounds(day, hours)
+                for hours in segment_hours()
+                if segment_index_name(partition, hours) in indexes
+            ]
+        whole_run = whole
+    return spans
 
 
 def partitions_expired(*, before: datetime) -> list[date]:

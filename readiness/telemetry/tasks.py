@@ -6,6 +6,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from readiness.telemetry.healthchecks import healthchecks_run
+from readiness.telemetry.partitions import partitions_value_indexed
 from readiness.telemetry.pulls import pulls_run
 from readiness.telemetry.retention import retention_apply
 from readiness.telemetry.rollups.fold import rollups_fold
@@ -55,6 +56,14 @@ def pull_sources() -> int:
 @shared_task(name="telemetry.apply_retention", soft_time_limit=1800, time_limit=1860)
 def apply_retention() -> int:
     return retention_apply(now=timezone.now()).points_deleted
+
+
+# A build reads its whole partition (a day of a large fleet: minutes), and a day that ends while the
+# previous run still builds waits for the next: the limits stay under the hourly interval. Killed, a
+# CONCURRENTLY build leaves an invalid index, which the next run drops and builds again.
+@shared_task(name="telemetry.seal_partitions", soft_time_limit=3000, time_limit=3060)
+def seal_partitions() -> int:
+    return len(partitions_value_indexed(now=timezone.now()))
 
 
 # A run folds for at most FOLD_BUDGET seconds, then at most one more transaction (a chunk of at most

@@ -23,6 +23,7 @@ ROUTES = {
     "telemetry.sweep_batches": "ingestion",
     "telemetry.fold_rollups": "ingestion",
     "telemetry.apply_retention": "ingestion",
+    "telemetry.seal_partitions": "ingestion",
     "scoring.project_evaluate": "evaluation",
     "scoring.evaluate_active_projects": "evaluation",
     "scoring.compute_drift": "evaluation",

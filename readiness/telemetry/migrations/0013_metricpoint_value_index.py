@@ -1,7 +1,8 @@
 """On PostgreSQL, the sealed partitions of the raw points (the days that are over, and DEFAULT) get the
-value index an exact percentile's selection reads (``partitions.partitions_value_indexed``, which the
-daily retention job runs from then on for each day that ends). Built ``CONCURRENTLY``, one partition
-after another: pushes go on while a database holding months of points migrates. SQLite has no index
+value index an exact percentile's selection reads, and today's hours that are over their partial one
+(``partitions.partitions_value_indexed``, which the hourly sealing job runs from then on). Built
+``CONCURRENTLY``, one partition after another: pushes go on while a database holding months of points
+migrates. SQLite has no index
 for it: the embedded default's windows are small enough to read whole."""
 
 from django.db import migrations
@@ -9,7 +10,7 @@ from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import StateApps
 from django.utils import timezone
 
-from readiness.telemetry.partitions import partition_tables, partitions_value_indexed, value_index_name
+from readiness.telemetry.partitions import partitions_value_indexed, value_indexes
 
 
 def build(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
@@ -21,8 +22,8 @@ def drop(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
     with schema_editor.connection.cursor() as cursor:
-        for partition in partition_tables():
-            cursor.execute(f'DROP INDEX IF EXISTS "{value_index_name(partition)}"')
+        for name in value_indexes():
+            cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
 
 
 class Migration(migrations.Migration):

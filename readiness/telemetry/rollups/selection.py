@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import FloatField, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from readiness.telemetry.models import MetricPoint
-from readiness.telemetry.partitions import day_start
+from readiness.telemetry.partitions import value_indexed_spans
 from readiness.telemetry.rollups.sketch import Sketch, key_range, value_keys
 
 # A percentile method: (q, n, the value of each 0-based rank of the n sorted values) -> the percentile.
@@ -28,7 +29,13 @@ Interpolation = Callable[[float, int, Callable[[int], float]], float]
 
 
 def selected_percentiles(
-    points: QuerySet[MetricPoint], merged: Sketch, fractions: Sequence[float], count: int, *, end: datetime
+    points: QuerySet[MetricPoint],
+    merged: Sketch,
+    fractions: Sequence[float],
+    count: int,
+    *,
+    start: datetime,
+    end: datetime,
 ) -> dict[float, float] | None:
     """What sorting the window's ``points`` gives, float for float (PostgreSQL's ``percentile_cont`` there,
     numpy's linear interpolation on SQLite), without sorting the window's points; None when the raw
@@ -36,8 +43,8 @@ def selected_percentiles(
 
     The merged sketch of the window (``merged``) counts its values per bucket exactly, so it says which
     bucket holds each rank wanted and how many values lie below that bucket: only the points inside
-    those few buckets' value ranges are read (on PostgreSQL the value index of the days that are over
-    finds them without scanning the window; ``partitions.VALUE_INDEX_COLUMNS``) and sorted. The ranks
+    those few buckets' value ranges are read (on PostgreSQL the value indexes of the sealed days and hours
+    find them without scanning the window; ``partitions.VALUE_INDEX_COLUMNS``) and sorted. The ranks
     need nothing else: when each bucket read holds as many raw points as the sketch counts in it, its
     values are the window's, whatever retention has removed elsewhere."""
     if merged.count != count:
@@ -52,19 +59,7 @@ def selected_percentiles(
     for low, high in ranges:
         inside |= Q(value__gte=low, value__lte=high)
     if postgres:
-        # Before the window's last day, one range scan per value range, as a UNION ALL: each reads only
-        # the value index of the days that are over (``partitions.VALUE_INDEX_COLUMNS``), which holds
-        # the values, so no table row is visited; one OR of the ranges would be a bitmap scan visiting
-        # a table row per value, scattered over the window's days. The last day, today's partition
-        # without that index, is read once for all the ranges.
-        last_day = day_start(end.astimezone(UTC).date())
-        earlier = points.filter(ts__lt=last_day).order_by()
-        scans = [
-            earlier.filter(value__gte=low, value__lte=high).values_list("value", flat=True)
-            for low, high in ranges
-        ]
-        scans.append(points.filter(inside, ts__gte=last_day).order_by().values_list("value", flat=True))
-        read = np.fromiter(scans[0].union(*scans[1:], all=True), dtype=float)
+        read = np.fromiter(_postgres_read(points, ranges, inside, start=start, end=end), dtype=float)
     else:
         read = np.fromiter(points.filter(inside).order_by().values_list("value", flat=True), dtype=float)
     read_keys = value_keys(read)
@@ -79,6 +74,66 @@ def selected_percentiles(
         return float(ordered[bucket.key][rank - bucket.below])
 
     return {q: interpolate(q, count, value_at) for q in fractions}
+
+
+def _postgres_read(
+    points: QuerySet[MetricPoint],
+    ranges: list[tuple[float, float]],
+    inside: Q,
+    *,
+    start: datetime,
+    end: datetime,
+) -> list[float]:
+    """The values of ``points`` (the window ``start < ts <= end``) inside ``ranges`` (``inside``, as one
+    condition), read in one query.
+
+    Where a value index holds the window's points (``partitions.value_indexed_spans``: the sealed days,
+    today's sealed hours), one range scan per value range: each reads only that index, which holds the
+    values, so no table row is visited; one OR of the ranges would be a bitmap scan visiting a table row
+    per value, scattered over the window's days. Each span's ts bounds are the index's own, so the
+    planner can prove a segment's partial index covers them. The ranges are rows joined LATERAL to the
+    spans' scans, which are planned once with the range's bounds as parameters: a scan per range and
+    per daily partition planned apart (30 days x 4 ranges) took 15 ms to plan against 4 ms to run;
+    joined, 3.5 ms and 2 ms. The rest (the hours since the last sealed segment) has no value index and
+    is read once for all the ranges."""
+    spans = value_indexed_spans(start=start, end=end)
+    parts: list[str] = []
+    params: list[object] = []
+    if spans:
+        # The LATERAL join's columns, as the ORM cannot name an outer query's: fixed text, no input.
+        low, high = (RawSQL(f"ranges.{bound}", (), FloatField()) for bound in ("low", "high"))  # noqa: S611
+        scans = [
+            points.filter(ts__gte=a, ts__lt=b, value__gte=low, value__lte=high)
+            .order_by()
+            .values_list("value")
+            for a, b in spans
+        ]
+        sql, scan_params = scans[0].union(*scans[1:], all=True).query.sql_with_params()
+        parts.append(
+            "SELECT found.value FROM unnest(%s::float8[], %s::float8[]) AS ranges (low, high) "  # noqa: S608 -- the ORM's SQL, with bound parameters
+            f"CROSS JOIN LATERAL ({sql}) AS found"
+        )
+        params += [[a for a, _ in ranges], [b for _, b in ranges], *scan_params]
+    for gap in _unindexed(spans, start=start, end=end):
+        sql, scan_params = points.filter(inside, gap).order_by().values_list("value").query.sql_with_params()
+        parts.append(f"({sql})" if parts else sql)
+        params += scan_params
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        return [value for (value,) in cursor.fetchall()]
+
+
+def _unindexed(spans: list[tuple[datetime, datetime]], *, start: datetime, end: datetime) -> list[Q]:
+    """The ts ranges of the window ``start < ts <= end`` outside ``spans``: read without a value index."""
+    gaps = []
+    read_from = start
+    for low, high in spans:
+        if low > read_from:
+            gaps.append(Q(ts__gte=read_from, ts__lt=low))
+        read_from = max(read_from, high)
+    if read_from <= end:
+        gaps.append(Q(ts__gte=read_from))
+    return gaps
 
 
 def _disjoint(ranges: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
@@ -73,7 +74,7 @@ def test_migrating_back_past_0013_drops_the_value_indexes_and_forward_builds_the
     def value_indexes() -> set[str]:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT relname FROM pg_class WHERE relkind = 'i' AND relname LIKE %s", ["%\\_value"]
+                "SELECT relname FROM pg_class WHERE relkind = 'i' AND relname LIKE %s", ["%\\_value%"]
             )
             return {name for (name,) in cursor.fetchall()}
 
@@ -82,9 +83,13 @@ def test_migrating_back_past_0013_drops_the_value_indexes_and_forward_builds_the
     try:
         assert value_indexes() == set()
     finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
-    # The days that are over and DEFAULT get theirs again; today's partition and the week ahead none.
-    today = timezone.now().date()
+        # Today at 13:00, wherever the real clock is: two of today's segments are over.
+        today = timezone.now().date()
+        with time_machine.travel(partitions.day_start(today) + timedelta(hours=13), tick=False):
+            executor = MigrationExecutor(connection)
+            executor.migrate(executor.loader.graph.leaf_nodes())
+    # The days that are over and DEFAULT get theirs again, today's hours that are over theirs; the rest
+    # of today and the week ahead none.
     sealed = [partition_name(day) for day in partitions.partition_days() if day < today]
-    assert value_indexes() == {f"{name}_value" for name in [*sealed, DEFAULT_PARTITION]}
+    segments = {f"{partition_name(today)}_value_{hours}" for hours in ("0006", "0612")}
+    assert value_indexes() == {f"{name}_value" for name in [*sealed, DEFAULT_PARTITION]} | segments

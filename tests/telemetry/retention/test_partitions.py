@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
+import psycopg
 import pytest
+from celery import current_app
+from django.conf import settings
 from django.db import connection
 
 from readiness.projects.models import Project
@@ -15,6 +18,7 @@ from readiness.telemetry.models import MetricPoint
 from readiness.telemetry.partitions import DEFAULT_PARTITION, partition_name
 from readiness.telemetry.retention import retention_apply
 from readiness.telemetry.services import DIRECT_MAX_POINTS, batch_ingest, batches_apply
+from readiness.telemetry.tasks import seal_partitions
 from tests.factories import MetricPointFactory
 from tests.telemetry.retention.conftest import NOW
 
@@ -138,7 +142,7 @@ def test_dry_run_says_what_it_would_drop_and_drops_nothing(project: Project) -> 
 
 
 def value_indexed() -> dict[str, bool]:
-    """Each partition holding a value index, and whether that index is valid."""
+    """Each partition holding a whole value index, and whether that index is valid."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT table_class.relname, index.indisvalid FROM pg_index index "
@@ -149,9 +153,21 @@ def value_indexed() -> dict[str, bool]:
         return dict(cursor.fetchall())
 
 
+def segments() -> dict[str, str]:
+    """Each segment's value index, and its predicate as PostgreSQL stored it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT index_class.relname, pg_get_expr(index.indpred, index.indrelid) FROM pg_index index "
+            "JOIN pg_class index_class ON index_class.oid = index.indexrelid "
+            "WHERE index_class.relname ~ '_value_[0-9]{4}$'"
+        )
+        return dict(cursor.fetchall())
+
+
 def test_the_job_builds_the_value_index_on_sealed_partitions_only(project: Project) -> None:
-    """Days that are over and DEFAULT get the selection's value index; today's partition, where pushes
-    land, and the week ahead do not. A second run builds nothing."""
+    """Days that are over and DEFAULT get the selection's whole value index, today's hours that are
+    over a partial one per segment; the rest of today, where pushes land, and the week ahead none. A
+    second run builds nothing."""
     partitions.partitions_ensure(start=TODAY - timedelta(days=3), end=TODAY)
     MetricPointFactory(project=project, ts=NOW - timedelta(days=2))
 
@@ -159,11 +175,52 @@ def test_the_job_builds_the_value_index_on_sealed_partitions_only(project: Proje
     second = retention_apply(now=NOW)
 
     days_over = {partition_name(TODAY - timedelta(days=n)) for n in (1, 2, 3)}
-    assert set(first.partitions_indexed) == days_over
+    today = partition_name(TODAY)
+    # NOW is noon: the segments from midnight to 06:00 and from 06:00 to noon are over.
+    assert set(first.partitions_indexed) == days_over | {f"{today} 00:00-06:00", f"{today} 06:00-12:00"}
     assert "value index built on" in first.summary()
     # DEFAULT's was built by migrate (migration 0013), as every sealed partition's is from then on.
     assert value_indexed() == dict.fromkeys(days_over | {DEFAULT_PARTITION}, True)
+    assert segments() == {
+        f"{today}_value_0006": "((ts >= '2031-03-15 00:00:00+00'::timestamp with time zone) "
+        "AND (ts < '2031-03-15 06:00:00+00'::timestamp with time zone))",
+        f"{today}_value_0612": "((ts >= '2031-03-15 06:00:00+00'::timestamp with time zone) "
+        "AND (ts < '2031-03-15 12:00:00+00'::timestamp with time zone))",
+    }
     assert second.partitions_indexed == []
+
+
+def test_the_segments_of_a_day_go_once_its_whole_index_is_built(project: Project) -> None:
+    partitions.partitions_ensure(start=TODAY - timedelta(days=1), end=TODAY + timedelta(days=1))
+    partitions.partitions_value_indexed(now=NOW)
+    window = {"start": NOW - timedelta(days=1, hours=12), "end": NOW}
+    midnight = partitions.day_start(TODAY)
+    assert partitions.value_indexed_spans(**window) == [
+        (midnight - timedelta(days=1), midnight),
+        (midnight, midnight + timedelta(hours=6)),
+        (midnight + timedelta(hours=6), midnight + timedelta(hours=12)),
+    ]
+
+    tomorrow = midnight + timedelta(days=1, minutes=5)
+    assert partitions.partitions_value_indexed(now=tomorrow) == [partition_name(TODAY)]
+
+    assert segments() == {}
+    # Yesterday and today are one run of whole days: one query reads both days' indexes.
+    assert partitions.value_indexed_spans(start=window["start"], end=tomorrow) == [
+        (midnight - timedelta(days=1), midnight + timedelta(days=1))
+    ]
+
+
+def test_a_day_without_a_partition_is_read_through_defaults_index(project: Project) -> None:
+    """Days older than the partitions keep their points in DEFAULT, whose value index holds them."""
+    partitions.partitions_ensure(start=TODAY, end=TODAY)
+    partitions.partitions_value_indexed(now=NOW)
+    midnight = partitions.day_start(TODAY)
+    assert partitions.value_indexed_spans(start=NOW - timedelta(days=200), end=NOW) == [
+        (midnight - timedelta(days=200), midnight),
+        (midnight, midnight + timedelta(hours=6)),
+        (midnight + timedelta(hours=6), midnight + timedelta(hours=12)),
+    ]
 
 
 def test_an_invalid_value_index_left_by_a_build_cut_short_is_built_again(project: Project) -> None:
@@ -177,6 +234,41 @@ def test_an_invalid_value_index_left_by_a_build_cut_short_is_built_again(project
             [f"{yesterday}_value"],
         )
     assert value_indexed()[yesterday] is False
+    # Until it is built again, a window reads that day in full (not through the invalid index).
+    midnight = partitions.day_start(TODAY)
+    assert partitions.value_indexed_spans(start=NOW - timedelta(days=1), end=NOW)[0] == (
+        midnight,
+        midnight + timedelta(hours=6),
+    )
 
     assert partitions.partitions_value_indexed(now=NOW) == [yesterday]
     assert value_indexed()[yesterday] is True
+
+
+def test_a_run_that_finds_another_one_sealing_builds_nothing(project: Project) -> None:
+    """Two runs at once (the hourly job and the daily retention) would each drop the other's index
+    under construction as one a crash left invalid: the second finds the first's lock and skips."""
+    partitions.partitions_ensure(start=TODAY - timedelta(days=1), end=TODAY)
+    other = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+    try:
+        other.execute("SELECT pg_advisory_lock(%s)", [partitions.SEALING_LOCK])
+        assert partitions.partitions_value_indexed(now=NOW) == []
+        assert partition_name(TODAY - timedelta(days=1)) not in value_indexed()
+    finally:
+        other.close()
+
+    assert partition_name(TODAY - timedelta(days=1)) in partitions.partitions_value_indexed(now=NOW)
+
+
+def test_the_hourly_task_is_scheduled_and_seals(project: Project) -> None:
+    entry = settings.CELERY_BEAT_SCHEDULE["seal-partitions"]
+    assert entry["task"] == seal_partitions.name and entry["task"] in current_app.tasks
+    partitions.partitions_ensure(start=TODAY - timedelta(days=1), end=TODAY)
+    # The days over (yesterday, and the real week migrate made, long past at NOW) whole; today's two
+    # segments before noon.
+    sealed = len([day for day in partitions.partition_days() if day < TODAY]) + 2
+
+    assert seal_partitions.apply().get() == sealed
+
+    assert value_indexed()[partition_name(TODAY - timedelta(days=1))] is True
+    assert len(segments()) == 2

@@ -16,18 +16,20 @@ import pytest
 import time_machine
 from django.db import connection
 from django.db.models import Q
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from readiness.telemetry import aggregates
+from readiness.telemetry import aggregates, partitions
 from readiness.telemetry.aggregates import AGGREGATIONS, window_aggregate, window_aggregates
 from readiness.telemetry.models import MetricPoint, MetricRollup, RollupDirtyMinute, RollupWatermark
+from readiness.telemetry.partitions import partition_name
 from readiness.telemetry.rollups.fold import rollups_fold
 from readiness.telemetry.rollups.read import window_plan, window_plans
 from readiness.telemetry.rollups.sketch import LOG_GAMMA, MIN_MAGNITUDE
 from tests.factories import ProjectFactory
 
-# The points span midnight: exact percentiles read the window's last day apart from the days before it.
+# The points span midnight: on PostgreSQL the first day is sealed whole, the second partly (``sealed``).
 BASE = dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC)
 SPAN = 4 * 3600  # seconds of points
 SOURCES = ["push:ci", "probe:api", "prometheus:prod"]
@@ -100,6 +102,23 @@ EXACT = ["count", "sum", "mean", "min", "max", "latest", "p50", "p99"]
 def frozen() -> Iterator[None]:
     with time_machine.travel(BASE + dt.timedelta(seconds=SPAN + 3600), tick=False):
         yield
+
+
+# When the hourly sealing job last ran (on PostgreSQL): the second day's first hour is sealed.
+SEALED_AT = BASE + dt.timedelta(hours=3, minutes=30)
+
+
+@pytest.fixture(autouse=True)
+def sealed(db: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL the points' two days have partitions, sealed as the hourly job leaves them at
+    SEALED_AT with hour-long segments: the first day by its whole value index, the second's first hour
+    by a segment's, the rest of it by none. A window over the points reads them each of those ways, in
+    one UNION ALL (``rollups.selection``)."""
+    if connection.vendor != "postgresql":
+        return
+    monkeypatch.setattr(partitions, "SEGMENT_HOURS", 1)
+    partitions.partitions_ensure(start=BASE.date(), end=BASE.date() + dt.timedelta(days=1))
+    partitions.partitions_value_indexed(now=SEALED_AT)
 
 
 def store(project_id: int, sent: list[Sent]) -> list[MetricPoint]:
@@ -392,7 +411,7 @@ def test_a_value_on_the_edge_of_two_buckets_read_is_counted_once(
     monkeypatch.setattr(aggregates, "SELECTION_MIN_POINTS", 0)
     edge = math.exp(10 * LOG_GAMMA)
     # p50 lies below the edge, p90 to p99 above it: both buckets are read, and the edge value with them
-    # (sent first: before midnight, where each value range is its own scan).
+    # (sent first: before midnight, in the day sealed whole, where each value range is its own scan).
     values = [edge] + [edge / 1.005] * 150 + [edge * 1.005] * 50
     points = [Sent(60 * i, value, "eu", "push:ci") for i, value in enumerate(values)]
     project = ProjectFactory()
@@ -472,3 +491,33 @@ def test_the_windows_of_a_metric_are_planned_in_one_query(
         for start, end in windows
     ]
     assert [plan.uses_rollups for plan in plans] == [False, True, True]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="value indexes exist on PostgreSQL only")
+def test_a_windows_sealed_day_and_hours_are_read_through_their_value_indexes(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aggregates, "SELECTION_MIN_POINTS", 0)
+    project = ProjectFactory()
+    store(project.pk, [Sent(offset, float(offset % 97), "eu", "push:ci") for offset in range(0, SPAN, 60)])
+    rollups_fold(now=BASE + dt.timedelta(seconds=SPAN + 600))
+    window = {
+        "project_id": project.pk,
+        "metric": "latency_ms",
+        "start": BASE,
+        "end": BASE + dt.timedelta(hours=4),
+    }
+    with CaptureQueriesContext(connection) as queries:
+        results = window_aggregates(**window, aggregations=["p50", "p99"])
+    assert results["p99"].approximate is False
+    (selection,) = [query["sql"] for query in queries if "UNION ALL" in query["sql"]]
+    with connection.cursor() as cursor:
+        # Table scans off: the planner prefers one at 240 points. An index it could not prove covers
+        # a part's ts bounds (a segment's partial one) it cannot use at all.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute(f"EXPLAIN {selection}")
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+    first_day, second_day = (partition_name(BASE.date() + dt.timedelta(days=n)) for n in (0, 1))
+    assert f"using {first_day}_value on" in plan
+    assert f"using {second_day}_value_0001 on" in plan
