@@ -64,8 +64,8 @@ EMPTY = WindowAggregate(None, 0, None)
 # From this many points in a window, its exact percentiles are picked inside the buckets of its merged
 # sketch instead of sorting all its points (``rollups.selection``): on PostgreSQL the few value ranges
 # are read from the value indexes of the sealed days and hours (``partitions.VALUE_INDEX_COLUMNS``),
-# not the whole window. Measured there: 30 days at one point a minute (43,200 points) 14 ms sorted, under 2 ms
-# selected; 7 days (10,080) 3.6 ms sorted. Below a few thousand points a sort is as cheap as the
+# not the whole window. Measured there: 30 days at one point a minute (43,200 points) 14 ms sorted,
+# under 2 ms selected; 7 days (10,080) 3.6 ms sorted. Below a few thousand points a sort is as cheap as the
 # selection's read plus merging the window's stored sketches.
 SELECTION_MIN_POINTS = 5_000
 
@@ -361,8 +361,8 @@ def _planned_aggregates(
     start: datetime,
     end: datetime,
 ) -> dict[str, WindowAggregate]:
-    """The window (``start < ts <= end``) from its rollup rows plus its raw remainder (``plan``); ``points``
-    is the whole window's raw points, read for exact percentiles only."""
+    """The window (``start < ts <= end``) from its rollup rows plus its raw remainder (``plan``);
+    ``points`` is the whole window's raw points, read for exact percentiles only."""
     raw = points.filter(plan.raw)
     newest = "latest" in wanted
     fractions = _fractions(wanted)

@@ -47,8 +47,9 @@ VALUE_INDEX_COLUMNS = "(project_id, metric, value, ts)"
 # value index over the segment just over (``WHERE ts >= 06:00 AND ts < 12:00``), so a window reads at
 # most the last few hours of today in full, not the whole day (late in the UTC day, most of a 24-hour
 # window). A push of now lies outside every segment's hours: the partial indexes cost it nothing. Six
-# hours because a partial build still reads the whole partition so far: the day's three segments read
-# 6 + 12 + 18 hours of rows, once each; the day's whole index replaces them when the day is over.
+# hours because a partial build still reads the whole partition so far: the day's three segment builds
+# read 6, 12 and 18 hours of rows (twice each when CONCURRENTLY), besides the day's whole index, which
+# replaces them when the day is over.
 SEGMENT_HOURS = 6
 _VALUE_INDEX = re.compile(rf"^({TABLE}_(?:p\d{{8}}|default))_value(?:_(\d\d)(\d\d))?$")
 # Two sealing runs at once (the hourly job and the daily retention's last step) would each take the

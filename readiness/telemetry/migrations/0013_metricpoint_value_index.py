@@ -2,8 +2,7 @@
 value index an exact percentile's selection reads, and today's hours that are over their partial one
 (``partitions.partitions_value_indexed``, which the hourly sealing job runs from then on). Built
 ``CONCURRENTLY``, one partition after another: pushes go on while a database holding months of points
-migrates. SQLite has no index
-for it: the embedded default's windows are small enough to read whole."""
+migrates. SQLite has no index for it: the embedded default's windows are small enough to read whole."""
 
 from django.db import migrations
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor

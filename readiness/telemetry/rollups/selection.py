@@ -43,9 +43,9 @@ def selected_percentiles(
 
     The merged sketch of the window (``merged``) counts its values per bucket exactly, so it says which
     bucket holds each rank wanted and how many values lie below that bucket: only the points inside
-    those few buckets' value ranges are read (on PostgreSQL the value indexes of the sealed days and hours
-    find them without scanning the window; ``partitions.VALUE_INDEX_COLUMNS``) and sorted. The ranks
-    need nothing else: when each bucket read holds as many raw points as the sketch counts in it, its
+    those few buckets' value ranges are read (on PostgreSQL the value indexes of the sealed days and
+    hours find them without scanning the window; ``partitions.VALUE_INDEX_COLUMNS``) and sorted. The
+    ranks need nothing else: when each bucket read holds as many raw points as the sketch counts in it, its
     values are the window's, whatever retention has removed elsewhere."""
     if merged.count != count:
         return None  # points landed between the parts' reads: as if not all kept
