@@ -21,6 +21,7 @@ from readiness.projects.models import Project, StageChange, Team
 from readiness.projects.services import project_set_stage
 from readiness.scoring.models import Scorecard
 from tests.factories import ProjectFactory, TeamFactory, UserFactory
+from tests.plans import plan_without_table_scans
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 STAGES = ["prototype", "pilot", "production", "retired"]
@@ -192,10 +193,6 @@ def test_the_funnel_ranks_its_named_places_in_the_order_of_an_index(mixed: None)
     with CaptureQueriesContext(connection) as queries:
         portfolio_figures(projects=Project.objects.all(), filters=PortfolioFilters(), now=NOW)
     (ranking,) = [query["sql"] for query in queries if "ROW_NUMBER() OVER (PARTITION BY" in query["sql"]]
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        cursor.execute(f"EXPLAIN {ranking}")
-        plan = "\n".join(line for (line,) in cursor.fetchall())
+    plan = plan_without_table_scans(ranking)
     assert "Scan using project_entry_order" in plan  # index-only once VACUUM has marked the pages
     assert "Sort" not in plan

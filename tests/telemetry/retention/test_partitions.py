@@ -141,27 +141,28 @@ def test_dry_run_says_what_it_would_drop_and_drops_nothing(project: Project) -> 
     assert "would drop" in result.summary()
 
 
-def value_indexed() -> dict[str, bool]:
-    """Each partition holding a whole value index, and whether that index is valid."""
+def value_index_catalog() -> list[tuple[str, str, bool, str | None]]:
+    """Every value index, whole or a segment: its name, its table, whether it is valid, and its
+    predicate as PostgreSQL stored it (None for a whole one)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT table_class.relname, index.indisvalid FROM pg_index index "
+            "SELECT index_class.relname, table_class.relname, index.indisvalid, "
+            "pg_get_expr(index.indpred, index.indrelid) FROM pg_index index "
             "JOIN pg_class table_class ON table_class.oid = index.indrelid "
             "JOIN pg_class index_class ON index_class.oid = index.indexrelid "
-            "WHERE index_class.relname = table_class.relname || '_value'"
+            "WHERE index_class.relname ~ '_value(_[0-9]{4})?$'"
         )
-        return dict(cursor.fetchall())
+        return cursor.fetchall()
+
+
+def value_indexed() -> dict[str, bool]:
+    """Each partition holding a whole value index, and whether that index is valid."""
+    return {table: valid for name, table, valid, _ in value_index_catalog() if name == f"{table}_value"}
 
 
 def segments() -> dict[str, str]:
-    """Each segment's value index, and its predicate as PostgreSQL stored it."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT index_class.relname, pg_get_expr(index.indpred, index.indrelid) FROM pg_index index "
-            "JOIN pg_class index_class ON index_class.oid = index.indexrelid "
-            "WHERE index_class.relname ~ '_value_[0-9]{4}$'"
-        )
-        return dict(cursor.fetchall())
+    """Each segment's value index, and its predicate."""
+    return {name: predicate for name, _, _, predicate in value_index_catalog() if predicate}
 
 
 def test_the_job_builds_the_value_index_on_sealed_partitions_only(project: Project) -> None:

@@ -28,6 +28,7 @@ from readiness.telemetry.rollups.fold import rollups_fold
 from readiness.telemetry.rollups.read import window_plan, window_plans
 from readiness.telemetry.rollups.sketch import LOG_GAMMA, MIN_MAGNITUDE
 from tests.factories import ProjectFactory
+from tests.plans import plan_without_table_scans
 
 # The points span midnight: on PostgreSQL the first day is sealed whole, the second partly (``sealed``).
 BASE = dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC)
@@ -511,13 +512,7 @@ def test_a_windows_sealed_day_and_hours_are_read_through_their_value_indexes(
         results = window_aggregates(**window, aggregations=["p50", "p99"])
     assert results["p99"].approximate is False
     (selection,) = [query["sql"] for query in queries if "UNION ALL" in query["sql"]]
-    with connection.cursor() as cursor:
-        # Table scans off: the planner prefers one at 240 points. An index it could not prove covers
-        # a part's ts bounds (a segment's partial one) it cannot use at all.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        cursor.execute(f"EXPLAIN {selection}")
-        plan = "\n".join(line for (line,) in cursor.fetchall())
+    plan = plan_without_table_scans(selection)
     first_day, second_day = (partition_name(BASE.date() + dt.timedelta(days=n)) for n in (0, 1))
     assert f"using {first_day}_value on" in plan
     assert f"using {second_day}_value_0001 on" in plan
