@@ -224,15 +224,28 @@ def _seal(*, now: datetime) -> list[str]:
 
 def value_indexes() -> dict[str, bool]:
     """Every value index of the partitions (whole and segments), and whether it is valid."""
+    return {name: valid for indexes in _partition_value_indexes().values() for name, valid in indexes.items()}
+
+
+def _partition_value_indexes() -> dict[str, dict[str, bool]]:
+    """Each partition of the points table (DEFAULT included), with its value indexes, whole and
+    segments, and whether each is valid: one catalog read, which the selection makes per window."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT index_class.relname, index.indisvalid FROM pg_inherits inherits "
-            "JOIN pg_index index ON index.indrelid = inherits.inhrelid "
-            "JOIN pg_class index_class ON index_class.oid = index.indexrelid "
+            "SELECT table_class.relname, index_class.relname, index.indisvalid FROM pg_inherits inherits "
+            "JOIN pg_class table_class ON table_class.oid = inherits.inhrelid "
+            "LEFT JOIN pg_index index ON index.indrelid = inherits.inhrelid "
+            "LEFT JOIN pg_class index_class ON index_class.oid = index.indexrelid "
             "WHERE inherits.inhparent = to_regclass(%s)",
             [TABLE],
         )
-        return {name: valid for name, valid in cursor.fetchall() if _VALUE_INDEX.match(name)}
+        rows = cursor.fetchall()
+    partitions: dict[str, dict[str, bool]] = {}
+    for table, index, valid in rows:
+        indexes = partitions.setdefault(table, {})
+        if index is not None and _VALUE_INDEX.match(index):
+            indexes[index] = valid
+    return partitions
 
 
 @contextmanager
@@ -257,19 +270,12 @@ def value_indexed_spans(*, start: datetime, end: datetime) -> list[tuple[datetim
     yet whole on its own (PostgreSQL uses a partial index only for a query within its bounds)."""
     first, last = start.astimezone(UTC).date(), end.astimezone(UTC).date()
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT table_class.relname, array_agg(index_class.relname) FILTER (WHERE index.indisvalid) "
-            "FROM pg_class table_class LEFT JOIN pg_index index ON index.indrelid = table_class.oid "
-            "LEFT JOIN pg_class index_class ON index_class.oid = index.indexrelid "
-            "WHERE table_class.oid = ANY(SELECT to_regclass(name) FROM unnest(%s::text[]) name) "
-            "GROUP BY table_class.relname",
-            [[partition_name(day) for day in days] + [DEFAULT_PARTITION]],
-        )
-        valid = {table: set(indexes or ()) for table, indexes in cursor.fetchall()}
+    valid = {
+        table: {name for name, is_valid in indexes.items() if is_valid}
+        for table, indexes in _partition_value_indexes().items()
+    }
     default_sealed = value_index_name(DEFAULT_PARTITION) in valid.get(DEFAULT_PARTITION, set())
     spans: list[tuple[datetime, datetime]] = []
-    whole_run = False  # whether the last span is a run of whole days, which the next whole day extends
     for day in days:
         partition = partition_name(day)
         # No partition: the day's points wait in DEFAULT.
@@ -277,7 +283,8 @@ def value_indexed_spans(*, start: datetime, end: datetime) -> list[tuple[datetim
         whole = default_sealed if partition not in valid else value_index_name(partition) in indexes
         if whole:
             low, high = day_start(day), day_start(day + timedelta(days=1))
-            if whole_run and spans[-1][1] == low:
+            # A span ending at midnight is a whole day (a segment ends by 18:00): the run goes on.
+            if spans and spans[-1][1] == low:
                 spans[-1] = (spans[-1][0], high)
             else:
                 spans.append((low, high))
@@ -287,7 +294,6 @@ def value_indexed_spans(*, start: datetime, end: datetime) -> list[tuple[datetim
                 for hours in segment_hours()
                 if segment_index_name(partition, hours) in indexes
             ]
-        whole_run = whole
     return spans
 
 
