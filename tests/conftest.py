@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group
 from readiness.projects.models import LEADERSHIP_GROUP, Project
 from readiness.publishing import backoff
 from readiness.scoring.requests import recent_flips
+from readiness.telemetry.partitions import value_indexes_forget
 from tests.factories import ProjectFactory, TeamFactory, UserFactory
 
 
@@ -61,7 +62,10 @@ def cast(db: None) -> Cast:
 def broker_backoff_cleared() -> Iterator[None]:
     """Each test starts as a fresh web process does: not backing off the broker because an earlier
     test's broker went away (readiness/publishing.py), nor riding on an evaluation an earlier test
-    queued for a project id the database has since given again (readiness/scoring/requests.py)."""
+    queued for a project id the database has since given again (readiness/scoring/requests.py), nor
+    planning selections from the value indexes of an earlier test's partitions
+    (readiness/telemetry/partitions.py)."""
     backoff.reset()
     recent_flips.until.clear()
+    value_indexes_forget()
     yield

@@ -60,7 +60,9 @@ def evaluation_request(*, project_id: int, delay: float = 1.0) -> bool:
     # ORM's compilation of it was half of its CPU in a profile of the push path, hence the raw SQL.
     with connection.cursor() as cursor:
         cursor.execute(*evaluation_flip_statement(project_id=project_id, now=timezone.now()))
-        flipped = cursor.rowcount
+        # The returned row, not rowcount: SQLite counts an UPDATE ... RETURNING's rows only once they
+        # are fetched (rowcount 0 before), so on the embedded default no request ever queued.
+        flipped = cursor.fetchone() is not None
     if flipped:
         evaluation_queue(project_id=project_id, delay=delay)
     return bool(flipped)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
@@ -41,8 +42,24 @@ class ActionConflict(Exception):
     """The action contradicts the current state (HTTP 409), e.g. signing off a failing dimension."""
 
 
-def project_for_evaluation(project_id: int) -> Project:
-    return Project.objects.select_related("team", *OWNER_FIELDS.values()).get(pk=project_id)
+def project_for_evaluation(project_id: int, *, lock: bool = False) -> Project:
+    """The project with what an evaluation reads of it (its team and owners). ``lock``: its row locked
+    in the same query, as ``Project.objects.lock`` locks it (the project's row only, not its team's).
+
+    The owners in a second query, by id: joined to the project, four outer joins of the users table
+    took PostgreSQL longer to plan and Django longer to compile (~2 ms an evaluation) than both
+    queries together."""
+    projects = Project.objects.select_related("team")
+    if lock:
+        projects = projects.select_for_update(of=("self",))
+    project = projects.get(pk=project_id)
+    owner_ids = {field: getattr(project, f"{field}_id") for field in OWNER_FIELDS.values()}
+    owners = get_user_model().objects.in_bulk({pk for pk in owner_ids.values() if pk is not None})
+    for field, pk in owner_ids.items():
+        if pk in owners:
+            # Assigning the same user the id names: the relation's cache, as select_related fills it.
+            setattr(project, field, owners[pk])
+    return project
 
 
 def scorecard_compute(
@@ -73,9 +90,8 @@ def scorecard_refresh(
     with transaction.atomic():
         # Lock the project row: two workers evaluating one project at once would both see the old
         # digest and store two identical scorecards, or record one decision change twice.
-        locked = Project.objects.lock(project.pk)
-        evaluated_at = locked.evaluated_at if locked is not None else None
-        project = project_for_evaluation(project.pk)
+        project = project_for_evaluation(project.pk, lock=True)
+        evaluated_at = project.evaluated_at
         latest = Scorecard.objects.latest_for(project).first()
         if (
             unless_current

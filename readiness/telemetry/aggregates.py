@@ -43,6 +43,7 @@ from readiness.telemetry.models import MetricPoint, MetricRollup
 from readiness.telemetry.rollups.read import EXACT_PERCENTILE_MAX_POINTS, WindowPlan, window_plan
 from readiness.telemetry.rollups.selection import selected_percentiles
 from readiness.telemetry.rollups.sketch import Sketch, packed_merge, sketch_of, sketches_merge
+from readiness.telemetry.where import where_sql
 
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 AGGREGATIONS = ("latest", "mean", "min", "max", "sum", "count", *PERCENTILES)
@@ -225,67 +226,102 @@ class _Part:
     newest: tuple[datetime, int, float, str] | None
 
 
-def _part_summary(
-    rows: QuerySet,
-    columns: _Columns,
-    *,
-    newest: bool,
-    extra: Sequence[str] = (),
-    fractions: Sequence[float] = (),
-) -> tuple[_Part, dict[str, Any]]:
-    """The part's summary in one aggregate query (plus, on SQLite, one for its sources and one for its
-    newest point), and the ``extra`` columns asked for, computed in the same query: "mean" (the
+@dataclass(frozen=True)
+class _Summary:
+    """What a part's summary reads: its ``rows``, where they keep what (``columns``), whether its newest
+    point is wanted, and the ``extra`` columns asked for (``_part_summaries``)."""
+
+    rows: QuerySet
+    columns: _Columns
+    newest: bool
+    extra: Sequence[str] = ()
+    fractions: Sequence[float] = ()
+
+
+def _part_summaries(*summaries: _Summary) -> list[tuple[_Part, dict[str, Any]]]:
+    """Each part's summary, and the ``extra`` columns asked for, computed in the same query: "mean" (the
     database's own average of the values), and on PostgreSQL "percentiles" (``percentile_cont`` of
-    ``fractions``), "values" (all of them) and "sketches" (the rollup rows' stored sketches joined)."""
+    ``fractions``), "values" (all of them) and "sketches" (the rollup rows' stored sketches joined).
+    On PostgreSQL one query for all the parts (``_postgres_summaries``); on SQLite one aggregate query
+    per part, plus one for its sources and one for its newest point."""
     if connection.vendor == "postgresql":
-        row = _postgres_summary(rows, columns, newest=newest, extra=extra, fractions=fractions)
+        rows = _postgres_summaries(summaries)
     else:
-        if set(extra) - {"mean"}:
-            raise ValueError(f"{sorted(set(extra) - {'mean'})} are computed on PostgreSQL only")
-        query: dict[str, Aggregate] = {
-            "n": columns.count(),
-            "total": Sum(columns.total),
-            "low": Min(columns.low),
-            "high": Max(columns.high),
-            "as_of": Max(columns.ts),
-            **({"mean": Avg(columns.value)} if "mean" in extra else {}),
-        }
-        row = rows.aggregate(**query)
+        rows = [_sqlite_summary(summary) for summary in summaries]
+    return [_part_of(summary, row) for summary, row in zip(summaries, rows, strict=True)]
+
+
+def _sqlite_summary(summary: _Summary) -> dict[str, Any]:
+    columns, extra = summary.columns, summary.extra
+    if set(extra) - {"mean"}:
+        raise ValueError(f"{sorted(set(extra) - {'mean'})} are computed on PostgreSQL only")
+    query: dict[str, Aggregate] = {
+        "n": columns.count(),
+        "total": Sum(columns.total),
+        "low": Min(columns.low),
+        "high": Max(columns.high),
+        "as_of": Max(columns.ts),
+        **({"mean": Avg(columns.value)} if "mean" in extra else {}),
+    }
+    return summary.rows.aggregate(**query)
+
+
+def _part_of(summary: _Summary, row: dict[str, Any]) -> tuple[_Part, dict[str, Any]]:
+    """The part ``row`` summarises, and the row (for its extra columns)."""
     count = int(row["n"] or 0)
     if count == 0:
         return _Part(0, 0.0, None, None, None, frozenset(), None), row
     latest = None
+    rows, columns = summary.rows, summary.columns
     if "sources" in row:
         sources = frozenset(row["sources"])
-        if newest:
+        if summary.newest:
             latest = (row["as_of"], row["newest_id"], row["newest_value"], row["newest_source"])
     else:
         sources = frozenset(rows.order_by().values_list("source", flat=True).distinct())
-        if newest:
+        if summary.newest:
             ordered = rows.order_by(f"-{columns.ts}", f"-{columns.id}")
             latest = ordered.values_list(columns.ts, columns.id, columns.value, "source").first()
-    summary = _Part(
+    part = _Part(
         count, float(row["total"]), float(row["low"]), float(row["high"]), row["as_of"], sources, latest
     )
-    return summary, row
+    return part, row
 
 
-def _postgres_summary(
-    rows: QuerySet, columns: _Columns, *, newest: bool, extra: Sequence[str], fractions: Sequence[float]
-) -> dict[str, Any]:
-    """The part's summary row on PostgreSQL, with its sources and, when asked, its newest point in the
+def _postgres_summaries(summaries: Sequence[_Summary]) -> list[dict[str, Any]]:
+    """Each part's summary row on PostgreSQL, with its sources and, when asked, its newest point in the
     same scan (one ordered ARRAY_AGG's first element per column: a part is a few edge minutes or ~850
-    rollup rows, so the sort is small; a window read all raw is scanned whole anyway).
+    rollup rows, so the sort is small; a window read all raw is scanned whole anyway), all in one
+    query: each part's aggregate is one row, joined to the others' (a window's raw remainder and its
+    rollups, one round trip where each was one).
 
     Written here rather than as ORM aggregates: compiling a dozen aggregate expressions cost Django
     more than PostgreSQL takes to run the query, and an evaluation summarises two parts of each window
     of each criterion's series every 5 minutes. Only the rows' WHERE is compiled by the ORM."""
-    # A part's rows are filtered on their own table's columns only: no join the FROM below would miss
-    # (a filter on ``project_id`` leaves the project's join in the query, unreferenced).
-    joined = [alias for alias, references in rows.query.alias_refcount.items() if references]
-    assert joined == [rows.model._meta.db_table], joined
-    compiler = rows.query.get_compiler(connection=connection)
-    where, params = compiler.compile(rows.query.where)
+    selects: list[str] = []
+    params: list[object] = []
+    names: list[list[str]] = []
+    for summary in summaries:
+        selected = _postgres_selected(summary)
+        where, where_params = where_sql(summary.rows)
+        table = connection.ops.quote_name(summary.rows.model._meta.db_table)
+        selects.append(f"SELECT {', '.join(selected.values())} FROM {table} WHERE {where}")  # noqa: S608 -- our column names; the WHERE is the ORM's, with bound parameters
+        params += where_params
+        names.append(list(selected))
+    sql = " CROSS JOIN ".join(f"({select}) AS part_{index}" for index, select in enumerate(selects))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {sql}", params)  # noqa: S608 -- the parts' SQL above
+        row = cursor.fetchone()
+    found: list[dict[str, Any]] = []
+    for part_names in names:
+        found.append(dict(zip(part_names, row[: len(part_names)], strict=True)))
+        row = row[len(part_names) :]
+    return found
+
+
+def _postgres_selected(summary: _Summary) -> dict[str, str]:
+    """A part's summary columns on PostgreSQL: name -> aggregate expression."""
+    columns = summary.columns
     quoted = {
         name: connection.ops.quote_name(getattr(columns, name))
         for name in ("total", "low", "high", "ts", "id", "value")
@@ -298,7 +334,7 @@ def _postgres_summary(
         "as_of": f"MAX({quoted['ts']})",
         "sources": 'ARRAY_AGG(DISTINCT "source")',
     }
-    if newest:
+    if summary.newest:
         order = f"ORDER BY {quoted['ts']} DESC, {quoted['id']} DESC"
         for name, column in (
             ("newest_id", quoted["id"]),
@@ -306,12 +342,9 @@ def _postgres_summary(
             ("newest_source", '"source"'),
         ):
             selected[name] = f"(ARRAY_AGG({column} {order}))[1]"
-    for name in extra:
-        selected[name] = _postgres_extra(name, quoted["value"], fractions)
-    table = connection.ops.quote_name(rows.model._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {', '.join(selected.values())} FROM {table} WHERE {where}", params)  # noqa: S608 -- our column names; the WHERE is the ORM's, with bound parameters
-        return dict(zip(selected, cursor.fetchone(), strict=True))
+    for name in summary.extra:
+        selected[name] = _postgres_extra(name, quoted["value"], summary.fractions)
+    return selected
 
 
 def _postgres_extra(name: str, value: str, fractions: Sequence[float]) -> str:
@@ -337,7 +370,9 @@ def _raw_aggregates(wanted: tuple[str, ...], *, points: QuerySet[MetricPoint]) -
         extra.append("mean")
     if fractions and connection.vendor == "postgresql":
         extra.append("percentiles")
-    part, row = _part_summary(points, RAW, newest="latest" in wanted, extra=extra, fractions=fractions)
+    [(part, row)] = _part_summaries(
+        _Summary(points, RAW, newest="latest" in wanted, extra=extra, fractions=fractions)
+    )
     if part.count == 0:
         return dict.fromkeys(wanted, EMPTY)
     if not fractions:
@@ -371,9 +406,9 @@ def _planned_aggregates(
     # values and the rollups' stored sketches: on PostgreSQL they come in the parts' own summary queries
     # (a few edge minutes' values; the sketches' bytes joined end to end into one value).
     merging = bool(fractions) and postgres
-    raw_part, raw_row = _part_summary(raw, RAW, newest=newest, extra=["values"] if merging else [])
-    rollup_part, rollup_row = _part_summary(
-        rollups, ROLLUP, newest=newest, extra=["sketches"] if merging else []
+    (raw_part, raw_row), (rollup_part, rollup_row) = _part_summaries(
+        _Summary(raw, RAW, newest=newest, extra=["values"] if merging else []),
+        _Summary(rollups, ROLLUP, newest=newest, extra=["sketches"] if merging else []),
     )
     parts = [raw_part, rollup_part]
     present = [part for part in parts if part.count]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time as clock
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
@@ -55,6 +56,13 @@ _VALUE_INDEX = re.compile(rf"^({TABLE}_(?:p\d{{8}}|default))_value(?:_(\d\d)(\d\
 # Two sealing runs at once (the hourly job and the daily retention's last step) would each take the
 # other's index under construction for one a crash left invalid, and drop it: one runs, the other skips.
 SEALING_LOCK = 7_310_142_911  # a pg_try_advisory_lock key, ours alone
+# How long a process plans selections from the value indexes it last read in the catalog. The catalog
+# changes once an hour (the sealing job) and a stale read only costs speed, never a value: a span read
+# without its index, or a gap read in full, returns the same points (``value_indexed_spans``). At a
+# re-evaluation cycle's pace (two selections a project, a project every 40 ms) it was one read in ten.
+SPANS_CATALOG_SECONDS = 60.0
+# (when it was read, on time.monotonic's clock; each partition's valid value indexes)
+_spans_catalog: tuple[float, dict[str, set[str]]] | None = None
 
 
 def partition_name(day: date) -> str:
@@ -121,6 +129,7 @@ def partition_create(day: date) -> bool:
         # ATTACH rather than CREATE ... PARTITION OF: it takes a weaker lock on the parent (inserts and
         # queries go on), and builds the partition's copies of the table's indexes and key itself.
         cursor.execute(f'ALTER TABLE "{TABLE}" ATTACH PARTITION "{name}" FOR VALUES FROM ({low}) TO ({high})')
+    value_indexes_forget()
     if moved:
         logger.info("partition %s created with %d points moved from %s", name, moved, DEFAULT_PARTITION)
     return True
@@ -217,9 +226,31 @@ def _seal(*, now: datetime) -> list[str]:
             match = _VALUE_INDEX.match(name)
             if match and match[2] and existing.get(value_index_name(match[1])):
                 cursor.execute(f'DROP INDEX {concurrently} IF EXISTS "{name}"')
+    value_indexes_forget()
     if built:
         logger.info("value index built on %s", ", ".join(built))
     return built
+
+
+def value_indexes_forget() -> None:
+    """Make this process's next selection read the catalog (``value_indexed_spans``): after it built or
+    dropped a value index or a partition, or a test edited the catalog."""
+    global _spans_catalog
+    _spans_catalog = None
+
+
+def _valid_value_indexes() -> dict[str, set[str]]:
+    """Each partition's valid value indexes, as read at most SPANS_CATALOG_SECONDS ago."""
+    global _spans_catalog
+    read = _spans_catalog
+    if read is None or clock.monotonic() - read[0] > SPANS_CATALOG_SECONDS:
+        valid = {
+            table: {name for name, is_valid in indexes.items() if is_valid}
+            for table, indexes in _partition_value_indexes().items()
+        }
+        # One assignment of a new tuple: a thread reading it meanwhile sees the old read or this one.
+        read = _spans_catalog = (clock.monotonic(), valid)
+    return read[1]
 
 
 def value_indexes() -> dict[str, bool]:
@@ -267,13 +298,15 @@ def value_indexed_spans(*, start: datetime, end: datetime) -> list[tuple[datetim
     """The spans of time from ``start`` to ``end`` whose points one value index each holds, oldest
     first: a run of whole sealed days as one span (a query over it reads each day's whole index; a day
     without a partition keeps its points in DEFAULT, sealed too), and each sealed segment of a day not
-    yet whole on its own (PostgreSQL uses a partial index only for a query within its bounds)."""
+    yet whole on its own (PostgreSQL uses a partial index only for a query within its bounds).
+
+    Planned from the catalog as this process read it within SPANS_CATALOG_SECONDS: the spans only split
+    the window into parts, each read with its own ts bounds, so a span whose index has gone (a day
+    dropped, segments replaced by the day's index) or a sealed part planned as a gap reads the same
+    points, only without the index."""
     first, last = start.astimezone(UTC).date(), end.astimezone(UTC).date()
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    valid = {
-        table: {name for name, is_valid in indexes.items() if is_valid}
-        for table, indexes in _partition_value_indexes().items()
-    }
+    valid = _valid_value_indexes()
     default_sealed = value_index_name(DEFAULT_PARTITION) in valid.get(DEFAULT_PARTITION, set())
     spans: list[tuple[datetime, datetime]] = []
     for day in days:
@@ -326,4 +359,5 @@ def partition_drop(day: date) -> int | None:
     except DatabaseError as exc:
         logger.warning("partition %s not dropped (retried on the next run): %s", name, exc)
         return None
+    value_indexes_forget()
     return estimate

@@ -17,12 +17,12 @@ from datetime import datetime
 
 import numpy as np
 from django.db import connection
-from django.db.models import FloatField, Q, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import Q, QuerySet
 
 from readiness.telemetry.models import MetricPoint
 from readiness.telemetry.partitions import value_indexed_spans
 from readiness.telemetry.rollups.sketch import Sketch, key_range, value_keys
+from readiness.telemetry.where import where_sql
 
 # A percentile method: (q, n, the value of each 0-based rank of the n sorted values) -> the percentile.
 Interpolation = Callable[[float, int, Callable[[int], float]], float]
@@ -55,12 +55,12 @@ def selected_percentiles(
     buckets = merged.rank_buckets(ranks)
     keys = sorted({bucket.key for bucket in buckets.values()})
     ranges = _disjoint([key_range(key) for key in keys])
-    inside = Q()
-    for low, high in ranges:
-        inside |= Q(value__gte=low, value__lte=high)
     if postgres:
-        read = np.fromiter(_postgres_read(points, ranges, inside, start=start, end=end), dtype=float)
+        read = np.fromiter(_postgres_read(points, ranges, start=start, end=end), dtype=float)
     else:
+        inside = Q()
+        for low, high in ranges:
+            inside |= Q(value__gte=low, value__lte=high)
         read = np.fromiter(points.filter(inside).order_by().values_list("value", flat=True), dtype=float)
     read_keys = value_keys(read)
     ordered = {key: np.sort(read[read_keys == key]) for key in keys}
@@ -79,13 +79,11 @@ def selected_percentiles(
 def _postgres_read(
     points: QuerySet[MetricPoint],
     ranges: list[tuple[float, float]],
-    inside: Q,
     *,
     start: datetime,
     end: datetime,
 ) -> list[float]:
-    """The values of ``points`` (the window ``start < ts <= end``) inside ``ranges`` (``inside``, as one
-    condition), read in one query.
+    """The values of ``points`` (the window ``start < ts <= end``) inside ``ranges``, read in one query.
 
     Where a value index holds the window's points (``partitions.value_indexed_spans``: the sealed days,
     today's sealed hours), one range scan per value range: each reads only that index, which holds the
@@ -95,44 +93,51 @@ def _postgres_read(
     spans' scans, which are planned once with the range's bounds as parameters: a scan per range and
     per daily partition planned apart (30 days x 4 ranges) took 15 ms to plan against 4 ms to run;
     joined, 3.5 ms and 2 ms. The rest (the hours since the last sealed segment) has no value index and
-    is read once for all the ranges."""
+    is read once for all the ranges.
+
+    Written out over the window's WHERE as the ORM compiles it once (``where_sql``): a queryset built
+    and compiled per span cost more than the query took to run."""
+    where, where_params = where_sql(points)
+    table, value, ts = map(connection.ops.quote_name, (MetricPoint._meta.db_table, "value", "ts"))
     spans = value_indexed_spans(start=start, end=end)
     parts: list[str] = []
     params: list[object] = []
     if spans:
-        # The LATERAL join's columns, as the ORM cannot name an outer query's: fixed text, no input.
-        low, high = (RawSQL(f"ranges.{bound}", (), FloatField()) for bound in ("low", "high"))  # noqa: S611
-        scans = [
-            points.filter(ts__gte=a, ts__lt=b, value__gte=low, value__lte=high)
-            .order_by()
-            .values_list("value")
-            for a, b in spans
-        ]
-        sql, scan_params = scans[0].union(*scans[1:], all=True).query.sql_with_params()
-        parts.append(
-            "SELECT found.value FROM unnest(%s::float8[], %s::float8[]) AS ranges (low, high) "  # noqa: S608 -- the ORM's SQL, with bound parameters
-            f"CROSS JOIN LATERAL ({sql}) AS found"
+        scan = (
+            f"SELECT {value} FROM {table} WHERE {where} AND {ts} >= %s AND {ts} < %s "  # noqa: S608 -- our column names; the WHERE is the ORM's, with bound parameters
+            f"AND {value} >= ranges.low AND {value} <= ranges.high"
         )
-        params += [[a for a, _ in ranges], [b for _, b in ranges], *scan_params]
-    for gap in _unindexed(spans, start=start, end=end):
-        sql, scan_params = points.filter(inside, gap).order_by().values_list("value").query.sql_with_params()
-        parts.append(f"({sql})" if parts else sql)
-        params += scan_params
+        parts.append(
+            "SELECT found.value FROM unnest(%s::float8[], %s::float8[]) AS ranges (low, high) "  # noqa: S608 -- the scans above
+            f"CROSS JOIN LATERAL ({' UNION ALL '.join([scan] * len(spans))}) AS found"
+        )
+        params += [[low for low, _ in ranges], [high for _, high in ranges]]
+        for low, high in spans:
+            params += [*where_params, low, high]
+    inside = " OR ".join([f"({value} >= %s AND {value} <= %s)"] * len(ranges))
+    for low, high in _unindexed(spans, start=start, end=end):
+        before = "" if high is None else f" AND {ts} < %s"
+        parts.append(f"SELECT {value} FROM {table} WHERE {where} AND {ts} >= %s{before} AND ({inside})")  # noqa: S608 -- our column names; the WHERE is the ORM's, with bound parameters
+        params += [*where_params, low, *([] if high is None else [high])]
+        params += [bound for value_range in ranges for bound in value_range]
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
-        return [value for (value,) in cursor.fetchall()]
+        return [found for (found,) in cursor.fetchall()]
 
 
-def _unindexed(spans: list[tuple[datetime, datetime]], *, start: datetime, end: datetime) -> list[Q]:
-    """The ts ranges of the window ``start < ts <= end`` outside ``spans``: read without a value index."""
-    gaps = []
+def _unindexed(
+    spans: list[tuple[datetime, datetime]], *, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime | None]]:
+    """The ts ranges ``[low, high)`` of the window ``start < ts <= end`` outside ``spans``, read without a
+    value index; the last one's ``high`` is None (up to the window's end)."""
+    gaps: list[tuple[datetime, datetime | None]] = []
     read_from = start
     for low, high in spans:
         if low > read_from:
-            gaps.append(Q(ts__gte=read_from, ts__lt=low))
+            gaps.append((read_from, low))
         read_from = max(read_from, high)
     if read_from <= end:
-        gaps.append(Q(ts__gte=read_from))
+        gaps.append((read_from, None))
     return gaps
 
 

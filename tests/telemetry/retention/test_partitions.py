@@ -11,6 +11,7 @@ import pytest
 from celery import current_app
 from django.conf import settings
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from readiness.projects.models import Project
 from readiness.telemetry import partitions
@@ -224,6 +225,26 @@ def test_a_day_without_a_partition_is_read_through_defaults_index(project: Proje
     ]
 
 
+def test_a_process_plans_selections_from_its_catalog_read_for_a_minute(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The re-evaluation cycle makes two selections a project: one catalog read a minute serves them
+    all. Sealing in this process forgets the read at once (the test above)."""
+    partitions.partitions_ensure(start=TODAY - timedelta(days=1), end=TODAY)
+    partitions.partitions_value_indexed(now=NOW)
+    window = {"start": NOW - timedelta(days=1), "end": NOW}
+    with CaptureQueriesContext(connection) as reads:
+        spans = partitions.value_indexed_spans(**window)
+        assert partitions.value_indexed_spans(**window) == spans
+    assert len(reads) == 1
+
+    read_at, valid = partitions._spans_catalog
+    monkeypatch.setattr(partitions, "_spans_catalog", (read_at - partitions.SPANS_CATALOG_SECONDS - 1, valid))
+    with CaptureQueriesContext(connection) as reads:
+        assert partitions.value_indexed_spans(**window) == spans
+    assert len(reads) == 1
+
+
 def test_an_invalid_value_index_left_by_a_build_cut_short_is_built_again(project: Project) -> None:
     yesterday = partition_name(TODAY - timedelta(days=1))
     partitions.partitions_ensure(start=TODAY - timedelta(days=1), end=TODAY)
@@ -234,6 +255,8 @@ def test_an_invalid_value_index_left_by_a_build_cut_short_is_built_again(project
             "UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass(%s)",
             [f"{yesterday}_value"],
         )
+    # An edit of the catalog by hand, which this process hears of only here or after a minute.
+    partitions.value_indexes_forget()
     assert value_indexed()[yesterday] is False
     # Until it is built again, a window reads that day in full (not through the invalid index).
     midnight = partitions.day_start(TODAY)

@@ -516,3 +516,43 @@ def test_a_windows_sealed_day_and_hours_are_read_through_their_value_indexes(
     first_day, second_day = (partition_name(BASE.date() + dt.timedelta(days=n)) for n in (0, 1))
     assert f"using {first_day}_value on" in plan
     assert f"using {second_day}_value_0001 on" in plan
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="value indexes exist on PostgreSQL only")
+def test_a_selection_planned_from_a_stale_catalog_read_gives_the_sorted_percentiles(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process plans a selection from its catalog read of the last minute
+    (``partitions.SPANS_CATALOG_SECONDS``): an index dropped since, or built since, only changes how
+    a span is read, never which points."""
+    project = ProjectFactory()
+    store(project.pk, [Sent(offset, float(offset % 97), "eu", "push:ci") for offset in range(0, SPAN, 60)])
+    rollups_fold(now=BASE + dt.timedelta(seconds=SPAN + 600))
+    window = {
+        "project_id": project.pk,
+        "metric": "latency_ms",
+        "start": BASE,
+        "end": BASE + dt.timedelta(hours=4),
+    }
+    wanted = ["p50", "p90", "p99"]
+    monkeypatch.setattr(aggregates, "SELECTION_MIN_POINTS", 10**9)
+    sorted_values = window_aggregates(**window, aggregations=wanted)
+    monkeypatch.setattr(aggregates, "SELECTION_MIN_POINTS", 0)
+    spans = partitions.value_indexed_spans(start=window["start"], end=window["end"])
+    first_day, second_day = (partition_name(BASE.date() + dt.timedelta(days=n)) for n in (0, 1))
+    with connection.cursor() as cursor:
+        # The first day's whole index gone (the catalog read still names it); the second day's next
+        # hour sealed by hand (the catalog read does not know it).
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the points' foreign keys, checked before DDL
+        cursor.execute(f'DROP INDEX "{first_day}_value"')
+        cursor.execute(
+            f'CREATE INDEX "{second_day}_value_0102" ON "{second_day}" {partitions.VALUE_INDEX_COLUMNS} '
+            f"WHERE ts >= '{BASE + dt.timedelta(days=1, hours=1):%Y-%m-%d %H:%M}+00' "
+            f"AND ts < '{BASE + dt.timedelta(days=1, hours=2):%Y-%m-%d %H:%M}+00'"
+        )
+    assert partitions.value_indexed_spans(start=window["start"], end=window["end"]) == spans
+
+    selected = window_aggregates(**window, aggregations=wanted)
+    assert {key: (r.value, r.approximate) for key, r in selected.items()} == {
+        key: (r.value, False) for key, r in sorted_values.items()
+    }
