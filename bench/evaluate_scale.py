@@ -11,10 +11,11 @@ One run, all local: PostgreSQL (a database of its own, created and dropped here)
 3. fold the rollups (timed), then evaluate each project again, median of --runs;
 4. the fleet: --fleet-projects projects (default 100) x 30 criteria (ten aggregations x 24 h, 7 d and
    30 d) at 1 point/min, loaded with the rest before the fold, then every project evaluated as the
-   worker does it (``scorecard_refresh``: evaluate and store), one after the other, twice: the first
-   cycle (first scorecards, printed) and the re-evaluation cycle the worker repeats every 5 minutes:
-   its worker-seconds, and that figure scaled to 1,000 projects (a project's cost does not depend on
-   how many others there are).
+   worker does it (``scorecard_refresh``: evaluate and store), one after the other: the first cycle
+   (first scorecards, printed), then --fleet-cycles times the re-evaluation cycle the worker repeats
+   every 5 minutes: the median cycle's worker-seconds, and that figure scaled to 1,000 projects (a
+   project's cost does not depend on how many others there are). A cycle of 20 projects lasts about a
+   second, so one slow second of a shared machine was the whole figure; the median of several is not.
 
 Prints the figures and the ratios the issue sets as goals: at 1 point/s <= 100 ms, and <= 2x the 1
 point/min figure (cost independent of volume); 1,000 projects x 30 criteria <= 60 worker-seconds.
@@ -28,6 +29,7 @@ sealed the hours before it. The last ~6 hours of points then have no value index
 percentile reads them in full; at any other minute it reads fewer.
 
     python bench/evaluate_scale.py [--runs 15] [--raw-runs 3] [--days 30] [--fleet-projects 100]
+                                   [--fleet-cycles 5]
 
 Needs PostgreSQL (DATABASE_URL's server, default postgres://postgres@127.0.0.1:5432).
 """
@@ -152,11 +154,14 @@ def fleet_load(db_url: str, team: Any, projects: int, days: int) -> tuple[list[A
     return fleet_projects, time.perf_counter() - started
 
 
-def fleet_evaluate(fleet_projects: list[Any], load_seconds: float, days: int) -> tuple[bool, list[str]]:
-    """Evaluating the fleet twice, one project after the other, after the fold: the first cycle stores
-    each project's first scorecard (standing, blockers, weeks and tallies written; the process cold),
-    the second is what the worker does every 5 minutes from then on, and the goal's figure. Returns
-    whether the goal is met, and the projects whose 30-day count disagrees with the points loaded."""
+def fleet_evaluate(
+    fleet_projects: list[Any], load_seconds: float, days: int, cycles: int
+) -> tuple[bool, list[str]]:
+    """Evaluating the fleet, one project after the other, after the fold: the first cycle stores each
+    project's first scorecard (standing, blockers, weeks and tallies written; the process cold), the
+    next ``cycles`` are what the worker does every 5 minutes from then on, and their median the goal's
+    figure. Returns whether the goal is met, and the projects whose 30-day count disagrees with the
+    points loaded."""
     from readiness.scoring.services import scorecard_refresh
 
     started = time.perf_counter()
@@ -167,9 +172,12 @@ def fleet_evaluate(fleet_projects: list[Any], load_seconds: float, days: int) ->
         "fleet, first cycle (first scorecards, cold process): "
         f"{first / len(fleet_projects) * 1000:.0f} ms a project"
     )
-    started = time.perf_counter()
-    scorecards = [scorecard_refresh(project=project, now=NOW) for project in fleet_projects]
-    seconds = time.perf_counter() - started
+    timed = []
+    for _ in range(cycles):
+        started = time.perf_counter()
+        scorecards = [scorecard_refresh(project=project, now=NOW) for project in fleet_projects]
+        timed.append(time.perf_counter() - started)
+    seconds = statistics.median(timed)
     expected = days * 86_400 // 60
     wrong = [
         scorecard.project.slug
@@ -181,8 +189,8 @@ def fleet_evaluate(fleet_projects: list[Any], load_seconds: float, days: int) ->
     met = at_thousand <= FLEET_GOAL_SECONDS
     print(
         f"fleet: {projects} projects x {len(FLEET_CRITERIA)} criteria at 1 point/min over {days} d "
-        f"(loaded in {load_seconds:.0f} s): re-evaluating every project, second cycle "
-        f"{seconds:.1f} worker-seconds, "
+        f"(loaded in {load_seconds:.0f} s): re-evaluating every project, {cycles} cycles of "
+        f"{', '.join(f'{cycle:.2f}' for cycle in timed)} worker-seconds; the median "
         f"{seconds / projects * 1000:.0f} ms a project"
     )
     verdict = "met" if met else "MISSED"
@@ -204,9 +212,10 @@ def main() -> int:
     parser.add_argument("--raw-runs", type=int, default=3)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--fleet-projects", type=int, default=100)
+    parser.add_argument("--fleet-cycles", type=int, default=5, help="re-evaluation cycles timed (median)")
     args = parser.parse_args()
-    if min(args.runs, args.raw_runs, args.days, args.fleet_projects) < 1:
-        parser.error("--runs, --raw-runs, --days and --fleet-projects must be at least 1")
+    if min(args.runs, args.raw_runs, args.days, args.fleet_projects, args.fleet_cycles) < 1:
+        parser.error("--runs, --raw-runs, --days, --fleet-projects and --fleet-cycles must be at least 1")
 
     db_name = f"readiness_bench_evaluate_{os.getpid()}"
     db_url = bench_database(db_name)
@@ -296,7 +305,7 @@ def main() -> int:
             print(f"values disagreeing with the raw baseline: {', '.join(wrong)}")
             return 1
         print("every value agrees with the raw baseline (count, mean exactly; percentiles within 1%)")
-        fleet_met, fleet_wrong = fleet_evaluate(fleet_projects, fleet_seconds, args.days)
+        fleet_met, fleet_wrong = fleet_evaluate(fleet_projects, fleet_seconds, args.days, args.fleet_cycles)
         if fleet_wrong:
             print(f"fleet projects whose 30-day count disagrees with the points loaded: {fleet_wrong}")
             return 1
