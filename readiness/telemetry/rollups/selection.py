@@ -96,7 +96,10 @@ def _postgres_read(
     is read once for all the ranges.
 
     Written out over the window's WHERE as the ORM compiles it once (``where_sql``): a queryset built
-    and compiled per span cost more than the query took to run."""
+    and compiled per span cost more than the query took to run. Bound on the client, so never a
+    prepared statement: PostgreSQL's generic plan of it, which prunes no partition while planning,
+    took 30 ms for a 30-day window against 4.8 ms planned afresh, and its automatic plan choice
+    switched to the generic plan after five runs (the benchmark's database, 2026-12-08)."""
     where, where_params = where_sql(points)
     table, value, ts = map(connection.ops.quote_name, (MetricPoint._meta.db_table, "value", "ts"))
     spans = value_indexed_spans(start=start, end=end)
