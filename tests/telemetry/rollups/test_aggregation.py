@@ -494,20 +494,25 @@ def test_the_windows_of_a_metric_are_planned_in_one_query(
     assert [plan.uses_rollups for plan in plans] == [False, True, True]
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="value indexes exist on PostgreSQL only")
-def test_a_windows_sealed_day_and_hours_are_read_through_their_value_indexes(
-    db: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(aggregates, "SELECTION_MIN_POINTS", 0)
+@pytest.fixture
+def window(db: None) -> dict[str, Any]:
+    """Four hours of a point a minute across the two days (``sealed``), folded: a window's arguments."""
     project = ProjectFactory()
     store(project.pk, [Sent(offset, float(offset % 97), "eu", "push:ci") for offset in range(0, SPAN, 60)])
     rollups_fold(now=BASE + dt.timedelta(seconds=SPAN + 600))
-    window = {
+    return {
         "project_id": project.pk,
         "metric": "latency_ms",
         "start": BASE,
         "end": BASE + dt.timedelta(hours=4),
     }
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="value indexes exist on PostgreSQL only")
+def test_a_windows_sealed_day_and_hours_are_read_through_their_value_indexes(
+    window: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aggregates, "SELECTION_MIN_POINTS", 0)
     with CaptureQueriesContext(connection) as queries:
         results = window_aggregates(**window, aggregations=["p50", "p99"])
     assert results["p99"].approximate is False
@@ -520,20 +525,11 @@ def test_a_windows_sealed_day_and_hours_are_read_through_their_value_indexes(
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="value indexes exist on PostgreSQL only")
 def test_a_selection_planned_from_a_stale_catalog_read_gives_the_sorted_percentiles(
-    db: None, monkeypatch: pytest.MonkeyPatch
+    window: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A process plans a selection from its catalog read of the last minute
     (``partitions.SPANS_CATALOG_SECONDS``): an index dropped since, or built since, only changes how
     a span is read, never which points."""
-    project = ProjectFactory()
-    store(project.pk, [Sent(offset, float(offset % 97), "eu", "push:ci") for offset in range(0, SPAN, 60)])
-    rollups_fold(now=BASE + dt.timedelta(seconds=SPAN + 600))
-    window = {
-        "project_id": project.pk,
-        "metric": "latency_ms",
-        "start": BASE,
-        "end": BASE + dt.timedelta(hours=4),
-    }
     wanted = ["p50", "p90", "p99"]
     monkeypatch.setattr(aggregates, "SELECTION_MIN_POINTS", 10**9)
     sorted_values = window_aggregates(**window, aggregations=wanted)
